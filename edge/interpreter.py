@@ -1,0 +1,44 @@
+"""The TFLite interpreter, from ai_edge_litert, else tflite_runtime, else tensorflow.lite.
+
+A Raspberry Pi install has no TensorFlow, so TensorFlow is only the last resort.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+
+def interpreter_class():
+    """The first available Interpreter class, in order of preference."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf  # noqa: F401  (last resort; never present on a Pi install)
+
+        return tf.lite.Interpreter
+    except ImportError:
+        raise ImportError("no TFLite interpreter found: pip install ai-edge-litert "
+                          "(or tflite-runtime on older Raspberry Pi OS)") from None
+
+
+def load_interpreter(model_path: str | os.PathLike, num_threads: int | None = None):
+    """Build and allocate an interpreter once; callers keep it for the life of the stage."""
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"{model_path}: model file not found")
+    cls = interpreter_class()
+    interp = cls(model_path=str(model_path), num_threads=num_threads)
+    interp.allocate_tensors()
+    return interp

@@ -1,0 +1,119 @@
+"""The one face-crop -> model-input function, shared by training and the runtime.
+
+Training feeds FER-2013's 48x48 gray crops through `to_model_input`; the runtime crops faces
+from camera frames with `crop_face` and then calls the same `to_model_input`, so the two cannot
+drift apart. Everything here is NumPy/OpenCV: `edge` must never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """What the classifier expects: size, colour and the float normalisation `(p - mean) / std`."""
+
+    height: int = 48
+    width: int = 48
+    channels: int = 1
+    color: str = "gray"
+    mean: float = 128.0
+    std: float = 64.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "InputSpec":
+        return cls(**{k: d[k] for k in ("height", "width", "channels", "color", "mean", "std") if k in d})
+
+
+@dataclass(frozen=True, slots=True)
+class CropPolicy:
+    """How a detected face box becomes a crop that looks like FER-2013's framing.
+
+    `margin` grows the square crop around the box centre by this fraction of the box side;
+    `shift_y` moves the centre down by this fraction of the side (FER crops include the chin
+    but little forehead); `align` rotates so that the eye line is horizontal.
+    """
+
+    margin: float = 0.0
+    shift_y: float = 0.0
+    align: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "CropPolicy":
+        return cls(**{k: d[k] for k in ("margin", "shift_y", "align") if k in d})
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 BGR or (H, W) gray -> (H, W) uint8 gray."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def to_model_input(gray: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Gray crops -> normalised float model input.
+
+    gray: (n, h, w) or (h, w) uint8. Crops of another size are resized with INTER_AREA.
+    Returns (n, spec.height, spec.width, 1) float32, `(pixel - mean) / std`.
+    """
+    batch = gray[None] if gray.ndim == 2 else gray
+    if batch.shape[1:3] != (spec.height, spec.width):
+        batch = np.stack(
+            [cv2.resize(g, (spec.width, spec.height), interpolation=cv2.INTER_AREA) for g in batch]
+        )
+    out = batch.astype(np.float32)
+    out -= np.float32(spec.mean)
+    out *= np.float32(1.0 / spec.std)
+    return out[..., None]
+
+
+def crop_face(
+    image_bgr: np.ndarray,
+    box_xyxy: np.ndarray,
+    spec: InputSpec,
+    policy: CropPolicy,
+    keypoints: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cut one face out of a frame as a (spec.height, spec.width) uint8 gray crop.
+
+    image_bgr: (H, W, 3) uint8 BGR; box_xyxy: (4,) frame pixels; keypoints: (6, 2) frame pixels
+    (right eye, left eye, ...), used only when `policy.align`. Pixels outside the frame are
+    filled by edge replication, as a real face continues past the border more than black does.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    side = max(x2 - x1, y2 - y1) * (1.0 + policy.margin)
+    cx = (x1 + x2) / 2.0
+    cy = (y1 + y2) / 2.0 + policy.shift_y * side
+    angle_deg = 0.0
+    if policy.align and keypoints is not None:
+        (rx, ry), (lx, ly) = keypoints[0], keypoints[1]
+        # Right eye is on the image's left; the angle that levels the eye line.
+        angle_deg = math.degrees(math.atan2(ly - ry, lx - rx))
+    # Warp straight to the output when upscaling; when shrinking a big face, warp to an
+    # integer multiple of the output first and area-average down, which avoids the aliasing
+    # that a bilinear warp alone gives (warpAffine has no INTER_AREA).
+    k = int(min(4, max(1, side // spec.width)))
+    out_w, out_h = spec.width * k, spec.height * k
+    scale = out_w / max(side, 1.0)
+    m = cv2.getRotationMatrix2D((cx, cy), angle_deg, scale)
+    m[0, 2] += out_w / 2.0 - cx
+    m[1, 2] += out_h / 2.0 - cy
+    crop = cv2.warpAffine(
+        to_gray(image_bgr), m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    if k > 1:
+        crop = cv2.resize(crop, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+    return crop

@@ -1,0 +1,1 @@
+"""Package data: the models this project trained (installed as `fer_edge_models`)."""
