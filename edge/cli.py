@@ -16,7 +16,8 @@ import sys
 _COMMAND_MODULES = (
     "train.cli",  # data, train, evaluate
     "convert.cli",  # convert
-    "edge.run_cli",  # run, models
+    "edge.run_cli",  # run
+    "edge.models_cli",  # models
     "benchmarks.cli",  # bench
     "edge.web.cli",  # serve
 )

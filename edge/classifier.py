@@ -1,0 +1,81 @@
+"""The TFLite emotion classifier: gray face crops in, probabilities out.
+
+The interpreter is built once. Quantization parameters come from the interpreter itself, and
+the sidecar must match the model (input shape, label count) or loading fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edge.interpreter import load_interpreter
+from edge.preprocess import to_model_input
+from edge.sidecar import ModelCard, check_against_interpreter, load_sidecar
+
+log = logging.getLogger(__name__)
+
+
+class EmotionClassifier:
+    """`probs = classifier.classify(crops)` for (n, H, W) uint8 gray crops -> (n, classes) float32."""
+
+    def __init__(self, model_path: str | Path, num_threads: int | None = None, batch: bool = True):
+        self.model_path = Path(model_path)
+        self.card: ModelCard = load_sidecar(self.model_path)
+        self._interp = load_interpreter(self.model_path, num_threads=num_threads)
+        check_against_interpreter(self.card, self._interp, where=str(self.model_path.with_suffix(".json")))
+        inp = self._interp.get_input_details()[0]
+        out = self._interp.get_output_details()[0]
+        self._in_index, self._out_index = inp["index"], out["index"]
+        self._in_dtype = inp["dtype"]
+        self._in_scale, self._in_zero = inp["quantization"]
+        self._out_scale, self._out_zero = out["quantization"]
+        self._out_dtype = out["dtype"]
+        self._batch_size = int(inp["shape"][0])
+        # Batched calls resize the input tensor; one-by-one keeps the allocated batch of 1.
+        self.batch = batch
+        self.labels = self.card.labels
+        self.spec = self.card.input
+
+    @property
+    def input_dtype(self):
+        return self._in_dtype
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        if self._in_dtype == np.float32:
+            return x
+        info = np.iinfo(self._in_dtype)
+        q = np.round(x / self._in_scale + self._in_zero)
+        return np.clip(q, info.min, info.max).astype(self._in_dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        if self._out_dtype == np.float32:
+            return y
+        return ((y.astype(np.float32) - self._out_zero) * self._out_scale).astype(np.float32)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        if n != self._batch_size:
+            self._interp.resize_tensor_input(self._in_index, [n, *x.shape[1:]])
+            self._interp.allocate_tensors()
+            self._batch_size = n
+        self._interp.set_tensor(self._in_index, x)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out_index)
+
+    def classify_inputs(self, x: np.ndarray) -> np.ndarray:
+        """x: (n, H, W, C) float32, already normalised -> (n, classes) float32 probabilities."""
+        if x.shape[0] == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        q = self._quantize(x)
+        if self.batch:
+            return self._dequantize(self._run(q))
+        return np.concatenate([self._dequantize(self._run(q[i:i + 1])) for i in range(len(q))])
+
+    def classify(self, crops_gray: np.ndarray) -> np.ndarray:
+        """crops_gray: (n, h, w) uint8 gray face crops -> (n, classes) float32 probabilities."""
+        if len(crops_gray) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return self.classify_inputs(to_model_input(crops_gray, self.spec))
