@@ -1,0 +1,194 @@
+"""Where results go: JSON Lines, an annotated video, annotated images, and the run summary.
+
+`frame_record(result)` is THE record builder (the CLI's JSONL, the web API and the benchmarks
+all use it), one object per processed frame:
+
+    {"frame": int, "t": float,
+     "faces": [{"id": int, "box": [x1, y1, x2, y2], "score": float, "emotion": str,
+                "confidence": float, "probs": {label: float}}],
+     "latency_ms": {"detect": float, "classify": float, "total": float}}
+
+plus "source": path in image/folder mode. Boxes are integer pixels of the source frame;
+"classify" is crop + inference (the preprocess and classify stages).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+
+from edge.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+STAGES = ("detect", "preprocess", "classify", "track", "total")
+
+
+def frame_record(result: FrameResult, source: str | None = None) -> dict:
+    """The JSON-ready dict for one processed frame (see the module docstring)."""
+    faces = result.faces
+    idx = result.label_indices
+    labels = result.labels
+    out_faces = []
+    for i in range(len(faces)):
+        p = result.probs[i]
+        li = int(idx[i])
+        out_faces.append({
+            "id": int(result.track_ids[i]) if len(result.track_ids) > i else -1,
+            "box": [int(v) for v in faces.xyxy[i]],
+            "score": round(float(faces.score[i]), 4),
+            "emotion": labels[li],
+            "confidence": round(float(p[li]), 4),
+            "probs": {labels[k]: round(float(p[k]), 4) for k in range(len(labels))},
+        })
+    t = result.timings
+    record = {
+        "frame": int(result.frame.index),
+        "t": round(float(result.frame.t), 4),
+        "faces": out_faces,
+        "latency_ms": {
+            "detect": round(t.detect_ms, 3),
+            "classify": round(t.preprocess_ms + t.classify_ms, 3),
+            "total": round(t.total_ms, 3),
+        },
+    }
+    src = source if source is not None else result.frame.source
+    if src:
+        record["source"] = src
+    return record
+
+
+class JsonlSink:
+    """One JSON object per line, flushed per line, so a killed run leaves only whole lines."""
+
+    def __init__(self, path: str | Path | None = None, stream: IO[str] | None = None):
+        if path is not None and str(path) != "-":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._file: IO[str] | None = open(path, "w", encoding="utf-8")
+            self._out = self._file
+        else:
+            self._file = None
+            self._out = stream if stream is not None else sys.stdout
+        self.lines = 0
+
+    def write(self, record: dict) -> None:
+        self._out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._out.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "JsonlSink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoSink:
+    """Annotated frames to a video file; opened on the first frame (its size)."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0):
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self._writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, image_bgr: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            h, w = image_bgr.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
+            if not self._writer.isOpened():
+                self._writer = None
+                raise OSError(f"{self.path}: cannot write a video here (try a .avi or .mp4 name)")
+        self._writer.write(image_bgr)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> "VideoSink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ImageDirSink:
+    """Annotated images into a folder, named after their source file."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._used: set[str] = set()
+        self.images = 0
+
+    def write(self, image_bgr: np.ndarray, source: str, index: int) -> Path:
+        stem = Path(source).stem if source else f"frame_{index:06d}"
+        name = f"{stem}.jpg"
+        if name in self._used:  # same stem from two folders of a glob
+            name = f"{stem}_{index:06d}.jpg"
+        self._used.add(name)
+        path = self.out_dir / name
+        if not cv2.imwrite(str(path), image_bgr):
+            raise OSError(f"{path}: cannot write the annotated image")
+        self.images += 1
+        return path
+
+
+@dataclass
+class RunSummary:
+    """Counts and per-stage latencies of a run; `text()` is what the CLI prints at exit."""
+
+    frames: int = 0
+    faces: int = 0
+    drops: int = 0
+    skipped: int = 0
+    reconnects: int = 0
+    wall_s: float = 0.0
+
+    def __post_init__(self):
+        self._ms: dict[str, list[float]] = {s: [] for s in STAGES}
+
+    def add(self, result: FrameResult) -> None:
+        t = result.timings
+        self.frames += 1
+        self.faces += len(result.faces)
+        for s, v in zip(STAGES, (t.detect_ms, t.preprocess_ms, t.classify_ms, t.track_ms, t.total_ms)):
+            self._ms[s].append(v)
+
+    def percentiles(self, q: float) -> dict[str, float]:
+        """Per stage, the q-th percentile in ms (NaN when no frames)."""
+        return {s: float(np.percentile(v, q)) if v else float("nan") for s, v in self._ms.items()}
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_json(self) -> dict:
+        return {"frames": self.frames, "faces": self.faces, "drops": self.drops, "skipped": self.skipped,
+                "reconnects": self.reconnects, "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
+                "latency_ms": {"p50": self.percentiles(50), "p95": self.percentiles(95)}}
+
+    def text(self) -> str:
+        p50, p95 = self.percentiles(50), self.percentiles(95)
+        lines = [f"frames {self.frames}  faces {self.faces}  drops {self.drops}  skipped {self.skipped}  "
+                 f"reconnects {self.reconnects}  {self.fps:.1f} frames/s over {self.wall_s:.1f} s",
+                 "latency ms   " + "  ".join(f"{s:>10}" for s in STAGES),
+                 "  p50        " + "  ".join(f"{p50[s]:10.2f}" for s in STAGES),
+                 "  p95        " + "  ".join(f"{p95[s]:10.2f}" for s in STAGES)]
+        return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""IoU tracker with per-track smoothing: stable face ids and labels that do not flicker.
+
+Each detection is matched greedily (highest IoU first) to a live track; unmatched detections
+start new tracks and tracks unmatched for more than `max_missed` frames expire. Per track the
+class probabilities are an exponential moving average, and the shown label changes only when
+a challenger beats it by `hysteresis_margin` or stays the top class for `hysteresis_frames`
+frames in a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    iou_threshold: float = 0.3  # a detection continues a track when their boxes overlap this much
+    max_missed: int = 10  # frames a track survives without a detection
+    smooth: bool = True  # EMA + label hysteresis; off: raw probabilities, argmax label
+    ema_alpha: float = 0.4  # weight of the newest frame in the EMA
+    hysteresis_margin: float = 0.15  # a challenger wins at once when it leads by this much
+    hysteresis_frames: int = 3  # ... or when it stays on top this many frames in a row
+
+    def __post_init__(self):
+        if not 0.0 < self.ema_alpha <= 1.0:
+            raise ValueError(f"ema_alpha must be in (0, 1], got {self.ema_alpha}")
+        if self.max_missed < 0 or self.hysteresis_frames < 1:
+            raise ValueError("max_missed must be >= 0 and hysteresis_frames >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Tracks:
+    """The tracker's answer for one frame, row i for detection i."""
+
+    ids: np.ndarray  # (n,) int64 stable track id
+    probs: np.ndarray  # (n, C) float32 smoothed (or raw) probabilities
+    label_index: np.ndarray  # (n,) int64 shown label
+
+
+class _Track:
+    __slots__ = ("id", "box", "probs", "label", "challenger", "streak", "missed")
+
+    def __init__(self, track_id: int, box: np.ndarray, probs: np.ndarray):
+        self.id = track_id
+        self.box = box  # (4,) float32 xyxy
+        self.probs = probs.astype(np.float32, copy=True)  # (C,) float32 EMA
+        self.label = int(np.argmax(probs))
+        self.challenger = -1
+        self.streak = 0
+        self.missed = 0
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) and (m, 4) xyxy boxes -> (n, m) float32 intersection over union."""
+    a = a.astype(np.float32)[:, None, :]
+    b = b.astype(np.float32)[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
+
+
+class Tracker:
+    """`tracks = tracker.update(xyxy, probs)` once per frame, in frame order."""
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()):
+        self.config = config
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    def update(self, xyxy: np.ndarray, probs: np.ndarray) -> Tracks:
+        """xyxy: (n, 4) boxes of this frame's faces; probs: (n, C) float32 classifier output."""
+        cfg = self.config
+        n = xyxy.shape[0]
+        match = self._match(xyxy)  # (n,) index into self._tracks or -1
+        matched = set(int(j) for j in match if j >= 0)
+        out_probs = np.empty((n, probs.shape[1]), np.float32)
+        out_label = np.empty((n,), np.int64)
+        out_ids = np.empty((n,), np.int64)
+        new_tracks: list[_Track] = []
+        for i in range(n):
+            box = xyxy[i].astype(np.float32)
+            if match[i] >= 0:
+                tr = self._tracks[int(match[i])]
+                tr.box, tr.missed = box, 0
+                if cfg.smooth:
+                    tr.probs += cfg.ema_alpha * (probs[i] - tr.probs)
+                    self._hysteresis(tr)
+                else:
+                    tr.probs = probs[i].astype(np.float32, copy=True)
+                    tr.label = int(np.argmax(tr.probs))
+            else:
+                tr = _Track(self._next_id, box, probs[i])
+                self._next_id += 1
+                new_tracks.append(tr)
+            out_ids[i], out_probs[i], out_label[i] = tr.id, tr.probs, tr.label
+        survivors = []
+        for j, tr in enumerate(self._tracks):
+            if j not in matched:
+                tr.missed += 1
+                if tr.missed > cfg.max_missed:
+                    continue
+            survivors.append(tr)
+        self._tracks = survivors + new_tracks
+        return Tracks(ids=out_ids, probs=out_probs, label_index=out_label)
+
+    def _match(self, xyxy: np.ndarray) -> np.ndarray:
+        n, m = xyxy.shape[0], len(self._tracks)
+        match = np.full((n,), -1, np.int64)
+        if n == 0 or m == 0:
+            return match
+        iou = iou_matrix(xyxy, np.stack([t.box for t in self._tracks]))
+        # Greedy by descending IoU: with a handful of faces this equals the optimal assignment
+        # in practice and needs no solver.
+        order = np.argsort(-iou, axis=None)
+        used_t = np.zeros((m,), bool)
+        for flat in order:
+            i, j = divmod(int(flat), m)
+            if iou[i, j] < self.config.iou_threshold:
+                break
+            if match[i] < 0 and not used_t[j]:
+                match[i] = j
+                used_t[j] = True
+        return match
+
+    def _hysteresis(self, tr: _Track) -> None:
+        cfg = self.config
+        top = int(np.argmax(tr.probs))
+        if top == tr.label:
+            tr.challenger, tr.streak = -1, 0
+            return
+        tr.streak = tr.streak + 1 if top == tr.challenger else 1
+        tr.challenger = top
+        if tr.probs[top] - tr.probs[tr.label] >= cfg.hysteresis_margin or tr.streak >= cfg.hysteresis_frames:
+            tr.label, tr.challenger, tr.streak = top, -1, 0
