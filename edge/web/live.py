@@ -1,0 +1,231 @@
+"""The live source behind the web UI: one background thread, one JPEG per frame, many viewers.
+
+The thread reads the newest frame from the capture, runs the live pipeline (tracking and
+smoothing on), draws the overlay and encodes ONE JPEG. MJPEG clients and the polling API only
+read that latest result, so a slow or vanished viewer never slows the pipeline and the encode
+cost does not grow with the number of viewers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from edge.types import Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+# Source states shown by /api/stats and the live page.
+STARTING, RUNNING, ENDED, FAILED, STOPPED = "starting", "running", "ended", "failed", "stopped"
+TERMINAL = frozenset({ENDED, FAILED, STOPPED})
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFrame:
+    seq: int  # strictly increasing per encoded frame
+    jpeg: bytes  # the annotated frame, encoded once for every viewer
+    width: int
+    height: int
+    faces: list = field(default_factory=list)  # API face records (see edge.web.app.face_records)
+    latency_ms: float = 0.0  # pipeline + draw + encode time of this frame
+    t: float = 0.0  # time.monotonic() when it was published
+
+
+class TooManyClients(RuntimeError):
+    """More MJPEG viewers than the server keeps threads for."""
+
+
+class LiveStream:
+    """`with LiveStream(open_capture, process, draw, to_records) as live: live.wait_newer(seq)`.
+
+    open_capture: () -> an entered-able edge.capture.Capture (opened on the live thread).
+    process: Frame -> FrameResult (the live pipeline; only this thread calls it).
+    draw: (image_bgr, FrameResult, fps or None) -> annotated image_bgr.
+    to_records: FrameResult -> list of API face records.
+    """
+
+    def __init__(self, open_capture: Callable[[], object], process: Callable[[Frame], FrameResult],
+                 draw: Callable[[np.ndarray, FrameResult, float | None], np.ndarray],
+                 to_records: Callable[[FrameResult], list], *, source_name: str = "",
+                 jpeg_quality: int = 80, max_clients: int = 4, join_timeout_s: float = 5.0):
+        self.source_name = source_name
+        self._open_capture = open_capture
+        self._process = process
+        self._draw = draw
+        self._to_records = to_records
+        self._jpeg_params = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
+        self.max_clients = max_clients
+        self._join_timeout_s = join_timeout_s
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._latest: LiveFrame | None = None
+        self._state = STARTING
+        self._error = ""
+        self._clients = 0
+        self._clients_total = 0
+        self._frames = 0
+        self._capture_stats = None
+        self._publish_times: deque[float] = deque(maxlen=30)
+        self._thread = threading.Thread(target=self._run, name="web-live", daemon=True)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> "LiveStream":
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> "LiveStream":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        """Stop the live thread and join it; wakes every waiting viewer."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(self._join_timeout_s)
+            if self._thread.is_alive():
+                log.warning("live thread did not stop within %.1f s", self._join_timeout_s)
+
+    # --- the live thread ------------------------------------------------------------------------
+
+    def _set_state(self, state: str, error: str = "") -> None:
+        with self._cond:
+            self._state, self._error = state, error
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        final, error = ENDED, ""
+        try:
+            with self._open_capture() as capture:
+                self._set_state(RUNNING)
+                try:
+                    for frame in capture.frames(stop=self._stop):
+                        self._publish(frame)
+                        self._capture_stats = capture.stats
+                finally:
+                    self._capture_stats = capture.stats
+            if self._stop.is_set():
+                final = STOPPED
+        except Exception as exc:  # a source that cannot be opened or dies: shown, not fatal
+            log.warning("live source %s failed: %s", self.source_name, exc)
+            final, error = FAILED, str(exc) or type(exc).__name__
+        self._set_state(final, error)
+
+    def _publish(self, frame: Frame) -> None:
+        t0 = time.perf_counter()
+        result = self._process(frame)
+        fps = self.fps()
+        annotated = self._draw(frame.image, result, fps if fps > 0 else None)
+        ok, buf = cv2.imencode(".jpg", annotated, self._jpeg_params)
+        if not ok:
+            log.warning("live frame %d: JPEG encode failed, skipped", frame.index)
+            return
+        h, w = frame.image.shape[:2]
+        now = time.monotonic()
+        with self._cond:
+            seq = self._latest.seq + 1 if self._latest is not None else 0
+            self._latest = LiveFrame(seq=seq, jpeg=buf.tobytes(), width=w, height=h,
+                                     faces=self._to_records(result),
+                                     latency_ms=(time.perf_counter() - t0) * 1000.0, t=now)
+            self._frames += 1
+            self._publish_times.append(now)
+            self._cond.notify_all()
+
+    # --- viewers ------------------------------------------------------------------------------
+
+    def latest(self) -> LiveFrame | None:
+        with self._cond:
+            return self._latest
+
+    def wait_newer(self, seq: int, timeout_s: float) -> LiveFrame | None:
+        """The latest frame if its seq > `seq`, waiting up to timeout_s; else None."""
+        with self._cond:
+            fresh = lambda: self._latest is not None and self._latest.seq > seq  # noqa: E731
+            self._cond.wait_for(lambda: fresh() or self._stop.is_set() or self._state in TERMINAL,
+                                timeout_s)
+            return self._latest if fresh() else None
+
+    @property
+    def finished(self) -> bool:
+        """The source ended, failed or the server is stopping: no new frames will come."""
+        with self._cond:
+            return self._stop.is_set() or self._state in TERMINAL
+
+    @contextmanager
+    def client(self) -> Iterator[None]:
+        """Count one MJPEG viewer for as long as its response streams."""
+        with self._cond:
+            if self._clients >= self.max_clients:
+                raise TooManyClients(f"{self._clients} viewers already watch the stream "
+                                     f"(limit {self.max_clients}); close one or raise --threads")
+            self._clients += 1
+            self._clients_total += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._clients -= 1
+
+    def mjpeg(self, boundary: bytes, keepalive_s: float = 1.0) -> Iterator[bytes]:
+        """multipart/x-mixed-replace parts until the source finishes or the server stops.
+
+        The caller holds `client()` around this. A viewer that joins after the end still gets
+        the last frame once, so the page shows where the source stopped.
+        """
+        seq = -1
+        while not self._stop.is_set():
+            frame = self.wait_newer(seq, keepalive_s)
+            if frame is None:
+                if self.finished:
+                    return
+                continue
+            seq = frame.seq
+            yield (b"--" + boundary + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                   + str(len(frame.jpeg)).encode() + b"\r\n\r\n" + frame.jpeg + b"\r\n")
+
+    def fps(self) -> float:
+        """Published frames per second over the last ~30 frames (0 when idle for 2 s)."""
+        with self._cond:
+            times = list(self._publish_times)
+        if len(times) < 2 or time.monotonic() - times[-1] > 2.0:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+    def stats(self) -> dict:
+        with self._cond:
+            latest, state, error = self._latest, self._state, self._error
+            clients, clients_total, frames = self._clients, self._clients_total, self._frames
+        cap = self._capture_stats
+        return {
+            "source": self.source_name,
+            "state": state,
+            "error": error,
+            "frames": frames,
+            "captured": cap.frames if cap else 0,
+            "drops": cap.drops if cap else 0,
+            "skipped": cap.skipped if cap else 0,
+            "reconnects": cap.reconnects if cap else 0,
+            "fps": round(self.fps(), 2),
+            "clients": clients,
+            "clients_total": clients_total,
+            "max_clients": self.max_clients,
+            "latency_ms": round(latest.latency_ms, 2) if latest else None,
+            "width": latest.width if latest else None,
+            "height": latest.height if latest else None,
+        }
