@@ -263,6 +263,11 @@ class LatestFrameBox:
 _END = object()
 
 
+def backoff_delay(failures: int, base_s: float, cap_s: float) -> float:
+    """Seconds to wait after the n-th failure in a row: base, 2 base, 4 base, ... at most cap."""
+    return min(cap_s, base_s * 2 ** max(0, failures - 1))
+
+
 @dataclass(frozen=True, slots=True)
 class CaptureStats:
     frames: int  # frames handed to the box/queue
@@ -453,7 +458,7 @@ class Capture:
 
     def _backoff(self, failures: int, exc: BaseException) -> None:
         self._reconnects += 1
-        delay = min(self._backoff_max_s, self._backoff_s * 2 ** (failures - 1))
+        delay = backoff_delay(failures, self._backoff_s, self._backoff_max_s)
         log.warning("%s: %s; retrying in %.2f s", self.name, exc, delay)
         self._stop.wait(delay)
 
@@ -465,13 +470,14 @@ class Capture:
 
     def _deliver(self, frame: Frame) -> bool:
         """False when stopped while waiting for room."""
-        self._frames += 1
         if self._box is not None:
             self._box.put(frame)
+            self._frames += 1  # after the put: `frames - 1` is always in the box or taken
             return True
         while not self._stop.is_set():
             try:
                 self._queue.put(frame, timeout=0.1)
+                self._frames += 1
                 return True
             except queue.Full:
                 continue

@@ -1,0 +1,168 @@
+"""Overlay drawing, and the real OpenCV window under Xvfb (screenshot, box colour on screen)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.labels import LABELS
+from edge.overlay import PALETTE, draw, label_color
+from edge.types import Faces, Frame, FrameResult, StageTimings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def result_for(image: np.ndarray, boxes, label_index, probs=None) -> FrameResult:
+    n = len(boxes)
+    if probs is None:
+        probs = np.full((n, len(LABELS)), 0.05, np.float32)
+        probs[np.arange(n), label_index] = 0.7
+    return FrameResult(
+        frame=Frame(image, 0, 0.0), faces=Faces(np.asarray(boxes, np.int32).reshape(-1, 4),
+                                                 np.full((n,), 0.9, np.float32), np.zeros((n, 6, 2), np.float32)),
+        track_ids=np.arange(1, n + 1, dtype=np.int64), probs=probs, labels=LABELS,
+        timings=StageTimings(detect_ms=2.0, preprocess_ms=0.3, classify_ms=0.7, track_ms=0.1, total_ms=3.1),
+        label_index=np.asarray(label_index, np.int64))
+
+
+def test_palette_colours_are_distinct_per_label():
+    colours = [label_color(name, i) for i, name in enumerate(LABELS)]
+    assert len(set(colours)) == len(LABELS)
+    assert label_color("unknown-label", 2) in PALETTE.values()
+
+
+@pytest.mark.parametrize("boxes, labels", [
+    ([[100, 80, 220, 200]], [3]),
+    ([[40, 60, 120, 140], [300, 100, 420, 220]], [0, 6]),
+    ([[0, 0, 90, 90], [540, 380, 639, 479]], [5, 1]),  # at the frame's corners: panels and captions move inside
+    ([[-20, -20, 60, 60]], [4]),  # partly outside the frame: drawing clips, no error
+])
+def test_draw_puts_label_coloured_boxes_at_the_face(boxes, labels):
+    image = np.full((480, 640, 3), 128, np.uint8)
+    before = image.copy()
+    out = draw(image, result_for(image, boxes, labels), fps=29.7)
+    np.testing.assert_array_equal(image, before)  # the input frame is left alone
+    assert out.shape == image.shape and out.dtype == np.uint8
+    for (x1, y1, x2, y2), li in zip(boxes, labels):
+        colour = np.asarray(label_color(LABELS[li], li), np.uint8)
+        # The bottom edge of the box is drawn in the label's colour (the top one carries the caption).
+        yb = min(max(y2, 0), 479)
+        xs = slice(max(x1, 0) + 3, min(x2, 639) - 3)
+        assert (out[yb, xs] == colour).all(axis=-1).mean() > 0.9
+
+
+def test_draw_with_no_faces_only_adds_the_hud():
+    image = np.full((240, 320, 3), 128, np.uint8)
+    out = draw(image, result_for(image, [], []))
+    changed = np.any(out != image, axis=-1)
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and ys.max() < 40  # the HUD strip at the top, nothing else
+    assert not np.any(draw(image, result_for(image, [], []), hud=False) != image)
+
+
+def test_draw_in_place_and_the_held_label_colour():
+    image = np.full((240, 320, 3), 128, np.uint8)
+    probs = np.full((1, len(LABELS)), 0.05, np.float32)
+    probs[0, 3] = 0.6  # argmax happy, but hysteresis still shows sad
+    out = draw(image, result_for(image, [[50, 50, 150, 150]], [4], probs=probs), copy=False)
+    assert out is image
+    assert tuple(int(v) for v in image[150, 100]) == label_color("sad")
+
+
+# ----------------------------------------------------------------------------- the real window
+
+def _longest_run(mask: np.ndarray) -> int:
+    """Longest horizontal run of True in a (H, W) bool mask."""
+    padded = np.pad(mask.astype(np.int8), ((0, 0), (1, 1)))
+    d = np.diff(padded, axis=1)
+    starts, ends = np.nonzero(d == 1), np.nonzero(d == -1)
+    return int((ends[1] - starts[1]).max()) if len(starts[1]) else 0
+
+
+def _free_display() -> int:
+    for n in range(90, 400):
+        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
+            return n
+    pytest.skip("no free X display number")
+
+
+@pytest.fixture
+def xvfb():
+    missing = [tool for tool in ("Xvfb", "import") if not shutil.which(tool)]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install -y xvfb x11-apps imagemagick)")
+    n = _free_display()
+    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Xvfb :{n} did not start")
+            time.sleep(0.05)
+        yield f":{n}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _gray_scene_video(path: Path, fer_dir: Path, n_frames: int = 200) -> Path:
+    """Faces on a flat gray wall: no saturated colour anywhere until the overlay draws it."""
+    from benchmarks.scenes import paste_face
+    from edge_runtime_helpers import fer_faces
+
+    faces, _ = fer_faces(fer_dir, per_class=1)
+    base = np.full((360, 640, 3), 128, np.uint8)
+    for k, x in enumerate((40, 250, 460)):
+        paste_face(base, faces[3 + k], (x, 100, x + 150, 250))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 360))
+    for _ in range(n_frames):
+        writer.write(base)
+    writer.release()
+    return path
+
+
+def test_run_window_under_xvfb_shows_the_overlay(xvfb, tmp_path, fer_dir, detector_dir):
+    video = _gray_scene_video(tmp_path / "gray.avi", fer_dir)
+    jsonl = tmp_path / "out.jsonl"
+    env = {**os.environ, "DISPLAY": xvfb, "FER_EDGE_MODEL_DIR": str(detector_dir), "QT_QPA_PLATFORM": "xcb"}
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", str(video), "--max-fps", "10",
+                             "--jsonl", str(jsonl)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (jsonl.is_file() and len(jsonl.read_text().splitlines()) >= 5):
+            if proc.poll() is not None:
+                pytest.fail(f"fer-edge run exited early ({proc.returncode}): {proc.communicate()[1][-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("no frames processed within 90 s")
+            time.sleep(0.2)
+        time.sleep(0.5)  # let the window repaint the latest frame
+        shot = tmp_path / "screen.png"
+        subprocess.run(["import", "-display", xvfb, "-window", "root", str(shot)], check=True, timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    faces = records[-1]["faces"]
+    assert faces, "the detector found none of the three faces"
+    screen = cv2.imread(str(shot))  # BGR, like the palette
+    for face in faces:
+        mask = np.all(screen == np.asarray(label_color(face["emotion"]), np.uint8), axis=-1)
+        x1, y1, x2, y2 = face["box"]
+        # A box outline is the only thing drawn in this colour that spans the face's width and
+        # height (bars and captions are shorter); the gray scene has no saturated colour at all.
+        assert _longest_run(mask) >= 0.9 * (x2 - x1), f"no {face['emotion']} box edge on screen"
+        assert _longest_run(mask.T) >= 0.9 * (y2 - y1), f"no {face['emotion']} box side on screen"
+    assert "frames" in err and "p95" in err  # the exit summary

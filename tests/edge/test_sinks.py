@@ -1,0 +1,111 @@
+"""Outputs: the JSONL record builder, the JSONL/video/image sinks and the run summary."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.labels import LABELS
+from edge.sinks import ImageDirSink, JsonlSink, RunSummary, VideoSink, frame_record
+from edge.types import Faces, Frame, FrameResult, StageTimings
+
+
+def make_result(n: int = 2, source: str = "", label_index=None, index: int = 7) -> FrameResult:
+    rng = np.random.default_rng(n)
+    probs = rng.dirichlet(np.ones(len(LABELS)), size=n).astype(np.float32)
+    xyxy = np.asarray([[10 + 100 * i, 20, 90 + 100 * i, 100] for i in range(n)], np.int32).reshape(-1, 4)
+    faces = Faces(xyxy, np.linspace(0.9, 0.6, n).astype(np.float32), np.zeros((n, 6, 2), np.float32))
+    return FrameResult(
+        frame=Frame(np.zeros((240, 320, 3), np.uint8), index=index, t=0.5, source=source), faces=faces,
+        track_ids=np.arange(1, n + 1, dtype=np.int64), probs=probs, labels=LABELS,
+        timings=StageTimings(detect_ms=3.0, preprocess_ms=0.5, classify_ms=1.5, track_ms=0.1, total_ms=5.2),
+        label_index=None if label_index is None else np.asarray(label_index, np.int64))
+
+
+FACE_KEYS = {"id", "box", "score", "emotion", "confidence", "probs"}
+
+
+@pytest.mark.parametrize("n, source", [(0, ""), (1, ""), (3, ""), (2, "photos/a.jpg")])
+def test_frame_record_has_exactly_the_documented_schema(n, source):
+    rec = frame_record(make_result(n, source))
+    expected = {"frame", "t", "faces", "latency_ms"} | ({"source"} if source else set())
+    assert set(rec) == expected
+    assert rec["frame"] == 7 and isinstance(rec["frame"], int) and rec["t"] == 0.5
+    assert set(rec["latency_ms"]) == {"detect", "classify", "total"}
+    assert rec["latency_ms"]["classify"] == pytest.approx(2.0)  # crop + inference
+    assert len(rec["faces"]) == n
+    for i, f in enumerate(rec["faces"]):
+        assert set(f) == FACE_KEYS
+        assert f["id"] == i + 1
+        assert all(type(v) is int for v in f["box"]) and len(f["box"]) == 4
+        assert list(f["probs"]) == list(LABELS)
+        assert f["emotion"] == max(f["probs"], key=f["probs"].get)
+        assert f["confidence"] == f["probs"][f["emotion"]]
+    if source:
+        assert rec["source"] == source
+    json.loads(json.dumps(rec))  # plain JSON types only
+
+
+def test_frame_record_reports_the_held_label_not_the_argmax():
+    result = make_result(1, label_index=[5])
+    rec = frame_record(result)
+    assert rec["faces"][0]["emotion"] == LABELS[5]
+    assert rec["faces"][0]["confidence"] == pytest.approx(float(result.probs[0, 5]), abs=1e-4)
+
+
+def test_jsonl_sink_flushes_every_line(tmp_path):
+    path = tmp_path / "sub" / "out.jsonl"
+    sink = JsonlSink(path)
+    for i in range(3):
+        sink.write(frame_record(make_result(1, index=i)))
+        # Read through another handle before close: a killed run keeps every written line.
+        lines = path.read_text().splitlines()
+        assert len(lines) == i + 1 and json.loads(lines[-1])["frame"] == i
+    sink.close()
+
+
+@pytest.mark.parametrize("name", ["out.avi", "out.mp4"])
+def test_video_sink_writes_a_readable_video(tmp_path, name):
+    path = tmp_path / name
+    with VideoSink(path, fps=10) as sink:
+        for i in range(5):
+            sink.write(np.full((120, 160, 3), 40 * i, np.uint8))
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    assert len(frames) == 5 and frames[0].shape == (120, 160, 3)
+
+
+def test_image_dir_sink_names_after_the_source(tmp_path):
+    sink = ImageDirSink(tmp_path / "out")
+    img = np.zeros((10, 10, 3), np.uint8)
+    a = sink.write(img, "x/face.png", 0)
+    b = sink.write(img, "y/face.png", 1)  # same stem from another folder: not overwritten
+    c = sink.write(img, "", 2)
+    assert a.name == "face.jpg" and b.name == "face_000001.jpg" and c.name == "frame_000002.jpg"
+    assert all(p.is_file() for p in (a, b, c))
+
+
+def test_run_summary_percentiles_and_text():
+    s = RunSummary()
+    for k in range(1, 101):
+        r = make_result(1)
+        object.__setattr__(r, "timings", StageTimings(detect_ms=k, preprocess_ms=0, classify_ms=1,
+                                                        track_ms=0, total_ms=k + 1))
+        s.add(r)
+    s.drops, s.skipped, s.wall_s = 4, 2, 10.0
+    assert s.percentiles(50)["detect"] == pytest.approx(50.5)
+    assert s.percentiles(95)["total"] == pytest.approx(96.05)
+    assert s.fps == pytest.approx(10.0)
+    text = s.text()
+    for words in ("frames 100", "drops 4", "skipped 2", "10.0 frames/s", "p50", "p95", "detect", "classify"):
+        assert words in text
+    assert RunSummary().text()  # no frames: still a summary, no crash

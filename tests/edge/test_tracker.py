@@ -1,0 +1,133 @@
+"""IoU tracker: stable ids, expiry after N missed frames, EMA + label hysteresis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.tracker import Tracker, TrackerConfig, iou_matrix
+
+C = 7
+
+
+def onehot(k: int, p: float = 0.9) -> np.ndarray:
+    v = np.full((C,), (1.0 - p) / (C - 1), np.float32)
+    v[k] = p
+    return v
+
+
+def box(x: float, y: float, s: float = 100) -> list[float]:
+    return [x, y, x + s, y + s]
+
+
+def step(tracker: Tracker, boxes: list[list[float]], probs: list[np.ndarray] | None = None):
+    xyxy = np.asarray(boxes, np.int32).reshape(-1, 4)
+    p = np.stack(probs) if probs else np.tile(onehot(0), (len(xyxy), 1)).astype(np.float32)
+    return tracker.update(xyxy, p)
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    (box(0, 0), box(0, 0), 1.0),
+    (box(0, 0), box(50, 0), 1 / 3),
+    (box(0, 0), box(200, 200), 0.0),
+    ([0, 0, 10, 10], [0, 0, 0, 0], 0.0),  # degenerate box: no division by zero
+])
+def test_iou_matrix(a, b, expected):
+    got = iou_matrix(np.asarray([a], np.float32), np.asarray([b], np.float32))
+    assert got.shape == (1, 1)
+    assert got[0, 0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_ids_are_stable_for_moving_faces_and_new_faces_get_new_ids():
+    tr = Tracker(TrackerConfig())
+    first = step(tr, [box(0, 0), box(300, 0)])
+    assert len(set(first.ids.tolist())) == 2
+    ids = dict(zip(("left", "right"), first.ids.tolist()))
+    for k in range(1, 10):  # both drift 5 px per frame; the order of detections flips
+        out = step(tr, [box(300 + 5 * k, 0), box(5 * k, 0)])
+        assert out.ids.tolist() == [ids["right"], ids["left"]]
+    out = step(tr, [box(45, 0), box(345, 0), box(600, 300)])
+    assert out.ids[2] not in (ids["left"], ids["right"])
+    assert out.ids[2] > max(ids.values())
+
+
+@pytest.mark.parametrize("max_missed, gap, same_id", [
+    (3, 3, True),  # missed exactly max_missed frames: still alive
+    (3, 4, False),  # one more: expired, the face comes back as a new track
+    (0, 1, False),
+    (10, 5, True),
+])
+def test_tracks_expire_after_max_missed_frames(max_missed, gap, same_id):
+    tr = Tracker(TrackerConfig(max_missed=max_missed))
+    first = step(tr, [box(0, 0)]).ids[0]
+    for _ in range(gap):
+        step(tr, [])
+    again = step(tr, [box(2, 2)]).ids[0]
+    assert bool(again == first) is same_id
+
+
+def test_each_track_matches_at_most_one_detection():
+    tr = Tracker(TrackerConfig())
+    a = step(tr, [box(0, 0)]).ids[0]
+    out = step(tr, [box(0, 0), box(10, 10)])  # both overlap the one track; the better one keeps it
+    assert out.ids[0] == a and out.ids[1] != a
+
+
+def _label_changes(labels: list[int]) -> int:
+    return sum(1 for x, y in zip(labels, labels[1:]) if x != y)
+
+
+def test_smoothing_stops_flicker_between_close_labels():
+    rng = np.random.default_rng(0)
+    raw_tr, smooth_tr = Tracker(TrackerConfig(smooth=False)), Tracker(TrackerConfig(smooth=True))
+    raw, smooth = [], []
+    for _ in range(60):  # two labels neck and neck, the noisy winner flips almost every frame
+        p = np.full((C,), 0.02, np.float32)
+        p[3], p[6] = 0.45 + rng.normal(0, 0.05), 0.45
+        p /= p.sum()
+        raw.append(int(step(raw_tr, [box(0, 0)], [p]).label_index[0]))
+        smooth.append(int(step(smooth_tr, [box(0, 0)], [p]).label_index[0]))
+    assert _label_changes(raw) > 10
+    assert _label_changes(smooth) * 4 <= _label_changes(raw)
+
+
+@pytest.mark.parametrize("margin, frames, switch_by", [
+    (0.15, 3, 2),  # a clear change wins on the margin after 2 frames (EMA alpha 0.4)
+    # margin unreachable: the k-frame rule switches k frames after the challenger got on top
+    # of the EMA (frame 2)
+    (0.9, 3, 4),
+    (0.9, 5, 6),
+])
+def test_hysteresis_switches_on_a_sustained_change(margin, frames, switch_by):
+    tr = Tracker(TrackerConfig(ema_alpha=0.4, hysteresis_margin=margin, hysteresis_frames=frames))
+    for _ in range(10):
+        step(tr, [box(0, 0)], [onehot(3)])
+    labels = [int(step(tr, [box(0, 0)], [onehot(4)]).label_index[0]) for _ in range(8)]
+    first_switch = labels.index(4) + 1
+    assert first_switch == switch_by
+    assert all(x == 4 for x in labels[first_switch - 1:])
+
+
+def test_smoothing_off_returns_raw_probabilities_and_argmax():
+    tr = Tracker(TrackerConfig(smooth=False))
+    p = [onehot(2), onehot(5)]
+    step(tr, [box(0, 0), box(300, 0)], p)
+    q = [onehot(4), onehot(1)]
+    out = step(tr, [box(0, 0), box(300, 0)], q)
+    np.testing.assert_array_equal(out.probs, np.stack(q))
+    assert out.label_index.tolist() == [4, 1]
+
+
+def test_smoothed_probabilities_are_an_ema():
+    tr = Tracker(TrackerConfig(ema_alpha=0.25))
+    step(tr, [box(0, 0)], [onehot(0, 1.0)])
+    out = step(tr, [box(0, 0)], [onehot(1, 1.0)])
+    assert out.probs[0, 0] == pytest.approx(0.75) and out.probs[0, 1] == pytest.approx(0.25)
+    assert out.probs.dtype == np.float32 and out.ids.dtype == np.int64
+
+
+@pytest.mark.parametrize("kwargs", [{"ema_alpha": 0.0}, {"ema_alpha": 1.5}, {"max_missed": -1},
+                                    {"hysteresis_frames": 0}])
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        TrackerConfig(**kwargs)
