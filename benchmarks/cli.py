@@ -1,0 +1,225 @@
+"""`fer-edge bench`: the pipeline benchmark, and its subcommands (classifier, soak, all, scenes, calibrate).
+
+    fer-edge bench --source video.mp4 --frames 300 --json reports/bench.json
+    fer-edge bench classifier --models-dir models
+    fer-edge bench soak --source video.mp4 --frames 10000
+    fer-edge bench all --out reports/
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA = "../shared/data/fer2013"
+_FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _add_pipeline_args(p: argparse.ArgumentParser, frames: int, json_help: str) -> None:
+    p.add_argument("--source", default=None, help="video file or camera index (0, 1, ...)")
+    p.add_argument("--frames", type=int, default=frames, help="frames to measure (a short video is rewound)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="measure for S seconds instead of --frames")
+    p.add_argument("--warmup", type=int, default=10, help="frames run before measuring")
+    p.add_argument("--threads", type=int, default=None, help="interpreter threads per model (default: runtime's)")
+    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
+    p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
+    p.add_argument("--detector-model", default=None, help="detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
+    p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
+    p.add_argument("--no-draw", action="store_true", help="do not time the overlay")
+    p.add_argument("--json", default=None, metavar="OUT", help=json_help)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _config(args, peer: str):
+    from benchmarks.pipeline import BenchConfig
+
+    from edge.cli import CliError
+
+    if args.source is None:
+        raise CliError("pass --source VIDEO (or a camera index), or a subcommand: "
+                       "fer-edge bench {classifier,soak,all,...} --help")
+    if args.frames < 1 and args.duration is None:
+        raise CliError("--frames must be at least 1")
+    return BenchConfig(source=str(args.source), frames=args.frames, duration_s=args.duration, warmup=args.warmup,
+                       threads=args.threads, detector=args.detector, range=args.range,
+                       detector_model=args.detector_model, emotion_model=args.model, draw=not args.no_draw,
+                       peer=peer)
+
+
+def _default_json(args, prefix: str) -> Path:
+    stem = "camera" + str(args.source) if str(args.source).isdigit() else Path(str(args.source)).stem
+    return Path("reports") / f"{prefix}_{stem}.json"
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "bench", formatter_class=_FMT,
+        help="benchmarks: pipeline latency/fps/CPU/RSS per stage, classifier variants, soak, all",
+        description="Run the real pipeline on a video file or camera and report, per stage (decode, detect, "
+                    "preprocess, classify, track, draw), latency p50/p95/p99/mean; end-to-end latency and "
+                    "frames/s; CPU %% and peak RSS; faces per frame. When the peer `fer` is installed it runs "
+                    "on the same frames and the frames/s ratio is printed. Writes JSON, markdown and a PNG.")
+    _add_pipeline_args(p, frames=300, json_help="JSON report path; .md and .png are written beside it "
+                                                "(default: reports/bench_<source>.json)")
+    p.add_argument("--peer", choices=("auto", "on", "off"), default="auto",
+                   help="also run the peer `fer` (auto: when installed)")
+    p.set_defaults(func=_cmd_pipeline)
+    bsub = p.add_subparsers(dest="bench_command", metavar="BENCH")
+
+    c = bsub.add_parser("classifier", formatter_class=_FMT, help="ms per face for each model variant",
+                        description="Time every .tflite (with its .json sidecar) in a folder on FER-2013 "
+                                    "PrivateTest crops: 1/2/4 threads, one face per call and batches; "
+                                    "PrivateTest accuracy of each; the peer's classifier when installed.")
+    c.add_argument("--models-dir", default=None, help="folder of .tflite + .json (default: the shipped models/)")
+    c.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 folder or fer2013.csv")
+    c.add_argument("--threads", default="1,2,4", help="comma-separated thread counts")
+    c.add_argument("--batch-size", type=int, default=4, help="faces per call in batched mode")
+    c.add_argument("--iters", type=int, default=300, help="timed calls per (threads, mode)")
+    c.add_argument("--limit", type=int, default=None, help="use only the first N PrivateTest crops")
+    c.add_argument("--peer", choices=("auto", "on", "off"), default="auto", help="also the peer's classifier")
+    c.add_argument("--json", default="reports/classifier.json", metavar="OUT", help="JSON report (.md beside it)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=_cmd_classifier)
+
+    s = bsub.add_parser("soak", formatter_class=_FMT, help="RSS growth over many frames",
+                        description="Run the pipeline for many frames (a short video is rewound), sample RSS "
+                                    "after every frame and report its growth, with an RSS-over-time plot.")
+    _add_pipeline_args(s, frames=10_000, json_help="JSON report path; .md and .png beside it "
+                                                   "(default: reports/soak_<source>.json)")
+    s.set_defaults(func=_cmd_soak)
+
+    a = bsub.add_parser("all", formatter_class=_FMT, help="every benchmark of the README's results table",
+                        description="Make the benchmark videos (640x480 one face, 640x360 two faces) from "
+                                    "FER-2013 PrivateTest crops, run the pipeline (and the peer) on both, the "
+                                    "classifier variants, the scenes accuracy (when available) and optionally "
+                                    "a soak; write OUT/RESULTS.md and the JSONs.")
+    a.add_argument("--out", default="reports", help="output folder")
+    a.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 folder or fer2013.csv")
+    a.add_argument("--frames", type=int, default=300, help="frames per pipeline run")
+    a.add_argument("--threads", type=int, default=None, help="interpreter threads (default: runtime's)")
+    a.add_argument("--model", default=None, help="emotion .tflite (default: the shipped one)")
+    a.add_argument("--models-dir", default=None, help="classifier variants folder (default: the shipped models/)")
+    a.add_argument("--classifier-iters", type=int, default=300, help="timed calls per classifier cell")
+    a.add_argument("--soak-frames", type=int, default=0, help="also a soak of N frames (0: skip)")
+    a.add_argument("--peer", choices=("auto", "on", "off"), default="auto", help="also run the peer `fer`")
+    a.add_argument("--scenes", choices=("auto", "off"), default="auto",
+                   help="end-to-end accuracy on synthetic scenes (when benchmarks.scenes provides it)")
+    a.add_argument("--no-progress", action="store_true", help="no progress bars")
+    a.set_defaults(func=_cmd_all)
+
+    # Sibling benchmarks owned elsewhere; absent ones are simply not offered.
+    for module, fn in (("benchmarks.scenes", "register"), ("benchmarks.calibrate", "register_calibrate"),
+                       ("benchmarks.scenes", "register_calibrate")):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            log.debug("%s not available: %s", module, exc)
+            continue
+        reg = getattr(mod, fn, None)
+        if reg is not None and not _has_choice(bsub, "scenes" if fn == "register" else "calibrate"):
+            reg(bsub)
+
+
+def _has_choice(subparsers, name: str) -> bool:
+    return name in getattr(subparsers, "choices", {})
+
+
+def _print_outputs(paths: dict) -> None:
+    for kind, path in paths.items():
+        print(f"{kind}: {path}", file=sys.stderr)
+
+
+def _cmd_pipeline(args) -> int:
+    from benchmarks import pipeline as bp
+
+    from edge.cli import CliError
+
+    cfg = _config(args, peer=args.peer)
+    try:
+        report = bp.run_pipeline_bench(cfg, progress=not args.no_progress)
+    except (bp.BenchError, FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    paths = bp.write_outputs(report, args.json or _default_json(args, "bench"))
+    print(bp.markdown(report))
+    _print_outputs(paths)
+    return 0
+
+
+def _cmd_soak(args) -> int:
+    from benchmarks import pipeline as bp
+    from benchmarks import soak
+
+    from edge.cli import CliError
+
+    cfg = _config(args, peer="off")
+    try:
+        report = soak.run_soak(cfg, progress=not args.no_progress)
+    except (bp.BenchError, FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    paths = soak.write_outputs(report, args.json or _default_json(args, "soak"))
+    print(soak.markdown(report))
+    _print_outputs(paths)
+    return 0
+
+
+def _threads(text: str) -> tuple[int, ...]:
+    from edge.cli import CliError
+
+    try:
+        t = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        t = ()
+    if not t or min(t) < 1:
+        raise CliError(f"--threads {text!r}: expected positive integers such as 1,2,4")
+    return t
+
+
+def _models_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    from edge.models import default_emotion_model
+
+    return default_emotion_model().parent
+
+
+def _cmd_classifier(args) -> int:
+    from benchmarks import classifier as bc
+
+    from edge.cli import CliError
+
+    threads = _threads(args.threads)
+    try:
+        variants = bc.find_variants(_models_dir(args.models_dir))
+        crops, labels = bc.load_private_test(args.data, limit=args.limit)
+        report = bc.bench_classifier(variants, crops, labels, threads=threads, batch_size=args.batch_size,
+                                     iters=args.iters, peer=args.peer, progress=not args.no_progress)
+    except (FileNotFoundError, ImportError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    paths = bc.write_outputs(report, args.json)
+    print(bc.markdown(report))
+    _print_outputs(paths)
+    return 0
+
+
+def _cmd_all(args) -> int:
+    from benchmarks import report as br
+
+    from edge.cli import CliError
+
+    try:
+        paths = br.run_all(out_dir=args.out, data=args.data, frames=args.frames, threads=args.threads,
+                           emotion_model=args.model, models_dir=args.models_dir,
+                           classifier_iters=args.classifier_iters, soak_frames=args.soak_frames, peer=args.peer,
+                           scenes=args.scenes, progress=not args.no_progress)
+    except (FileNotFoundError, ImportError, ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None
+    print(Path(paths["results"]).read_text())
+    _print_outputs(paths)
+    return 0
+

@@ -1,0 +1,82 @@
+"""benchmarks/pipeline.py: a short real run on a video written here -> JSON, markdown, PNG."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import pipeline as bp
+from benchmarks.classifier import load_private_test
+from benchmarks.scenes import make_scene_video
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def video(fer_dir, tmp_path_factory):
+    crops, labels = load_private_test(fer_dir, limit=24)
+    folder = tmp_path_factory.mktemp("video")
+    truth = make_scene_video(folder / "one_face.mp4", crops, labels, n_frames=20, size=(320, 240),
+                             faces_per_frame=1, face_px=(120, 150), seed=3)
+    return folder / truth.video  # .mp4, or .avi where no mp4 writer exists
+
+
+@pytest.fixture(scope="module")
+def report(video):
+    # 30 frames from a 20-frame video: the reader rewinds once.
+    cfg = bp.BenchConfig(source=str(video), frames=30, warmup=2, peer="off")
+    return bp.run_pipeline_bench(cfg, progress=False)
+
+
+def test_report_schema(report):
+    assert report["schema"] == bp.SCHEMA and report["kind"] == "pipeline"
+    assert report["frames"] == 30
+    assert report["resolution"] == [320, 240]
+    assert report["fps"] > 0
+    for key in ("p50", "p95", "p99", "mean", "max"):
+        assert report["latency_ms"][key] >= 0
+    assert report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
+    assert set(report["stages"]) == set(bp.STAGES)
+    assert all(st["n"] == 30 for st in report["stages"].values())
+    assert report["cpu_percent"] > 0
+    assert report["rss_mb"]["peak"] >= report["rss_mb"]["start"] > 0
+    assert 0 <= report["faces_per_frame"]["mean"] <= report["faces_per_frame"]["max"]
+    assert report["model"]["path"].endswith(".tflite")
+    assert report["peer"] is None
+
+
+def test_end_to_end_covers_the_stages(report):
+    # Each frame's end-to-end time includes every stage, so its mean is at least their sum.
+    s = report["_samples"]
+    per_frame = np.sum([s.stages_ms[k] for k in s.stages_ms], axis=0)
+    assert np.all(np.asarray(s.end_to_end_ms) + 1e-6 >= per_frame)
+
+
+def test_outputs(report, tmp_path):
+    paths = bp.write_outputs(report, tmp_path / "bench.json")
+    data = json.loads(paths["json"].read_text())
+    assert {"fps", "latency_ms", "stages", "cpu_percent", "rss_mb", "faces_per_frame"} <= set(data)
+    assert {"p50", "p95"} <= set(data["latency_ms"])
+    assert not any(k.startswith("_") for k in data)
+    md = paths["markdown"].read_text()
+    assert "| detect |" in md and "frames/s" in md
+    png = paths["plot"].read_bytes()
+    assert png[:8] == PNG_MAGIC and len(png) > 1000
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([], {"p50": 0.0, "n": 0}),
+    ([5.0], {"p50": 5.0, "p95": 5.0, "mean": 5.0, "max": 5.0, "n": 1}),
+    (list(range(1, 101)), {"p50": 50.5, "max": 100.0, "mean": 50.5, "n": 100}),
+])
+def test_summarize(values, expected):
+    out = bp.summarize(values)
+    for k, v in expected.items():
+        assert out[k] == pytest.approx(v)
+
+
+def test_missing_source_says_so(tmp_path):
+    with pytest.raises(bp.BenchError, match="no such video"):
+        bp.run_pipeline_bench(bp.BenchConfig(source=str(tmp_path / "nope.mp4"), peer="off"), progress=False)
