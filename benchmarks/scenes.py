@@ -412,3 +412,430 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def match_boxes(truth_xyxy: np.ndarray, det_xyxy: np.ndarray, iou_threshold: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy one-to-one matching, highest IoU first (the usual detection-benchmark rule).
+
+    Returns (truth_index (k,), det_index (k,), iou (k,)) of the k pairs with IoU >= threshold.
+    """
+    m = iou(truth_xyxy, det_xyxy)
+    ti, di, vals = [], [], []
+    if m.size:
+        order = np.argsort(-m, axis=None, kind="stable")
+        used_t, used_d = set(), set()
+        for flat in order:
+            t, d = divmod(int(flat), m.shape[1])
+            if m[t, d] < iou_threshold:
+                break
+            if t in used_t or d in used_d:
+                continue
+            used_t.add(t)
+            used_d.add(d)
+            ti.append(t)
+            di.append(d)
+            vals.append(float(m[t, d]))
+    return np.array(ti, np.int64), np.array(di, np.int64), np.array(vals, np.float64)
+
+
+# ================================================================ the scene benchmark
+#
+# Synthetic videos go through the real Pipeline (detector, shared crop, int8 classifier,
+# tracker), twice: smoothing on and off. Every placed face is matched to a detection by IoU;
+# the report separates what each stage costs:
+#   crop accuracy     the classifier on the original 48x48 crops of the matched faces;
+#   oracle accuracy   the classifier on the true square cut from the decoded frame (codec,
+#                     up- and down-scaling, feathered edges; no detector);
+#   accuracy          the pipeline's label on matched faces (detector box + crop policy);
+#   agreement         the pipeline's label vs the classifier's on the original crop.
+# Flips count label changes between consecutive frames in which a placed face was found;
+# each placed face has one constant label, so every flip is flicker.
+
+DEFAULT_DATA = "../shared/data/fer2013"
+DEFAULT_OUT = "reports/scenes"
+# The placed square holds the whole FER crop, face plus margin, so a detector box (the face
+# only) inside it has IoU ~ (box/square)^2: 0.45-0.8 for well-found faces. 0.3 accepts a box
+# a bit more than half the square's side that sits inside it, and rejects boxes on a neighbour
+# or on background (faces never overlap, so a box cannot straddle two faces).
+MATCH_IOU = 0.3
+SIZE_BUCKETS = (0, 100, 150, 200, 10_000)  # placed square side, px
+
+
+def _dataset_index(names) -> np.ndarray:
+    index = {name: i for i, name in enumerate(LABELS)}
+    try:
+        return np.array([index[n] for n in names], np.int64)
+    except KeyError as exc:
+        raise ValueError(f"model label {exc.args[0]!r} is not a FER-2013 label ({', '.join(LABELS)})") from None
+
+
+def _rate(num: float, den: float) -> float | None:
+    return float(num / den) if den else None
+
+
+def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int = 8, n_frames: int = 90,
+                        seed: int = 0, model: str | None = None, detector: str = "blazeface", detector_range: str = "short",
+                        data: str = DEFAULT_DATA, split: str = "private", size: tuple[int, int] = (640, 480),
+                        faces_per_frame: tuple[int, int] = (1, 4), face_px: tuple[int, int] = (60, 300),
+                        fps: float = 15.0, iou_threshold: float = MATCH_IOU, keep_videos: bool = True,
+                        faces=None, progress: bool = False) -> dict:
+    """Make synthetic videos, run the real Pipeline on them (smoothing on and off), report accuracy.
+
+    faces: optional (images (n,48,48) uint8, labels (n,)) instead of loading `split` from `data`.
+    Videos go to out/videos (deleted afterwards unless keep_videos; a temp folder when out is
+    None). Returns the report dict (see `scene_markdown` for what the fields mean).
+    """
+    import shutil
+    import tempfile
+    import time
+
+    from edge.pipeline import Pipeline
+    from edge.preprocess import CropPolicy, crop_face, to_gray
+
+    t_start = time.perf_counter()
+    if faces is None:
+        from train.data import load_fer2013
+
+        s = load_fer2013(data).split(split)
+        images, labels = s.images, s.labels
+        source = f"FER-2013 {split} ({data})"
+    else:
+        images, labels = faces
+        source = "given faces"
+    labels = np.asarray(labels, np.int64)
+    tmp = None
+    if out is None:
+        tmp = tempfile.mkdtemp(prefix="fer-edge-scenes-")
+        video_dir = Path(tmp)
+    else:
+        video_dir = Path(out) / "videos"
+    video_dir.mkdir(parents=True, exist_ok=True)
+
+    modes = {"smooth_off": False, "smooth_on": True}
+    common = dict(detector=detector, range=detector_range, emotion_model=model)
+    pipes = {m: Pipeline.from_defaults(smooth=on, **common) for m, on in modes.items()}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_videos * n_frames, unit="frame", desc="scenes")
+    try:
+        classifier = pipes["smooth_off"].classifier
+        spec = classifier.spec
+        to_ds = _dataset_index(classifier.labels)  # model column -> FER-2013 label index
+        orig_pred = {}  # src -> the classifier's label on the original crop (dataset index)
+
+        def original(src: int) -> int:
+            if src not in orig_pred:
+                orig_pred[src] = int(to_ds[np.argmax(classifier.classify(images[src:src + 1])[0])])
+            return orig_pred[src]
+
+        # Per mode, per matched face instance, in columns.
+        rows = {m: {k: [] for k in ("video", "frame", "face", "src", "label", "pred", "iou", "track")} for m in modes}
+        det = {"tp": 0, "fp": 0, "fn": 0}
+        placed_sides, found_flags = [], []
+        oracle_pred, oracle_label, oracle_src = [], [], []
+        per_video = []
+        for v in range(n_videos):
+            truth = make_scene_video(video_dir / f"scene_{v:02d}.mp4", images, labels, n_frames=n_frames, size=size,
+                                     faces_per_frame=faces_per_frame, face_px=face_px, fps=fps,
+                                     seed=seed * 10_000 + v, source=source)
+            path = video_dir / truth.video
+            per_video.append({"video": str(path), "background": truth.background, "faces": len(truth.frames[0]),
+                              "sides": [f.box[2] - f.box[0] for f in truth.frames[0]]})
+            for pipe in pipes.values():
+                pipe.reset()
+            cap = cv2.VideoCapture(str(path))
+            if not cap.isOpened():
+                raise RuntimeError(f"OpenCV cannot read back {path}")
+            try:
+                for i, placed in enumerate(truth.frames):
+                    ok, image = cap.read()
+                    if not ok:
+                        raise RuntimeError(f"{path}: only {i} of {truth.n_frames} frames could be read back")
+                    tboxes = np.array([f.box for f in placed])
+                    gray = to_gray(image)
+                    oracle = np.stack([crop_face(gray, b, spec, CropPolicy()) for b in tboxes])
+                    oracle_pred += to_ds[np.argmax(classifier.classify(oracle), axis=1)].tolist()
+                    oracle_label += [f.label for f in placed]
+                    oracle_src += [f.src for f in placed]
+                    for m, pipe in pipes.items():
+                        result = pipe.process(image, index=i, t=i / fps)
+                        ti, di, ious = match_boxes(tboxes, result.faces.xyxy, iou_threshold)
+                        preds = to_ds[result.label_indices]
+                        r = rows[m]
+                        for t, d, u in zip(ti, di, ious):
+                            f = placed[t]
+                            r["video"].append(v)
+                            r["frame"].append(i)
+                            r["face"].append(f.id)
+                            r["src"].append(f.src)
+                            r["label"].append(f.label)
+                            r["pred"].append(int(preds[d]))
+                            r["iou"].append(float(u))
+                            r["track"].append(int(result.track_ids[d]))
+                        if m == "smooth_off":  # detection is the same in both runs
+                            det["tp"] += len(ti)
+                            det["fp"] += len(result.faces) - len(ti)
+                            det["fn"] += len(placed) - len(ti)
+                            hit = set(ti.tolist())
+                            placed_sides += [f.box[2] - f.box[0] for f in placed]
+                            found_flags += [k in hit for k in range(len(placed))]
+                    if bar is not None:
+                        bar.update(1)
+            finally:
+                cap.release()
+            if not keep_videos:
+                path.unlink(missing_ok=True)
+                truth_path(path).unlink(missing_ok=True)
+    finally:
+        if bar is not None:
+            bar.close()
+        for pipe in pipes.values():
+            pipe.close()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    sides = np.array(placed_sides)
+    found = np.array(found_flags, bool)
+    by_size = []
+    for lo, hi in zip(SIZE_BUCKETS[:-1], SIZE_BUCKETS[1:]):
+        sel = (sides >= lo) & (sides < hi)
+        by_size.append({"side_px": [lo, hi], "placed": int(sel.sum()), "recall": _rate(found[sel].sum(), sel.sum())})
+    oracle_pred, oracle_label = np.array(oracle_pred), np.array(oracle_label)
+    oracle_orig = np.array([original(int(s)) for s in oracle_src])
+    report = {
+        "detection": {"iou_threshold": iou_threshold, "placed": int(len(found)), "tp": det["tp"], "fp": det["fp"],
+                      "fn": det["fn"], "recall": _rate(det["tp"], det["tp"] + det["fn"]),
+                      "precision": _rate(det["tp"], det["tp"] + det["fp"]),
+                      "mean_iou": float(np.mean(rows["smooth_off"]["iou"])) if rows["smooth_off"]["iou"] else None,
+                      "iou_p5_p50_p95": ([float(v) for v in np.percentile(rows["smooth_off"]["iou"], [5, 50, 95])]
+                                         if rows["smooth_off"]["iou"] else None),
+                      "recall_by_size": by_size},
+        "all_placed": {"n": int(len(oracle_label)),
+                       "crop_accuracy": _rate((oracle_orig == oracle_label).sum(), len(oracle_label)),
+                       "oracle_accuracy": _rate((oracle_pred == oracle_label).sum(), len(oracle_label)),
+                       "oracle_agreement": _rate((oracle_pred == oracle_orig).sum(), len(oracle_label))},
+    }
+    for m in modes:
+        r = {k: np.array(v) for k, v in rows[m].items()}
+        n = len(r["src"])
+        orig = np.array([original(int(s)) for s in r["src"]], np.int64)
+        flips, seconds, switches, tracks = 0, 0.0, 0, 0
+        for key in sorted(set(zip(r["video"].tolist(), r["face"].tolist()))):
+            sel = (r["video"] == key[0]) & (r["face"] == key[1])
+            seq = r["pred"][sel][np.argsort(r["frame"][sel])]
+            flips += int((seq[1:] != seq[:-1]).sum())
+            seconds += len(seq) / fps
+            switches += len(set(r["track"][sel].tolist())) - 1
+            tracks += 1
+        report[m] = {"matched": n,
+                     "accuracy": _rate((r["pred"] == r["label"]).sum(), n),
+                     "agreement": _rate((r["pred"] == orig).sum(), n),
+                     "crop_accuracy": _rate((orig == r["label"]).sum(), n),
+                     "flips": flips, "track_seconds": seconds, "tracks": tracks,
+                     "flips_per_track_s": _rate(flips, seconds), "track_id_switches": switches}
+    off, on = report["smooth_off"], report["smooth_on"]
+    # Positive: the pipeline beats the original crops; the target is "no more than 2 points worse".
+    gap = None if off["accuracy"] is None else off["accuracy"] - off["crop_accuracy"]
+    ratio = None
+    if off["flips_per_track_s"] is not None and on["flips_per_track_s"]:
+        ratio = off["flips_per_track_s"] / on["flips_per_track_s"]
+    elif off["flips_per_track_s"]:
+        ratio = float("inf")
+    report["targets"] = {"accuracy_gap_points": None if gap is None else 100 * gap,
+                         "accuracy_within_2_points": None if gap is None else bool(gap >= -0.02),
+                         "flip_reduction": ratio, "flips_reduced_3x": None if ratio is None else bool(ratio >= 3)}
+    card = pipes["smooth_off"].card
+    report["settings"] = {"videos": n_videos, "frames": n_frames, "fps": fps, "seed": seed, "size": list(size),
+                          "faces_per_frame": list(faces_per_frame), "face_px": list(face_px), "source": source,
+                          "detector": detector, "range": detector_range, "model": str(classifier.model_path),
+                          "model_metrics": card.metrics, "crop": card.crop.to_json(),
+                          "feather": DEFAULT_FEATHER, "iou_threshold": iou_threshold}
+    report["videos"] = per_video
+    report["elapsed_s"] = time.perf_counter() - t_start
+    return report
+
+
+def _p(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def scene_markdown(report: dict, command: str = "") -> str:
+    """The report as a markdown section (the table the README quotes)."""
+    d, a, s = report["detection"], report["all_placed"], report["settings"]
+    off, on, tg = report["smooth_off"], report["smooth_on"], report["targets"]
+    lines = ["# Scene benchmark (synthetic videos, real pipeline)", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [f"{s['videos']} videos x {s['frames']} frames at {s['fps']:g} fps, {s['size'][0]}x{s['size'][1]}, "
+              f"{s['faces_per_frame'][0]}-{s['faces_per_frame'][1]} faces per video, placed squares "
+              f"{s['face_px'][0]}-{s['face_px'][1]} px; faces from {s['source']}. Detector {s['detector']} "
+              f"({s['range']} range); model {s['model']} ({json.dumps(s['model_metrics'])}); crop policy "
+              f"{json.dumps(s['crop'])}.", "",
+              "| metric | value |", "|---|---|",
+              f"| detection recall (IoU >= {d['iou_threshold']}) | {_p(d['recall'])} ({d['tp']}/{d['tp'] + d['fn']}) |",
+              f"| detection precision | {_p(d['precision'])} ({d['fp']} false positives) |",
+              f"| mean IoU of matched boxes vs placed square | {d['mean_iou']:.3f} |" if d["mean_iou"] is not None
+              else "| mean IoU | - |",
+              f"| IoU of matched boxes, p5 / p50 / p95 | {' / '.join(f'{v:.2f}' for v in d['iou_p5_p50_p95'])} |"
+              if d.get("iou_p5_p50_p95") else "| IoU percentiles | - |",
+              f"| accuracy on detected faces, smoothing off | {_p(off['accuracy'])} |",
+              f"| accuracy on detected faces, smoothing on | {_p(on['accuracy'])} |",
+              f"| crop accuracy (classifier on the original 48x48 crops of the detected faces) | {_p(off['crop_accuracy'])} |",
+              f"| agreement with the classifier on the original crop, smoothing off / on | {_p(off['agreement'])} / {_p(on['agreement'])} |",
+              f"| oracle accuracy (true square cut from the decoded frame, all placed faces) | {_p(a['oracle_accuracy'])} |",
+              f"| crop accuracy, all placed faces | {_p(a['crop_accuracy'])} |",
+              f"| label flips per track per second, smoothing off | {off['flips_per_track_s']:.3f} |"
+              if off["flips_per_track_s"] is not None else "| flips off | - |",
+              f"| label flips per track per second, smoothing on | {on['flips_per_track_s']:.3f} |"
+              if on["flips_per_track_s"] is not None else "| flips on | - |",
+              f"| track id switches (off / on) | {off['track_id_switches']} / {on['track_id_switches']} |",
+              "", "Recall by placed square side:", "", "| side px | placed | recall |", "|---|---|---|"]
+    for b in d["recall_by_size"]:
+        hi = "+" if b["side_px"][1] >= 10_000 else f"-{b['side_px'][1] - 1}"
+        lines.append(f"| {b['side_px'][0]}{hi} | {b['placed']} | {_p(b['recall'])} |")
+    gap = tg["accuracy_gap_points"]
+    ratio = tg["flip_reduction"]
+    lines += ["", "Targets: accuracy on detected faces (smoothing off) no more than 2 points below the crop "
+              "accuracy: " + ("-" if gap is None else f"{gap:+.1f} points ({'met' if tg['accuracy_within_2_points'] else 'NOT met'})")
+              + "; flips reduced >= 3x by smoothing: "
+              + ("-" if ratio is None else f"{ratio:.1f}x ({'met' if tg['flips_reduced_3x'] else 'NOT met'})") + ".", ""]
+    return "\n".join(lines)
+
+
+def scene_plot(report: dict, path: str | Path) -> Path | None:
+    """Recall by face size and the accuracy chain as a PNG; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    d = report["detection"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    names = [f"{b['side_px'][0]}+" if b["side_px"][1] >= 10_000 else f"{b['side_px'][0]}-{b['side_px'][1] - 1}"
+             for b in d["recall_by_size"]]
+    ax1.bar(names, [100 * (b["recall"] or 0) for b in d["recall_by_size"]], color="tab:blue")
+    ax1.set_ylim(0, 100)
+    ax1.set_xlabel("placed face square, px")
+    ax1.set_ylabel("detection recall, %")
+    off, on, a = report["smooth_off"], report["smooth_on"], report["all_placed"]
+    bars = {"crop acc\n(original)": off["crop_accuracy"], "oracle acc\n(true square)": a["oracle_accuracy"],
+            "pipeline acc\nsmooth off": off["accuracy"], "pipeline acc\nsmooth on": on["accuracy"]}
+    ax2.bar(list(bars), [100 * (v or 0) for v in bars.values()], color=["gray", "tab:green", "tab:orange", "tab:red"])
+    ax2.set_ylim(0, 100)
+    ax2.set_ylabel("accuracy on detected faces, %")
+    ax2.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_scene_report(report: dict, out_dir: str | Path, command: str = "") -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "scenes.json", "md": out / "scenes.md"}
+    paths["json"].write_text(json.dumps({**report, "command": command}, indent=2) + "\n")
+    paths["md"].write_text(scene_markdown(report, command))
+    png = scene_plot(report, out / "scenes.png")
+    if png is not None:
+        paths["png"] = png
+    return paths
+
+
+def summary_rows(report: dict) -> list[str]:
+    """Rows for a 4-column results table (| what | fer-edge | peer | ratio |)."""
+    d, off, on = report["detection"], report["smooth_off"], report["smooth_on"]
+    n = d["placed"]
+    fo, fn = off["flips_per_track_s"], on["flips_per_track_s"]
+    return [
+        f"| synthetic scenes ({n} placed faces): detection recall / precision | {_p(d['recall'])} / "
+        f"{_p(d['precision'])} | | |",
+        f"| synthetic scenes: accuracy on detected faces vs the classifier on their original crops | "
+        f"{_p(off['accuracy'])} vs {_p(off['crop_accuracy'])} | | |",
+        f"| synthetic scenes: label flips per track per second, smoothing on / off | "
+        + ("-" if fn is None else f"{fn:.3f}") + " / " + ("-" if fo is None else f"{fo:.3f}") + " | | |",
+    ]
+
+
+def run_scenes_bench(out_dir: str | Path = DEFAULT_OUT, data: str = DEFAULT_DATA, model: str | None = None,
+                     progress: bool = False, **kwargs) -> dict:
+    """The default scene benchmark for `fer-edge bench all`: runs, writes out_dir/scenes.*, and returns
+    the report with "markdown" (its section) and "summary_rows" (results-table rows) added."""
+    report = run_scene_benchmark(out=out_dir, data=data, model=model, progress=progress, **kwargs)
+    command = f"fer-edge bench scenes --out {out_dir}" + (f" --model {model}" if model else "")
+    write_scene_report(report, out_dir, command)
+    return {**report, "markdown": scene_markdown(report, command), "summary_rows": summary_rows(report)}
+
+
+# ---------------------------------------------------------------- CLI
+
+def _int_pair(text: str) -> tuple[int, int]:
+    import argparse
+
+    try:
+        vals = [int(v) for v in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2:
+        raise argparse.ArgumentTypeError(f"expected N or A,B (or WxH), got {text!r}")
+    return vals[0], vals[1]
+
+
+def register(sub) -> None:
+    """Add `scenes` to the `fer-edge bench` subparsers."""
+    import argparse
+
+    p = sub.add_parser("scenes", help="end-to-end accuracy on synthetic videos with known faces",
+                       description="Paste FER-2013 faces (PrivateTest by default) into synthetic videos at known "
+                       "places, run the real pipeline on them with smoothing on and off, and report detection "
+                       "recall/precision, accuracy on detected faces against the labels and against the classifier "
+                       "on the original crops, and label flips per track per second.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder for scenes.json/.md/.png and videos/")
+    p.add_argument("--videos", type=int, default=8, help="number of synthetic videos")
+    p.add_argument("--frames", type=int, default=90, help="frames per video")
+    p.add_argument("--fps", type=float, default=15.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
+    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface")
+    p.add_argument("--range", choices=("short", "full"), default="short")
+    p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
+    p.add_argument("--split", choices=("public", "private"), default="private", help="which test faces to place")
+    p.add_argument("--size", type=_int_pair, default=(640, 480), help="frame size WxH")
+    p.add_argument("--faces-per-frame", type=_int_pair, default=(1, 4), help="faces per video: N or MIN,MAX")
+    p.add_argument("--face-px", type=_int_pair, default=(60, 300), help="placed square side range MIN,MAX px")
+    p.add_argument("--iou", type=float, default=MATCH_IOU, help="IoU to count a detection as a placed face")
+    p.add_argument("--no-keep-videos", action="store_true", help="delete the videos after the run")
+    p.set_defaults(func=_cmd_scenes)
+
+
+def _cmd_scenes(args) -> int:
+    import shlex
+    import sys
+
+    from edge.cli import CliError
+    from train.data import DataError
+
+    if args.videos < 1 or args.frames < 1:
+        raise CliError("--videos and --frames must be >= 1")
+    try:
+        report = run_scene_benchmark(out=args.out, n_videos=args.videos, n_frames=args.frames, seed=args.seed,
+                                     model=args.model, detector=args.detector, detector_range=args.range, data=args.data,
+                                     split=args.split, size=args.size, faces_per_frame=args.faces_per_frame,
+                                     face_px=args.face_px, fps=args.fps, iou_threshold=args.iou,
+                                     keep_videos=not args.no_keep_videos, progress=True)
+    except (FileNotFoundError, ValueError, DataError) as exc:
+        raise CliError(str(exc)) from None
+    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    paths = write_scene_report(report, args.out, command)
+    print(scene_markdown(report, command))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
