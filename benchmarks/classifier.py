@@ -195,7 +195,7 @@ def markdown(report: dict) -> str:
                      + " | ".join(f"{p['ms_per_face']:.3f}" if c == (report['threads'][0], 'single') else "-"
                                   for c in cols) + " |")
         lines += ["", "The peer runs with its own defaults (TFLite's default thread count, one face per "
-                      "invoke); its time is shown in the 1x1 column."]
+                      "invoke); its time is in the first 1/call column."]
     n = report["n_crops"]
     lines += ["", f"Accuracy over {n} PrivateTest crops fed straight to each model (no detector)."]
     return "\n".join(lines) + "\n"

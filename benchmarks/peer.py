@@ -6,9 +6,10 @@ What `FER(mtcnn=False)` does in fer 25.10.3 (read from its source, fer/fer.py):
 - crop: the box made square, grown by 10 px on each side, cut from the gray frame padded by
   40 px (pad value = mean of the bottom two rows), resized to 64x64 (cv2.resize, bilinear);
 - input: `(pixel / 255 - 0.5) * 2`, float32 (1, 64, 64, 1);
-- classifier: its `data/emotion_model_quantized.tflite` (float32 input and output; the weights
-  are what its converter stored) through `tf.lite.Interpreter`, one face per `invoke`, TFLite's
-  default thread count; labels in FER-2013 order, the same as ours.
+- classifier: its `data/emotion_model_quantized.tflite` (91 KB, a mini-Xception: 15 conv + 8
+  depthwise conv; dynamic-range quantized: 9 int8 weight tensors, float32 activations, float32
+  input and output, not a full-int8 model) through `tf.lite.Interpreter`, one face per `invoke`,
+  TFLite's default thread count; labels in FER-2013 order, the same as ours.
 
 fer 25.x's default cascade path is `cv2.data.haarcascades`, which OpenCV 5 no longer has, so
 the adapter passes the cascade that fer ships (`fer/data/haarcascade_frontalface_default.xml`).

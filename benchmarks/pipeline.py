@@ -171,7 +171,7 @@ def _draw_fn():
     return draw
 
 
-def _progress(total: int | None, desc: str, enabled: bool, duration_s: float | None = None):
+def _progress(total: int | None, desc: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False,

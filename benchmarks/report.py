@@ -195,8 +195,9 @@ def results_markdown(pipeline_reports: dict, cls_report: dict, soak_report: dict
         faces = rep["faces_per_frame"]["mean"]
         p = rep.get("peer")
         pf = p["fps"] if p else None
-        lines.append(f"| frames/s, {w}x{h} video, {name.split('_')[0]} face(s) placed "
-                     f"(detected/frame: ours {faces:.2f}" + (f", peer {p['faces_per_frame']['mean']:.2f}" if p else "")
+        placed = next((n for v, _, n, _ in VIDEOS if v == name), None)
+        lines.append(f"| frames/s, {w}x{h} video, {placed or '?'} face(s) placed "
+                     f"(found per frame: ours {faces:.2f}" + (f", peer {p['faces_per_frame']['mean']:.2f}" if p else "")
                      + f") | **{rep['fps']:.1f}** | {_fmt(pf)} | **{_ratio(rep['fps'], pf)}** |")
         lines.append(f"| latency p50 / p95 ms, {w}x{h} | {rep['latency_ms']['p50']:.2f} / "
                      f"{rep['latency_ms']['p95']:.2f} | "

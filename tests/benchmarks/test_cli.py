@@ -1,0 +1,68 @@
+"""benchmarks/cli.py: `fer-edge bench` and its subcommands, run in-process through edge.cli.main."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.classifier import load_private_test
+from benchmarks.scenes import make_scene_video
+from edge.cli import build_parser, main
+
+
+@pytest.fixture(scope="module")
+def video(fer_dir, tmp_path_factory):
+    crops, labels = load_private_test(fer_dir, limit=8)
+    folder = tmp_path_factory.mktemp("cli-video")
+    truth = make_scene_video(folder / "v.mp4", crops, labels, n_frames=12, size=(320, 240), faces_per_frame=1,
+                             face_px=(100, 130), seed=4)
+    return folder / truth.video
+
+
+def test_subcommands_registered():
+    parser = build_parser()
+    args = parser.parse_args(["bench", "classifier"])
+    assert args.func.__name__ == "_cmd_classifier"
+    for sub in ("soak", "all"):
+        assert parser.parse_args(["bench", sub]).func.__name__ == f"_cmd_{sub}"
+    assert parser.parse_args(["bench", "--source", "x.mp4"]).func.__name__ == "_cmd_pipeline"
+
+
+def test_bench_writes_json_md_png(video, tmp_path, capsys):
+    out = tmp_path / "r" / "bench.json"
+    rc = main(["bench", "--source", str(video), "--frames", "15", "--warmup", "1", "--peer", "off",
+               "--no-progress", "--json", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["frames"] == 15 and {"p50", "p95"} <= set(data["latency_ms"])
+    assert out.with_suffix(".md").is_file() and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "| detect |" in capsys.readouterr().out
+
+
+def test_soak_subcommand(video, tmp_path):
+    out = tmp_path / "soak.json"
+    rc = main(["bench", "soak", "--source", str(video), "--frames", "20", "--warmup", "1", "--no-progress",
+               "--json", str(out)])
+    assert rc == 0
+    assert "rss_growth_mb" in json.loads(out.read_text())
+
+
+def test_classifier_subcommand(fer_dir, tmp_path, capsys):
+    out = tmp_path / "classifier.json"
+    rc = main(["bench", "classifier", "--data", str(fer_dir), "--limit", "16", "--iters", "2", "--threads", "1",
+               "--peer", "off", "--no-progress", "--json", str(out)])
+    assert rc == 0
+    assert json.loads(out.read_text())["variants"][0]["quantization"] == "int8"
+    assert "ms per face" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench"], "pass --source"),
+    (["bench", "--source", "/nonexistent/video.mp4", "--peer", "off"], "no such video"),
+    (["bench", "classifier", "--threads", "0"], "--threads"),
+    (["bench", "classifier", "--models-dir", "/nonexistent"], "no such models folder"),
+])
+def test_user_errors_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,65 @@
+"""benchmarks/peer.py: fer's FER(mtcnn=False) on a few real frames, when fer is installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import peer
+from benchmarks.classifier import load_private_test
+from benchmarks.pipeline import FrameReader
+from benchmarks.scenes import make_scene_image, make_scene_video
+
+pytestmark = pytest.mark.skipif(not peer.available(),
+                                reason=f"the peer `fer` is not installed ({peer.install_hint()})")
+
+
+@pytest.fixture(scope="module")
+def fer_peer():
+    return peer.FerPeer()
+
+
+@pytest.fixture(scope="module")
+def private(fer_dir):
+    return load_private_test(fer_dir, limit=30)
+
+
+def test_uses_the_cascade_fer_ships(fer_peer):
+    assert (fer_peer.data_dir / "haarcascade_frontalface_default.xml").is_file()
+    assert fer_peer.version.startswith("25.")
+
+
+def test_detect_emotions_on_a_scene(fer_peer, private):
+    crops, labels = private
+    image, _ = make_scene_image(crops, labels, size=(640, 480), faces_per_frame=1, face_px=(220, 260), seed=0)
+    boxes = fer_peer.find_faces(image)
+    out = fer_peer.detect_emotions(image, face_rectangles=boxes)
+    assert len(out) == len(boxes)
+    for face in out:
+        assert set(face["emotions"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+
+
+def test_classify_crops(fer_peer, private):
+    crops, _ = private
+    x = peer.FerPeer.preprocess_crops(crops[:3])
+    assert x.shape == (3, 64, 64) and x.min() >= -1.0 and x.max() <= 1.0
+    probs = fer_peer.classify_crops(crops[:5])
+    assert probs.shape == (5, 7)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-3)
+
+
+def test_peer_bench_on_frames(private, tmp_path):
+    crops, labels = private
+    truth = make_scene_video(tmp_path / "v.mp4", crops, labels, n_frames=6, size=(320, 240), faces_per_frame=1,
+                             face_px=(120, 150), seed=2)
+    with FrameReader(str(tmp_path / truth.video)) as reader:
+        rep = peer.run_peer_bench(reader, frames=8, warmup=1, progress=False)
+    assert rep["frames"] == 8 and rep["fps"] > 0
+    assert set(rep["stages"]) == {"decode", "detect", "classify"}
+    assert rep["name"].startswith("fer 25.")
+
+
+def test_peer_accuracy_schema(private):
+    crops, labels = private
+    out = peer.peer_accuracy(crops, labels, timing_faces=3)
+    assert out["n"] == 30 and 0.0 <= out["accuracy"] <= 1.0 and out["ms_per_face"] > 0
