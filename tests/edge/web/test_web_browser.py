@@ -1,0 +1,163 @@
+"""The web UI in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+A real `fer-edge serve` on 127.0.0.1 in a subprocess; real FER-2013 faces; the webcam page fed by
+Chromium's fake camera from a .y4m file made here. Screenshots of each step go to the test's
+tmp dir and to /tmp/web-screens.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from web_helpers import save_screen, scene, start_server, write_video, write_y4m
+
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "browser-t0ken"
+TIMEOUT_MS = 180_000  # generous: CI shares 2 cores between Chromium, the server and its models
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install playwright)")
+
+
+@pytest.fixture(scope="module")
+def camera_file(tmp_path_factory, fer_faces) -> Path:
+    """A .y4m clip for the fake camera: one FER face, drifting a little, on a background."""
+    frames = [scene(fer_faces[1:2], [(80 + 2 * (i % 10), 30, 180)], size=(320, 240)) for i in range(20)]
+    return write_y4m(tmp_path_factory.mktemp("cam") / "face.y4m", frames)
+
+
+@pytest.fixture(scope="module")
+def browser(camera_file):
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                  f"--use-file-for-fake-video-capture={camera_file}"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(detector_dir, emotion_model):
+    srv = start_server("--token", TOKEN, "--pipelines", "1", "--threads", "4")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def _hex_rgb(color: str) -> tuple[int, int, int]:
+    return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _stroke_matches(page, canvas: str, face: dict, scale: float) -> bool:
+    """The canvas pixel on the left edge of the drawn box has the colour of the face's label."""
+    x1, y1, _, y2 = face["box"]
+    rgba = page.evaluate(
+        """([sel, x, y]) => Array.from(document.querySelector(sel).getContext('2d')
+                                 .getImageData(x, y, 1, 1).data)""",
+        [canvas, round(x1 * scale), round((y1 + y2) / 2 * scale)])
+    want = _hex_rgb(page.evaluate("(e) => window.ferEdge.colorFor(e)", face["emotion"]))
+    return all(abs(a - b) <= 40 for a, b in zip(rgba[:3], want)) and rgba[3] > 200
+
+
+def test_upload_shows_boxes_labels_and_bars(server, page, face_scene, tmp_path):
+    image, placed = face_scene
+    photo = tmp_path / "face.jpg"
+    cv2.imwrite(str(photo), image)
+    page.goto(f"{server.url}/?token={TOKEN}")
+    assert page.url == f"{server.url}/"  # the token left the address bar (kept in sessionStorage)
+    assert page.is_hidden("#auth-banner")
+    save_screen(page, tmp_path, "1-upload-empty")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#canvas[data-state=done]", timeout=TIMEOUT_MS)
+    faces = json.loads(page.get_attribute("#canvas", "data-result"))
+    assert len(faces) == 1
+    labels = json.loads(page.get_attribute("body", "data-labels"))
+    emotion = page.text_content(".face .emotion")
+    assert emotion == faces[0]["emotion"] and emotion in labels
+    assert page.locator(".face .bar-fill").count() == len(labels)
+    assert _stroke_matches(page, "#canvas", faces[0], float(page.get_attribute("#canvas", "data-scale")))
+    assert "1 face" in page.text_content("#status")
+    save_screen(page, tmp_path, "2-upload-result")
+    assert page.errors == []
+
+
+def test_upload_without_token_says_so(server, page, face_scene, tmp_path):
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), face_scene[0])
+    page.goto(f"{server.url}/")  # fresh context: no token in sessionStorage
+    assert page.is_visible("#auth-banner")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#canvas[data-state=error]", timeout=TIMEOUT_MS)
+    assert "token" in page.text_content("#status")
+    save_screen(page, tmp_path, "3-upload-no-token")
+
+
+def test_upload_of_a_non_image_shows_the_error(server, page, tmp_path):
+    junk = tmp_path / "notes.png"
+    junk.write_text("not an image at all")
+    page.goto(f"{server.url}/?token={TOKEN}")
+    page.set_input_files("#file", str(junk))
+    page.wait_for_selector("#canvas[data-state=error]", timeout=TIMEOUT_MS)
+    assert "not an image" in page.text_content("#status")
+
+
+def test_webcam_frames_go_to_the_api_and_results_are_drawn(server, page, tmp_path):
+    page.goto(f"{server.url}/webcam?token={TOKEN}")
+    assert page.is_hidden("#insecure")  # 127.0.0.1 is a secure context
+    page.click("#start")
+    page.wait_for_function("Number(document.getElementById('overlay').dataset.frames || 0) >= 3",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_function("Number(document.getElementById('overlay').dataset.faces || 0) >= 1",
+                           timeout=TIMEOUT_MS)
+    faces = json.loads(page.get_attribute("#overlay", "data-result"))
+    assert len(faces) == 1
+    assert _stroke_matches(page, "#overlay", faces[0], float(page.get_attribute("#overlay", "data-scale")))
+    assert page.text_content(".face .emotion") == faces[0]["emotion"]
+    save_screen(page, tmp_path, "4-webcam")
+    page.click("#stop")
+    assert page.text_content("#status") == "Camera off."
+    assert page.errors == []
+
+
+def test_live_page_shows_frames_then_the_end(page, tmp_path, fer_faces, detector_dir, emotion_model):
+    video = write_video(tmp_path / "live.avi", fer_faces, n_frames=100, fps=10.0)
+    srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--threads", "4")
+    try:
+        page.goto(f"{srv.url}/live?token={TOKEN}")
+        page.wait_for_function("Number(document.getElementById('faces').dataset.seq || -1) >= 3",
+                               timeout=TIMEOUT_MS)
+        first = int(page.get_attribute("#faces", "data-seq"))
+        page.wait_for_function(f"Number(document.getElementById('faces').dataset.seq) > {first}",
+                               timeout=TIMEOUT_MS)  # frames keep arriving
+        size = page.evaluate("() => [document.getElementById('stream').naturalWidth, "
+                             "document.getElementById('stream').naturalHeight]")
+        assert size == [320, 240]  # the MJPEG <img> (with ?token=) shows the annotated frames
+        assert page.text_content("#st-state") in ("running", "ended")
+        save_screen(page, tmp_path, "5-live-running")
+        page.wait_for_selector("#live-state[data-state=ended]", timeout=TIMEOUT_MS)
+        assert "Source ended" in page.text_content("#live-state")
+        save_screen(page, tmp_path, "6-live-ended")
+        assert page.errors == []
+    finally:
+        assert srv.stop() == 0, srv.output
