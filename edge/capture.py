@@ -119,8 +119,11 @@ class CvReader:
         self._cap = cv2.VideoCapture(self._index if self._index is not None else target)
         if not self._cap.isOpened():
             self._cap.release()
-            what = f"camera {target}" if self._index is not None else target
-            raise OSError(f"cannot open {what}")
+            if self._index is not None:
+                raise OSError(f"cannot open camera {target}")
+            if live:
+                raise OSError(f"cannot open stream {target}")
+            raise OSError(f"cannot open {target} as a video (not a video file OpenCV can decode)")
         if self._index is not None:
             if width:
                 self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -282,14 +285,14 @@ class Capture:
     open_reader: called on the capture thread to open the device (again after a failure when
     `reconnect`). open_retries: failed opens tolerated before the first success (0: fail at
     once, as for a missing camera); after that, failures are retried with backoff, at most
-    `max_retries` in a row (None: for ever). pace_fps: for realtime file playback, deliver at
-    this rate.
+    `max_retries` in a row (None: for ever). pace_fps / pace_media: deliver at this rate / at
+    the file's own rate (realtime playback of a file).
     """
 
     def __init__(self, open_reader: Callable[[], Reader], *, live: bool, name: str = "source",
                  reconnect: bool | None = None, queue_size: int = 4, open_retries: int = 0,
                  max_retries: int | None = None, backoff_s: float = 0.25, backoff_max_s: float = 8.0,
-                 pace_fps: float | None = None, join_timeout_s: float = 2.0):
+                 pace_fps: float | None = None, pace_media: bool = False, join_timeout_s: float = 2.0):
         self.name = name
         self.live = live
         self._open_reader = open_reader
@@ -298,6 +301,7 @@ class Capture:
         self._max_retries = max_retries
         self._backoff_s, self._backoff_max_s = backoff_s, backoff_max_s
         self._pace_fps = pace_fps
+        self._pace_media = pace_media  # realtime file playback at the file's own frame rate
         self._join_timeout_s = join_timeout_s
         self._stop = threading.Event()
         self._box = LatestFrameBox() if live else None
@@ -314,12 +318,8 @@ class Capture:
         """The usual capture for a parsed --source."""
         live = spec.live or realtime
         kwargs.setdefault("open_retries", 3 if spec.kind == "url" else 0)
-        capture = cls(reader_factory(spec, width, height, fps), live=live, name=spec.kind,
-                      reconnect=spec.live, **kwargs)
-        capture._pace_media = realtime and not spec.live
-        return capture
-
-    _pace_media = False
+        return cls(reader_factory(spec, width, height, fps), live=live, name=spec.kind, reconnect=spec.live,
+                   pace_media=realtime and not spec.live, **kwargs)
 
     # --- consumer side ---------------------------------------------------------------------
 

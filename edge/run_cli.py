@@ -46,6 +46,7 @@ class RunConfig:
     max_missed: int = 10
     headless: bool = False
     jsonl: str | None = None
+    append: bool = False
     save_video: str | None = None
     out_dir: str | None = None
 
@@ -107,6 +108,7 @@ def register(sub) -> None:
     o.add_argument("--headless", action="store_true",
                    help="no window; JSON Lines to stdout unless --jsonl or --out-dir says where")
     o.add_argument("--jsonl", default=None, help="write one JSON object per processed frame to this file")
+    o.add_argument("--append", action="store_true", help="append to --jsonl instead of overwriting it (services)")
     o.add_argument("--save-video", default=None, help="write the annotated frames to this video (.mp4 or .avi)")
     o.add_argument("--out-dir", default=None,
                    help="image/folder sources: annotated images and results.jsonl go here "
@@ -147,6 +149,10 @@ def _build_pipeline(config: RunConfig):
 
         require("mediapipe", "mediapipe")
     try:
+        if config.detector == "blazeface":
+            from edge.models import resolve_detector_model
+
+            resolve_detector_model(config.range, config.detector_model)  # names every way to supply it
         return Pipeline.from_config(config.pipeline_config())
     except ModelNotFoundError as exc:
         raise CliError(str(exc)) from None
@@ -212,7 +218,7 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
     error: CliError | None = None
     try:
         if config.jsonl:
-            jsonl = JsonlSink(config.jsonl)
+            jsonl = JsonlSink(config.jsonl, append=config.append)
         elif config.out_dir:
             jsonl = JsonlSink(Path(config.out_dir) / "results.jsonl")
         elif config.headless:

@@ -68,10 +68,10 @@ def frame_record(result: FrameResult, source: str | None = None) -> dict:
 class JsonlSink:
     """One JSON object per line, flushed per line, so a killed run leaves only whole lines."""
 
-    def __init__(self, path: str | Path | None = None, stream: IO[str] | None = None):
+    def __init__(self, path: str | Path | None = None, stream: IO[str] | None = None, append: bool = False):
         if path is not None and str(path) != "-":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] | None = open(path, "w", encoding="utf-8")
+            self._file: IO[str] | None = open(path, "a" if append else "w", encoding="utf-8")
             self._out = self._file
         else:
             self._file = None

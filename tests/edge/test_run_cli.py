@@ -1,0 +1,190 @@
+"""`fer-edge run`: bad input -> clear errors and exit codes; signals; JSONL, video and image outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import build_parser
+from edge.cli import main as cli_main
+from edge.run_cli import RunConfig
+from edge_runtime_helpers import fer_faces, scene_video
+
+REPO = Path(__file__).resolve().parents[2]
+RECORD_KEYS = {"frame", "t", "faces", "latency_ms"}
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, fer_dir):
+    path = tmp_path_factory.mktemp("video") / "scene.mp4"
+    truth, _ = scene_video(path, fer_dir, n_frames=12, size=(320, 240), face_px=(90, 120), seed=4)
+    return path.parent / truth.video
+
+
+def fer_edge_cmd() -> list[str]:
+    exe = shutil.which("fer-edge")
+    return [exe] if exe else [sys.executable, "-m", "edge"]
+
+
+def _bad_sidecar(tmp_path: Path, emotion_model: Path, edit) -> Path:
+    model = tmp_path / "bad.tflite"
+    shutil.copy(emotion_model, model)
+    card = json.loads(emotion_model.with_suffix(".json").read_text())
+    edit(card)
+    model.with_suffix(".json").write_text(json.dumps(card))
+    return model
+
+
+def _drop(key):
+    return lambda card: card.pop(key)
+
+
+BAD_INPUTS = {
+    "unknown source": (lambda t, v, m: ["--source", str(t / "nope.mp4")], "unknown source"),
+    "not a video": (lambda t, v, m: ["--source", str(_garbage(t))], "cannot open"),
+    "no camera": (lambda t, v, m: ["--source", "7"], "--source FILE"),
+    "missing emotion model": (lambda t, v, m: ["--source", str(v), "--model", str(t / "none.tflite")], "--model"),
+    "missing detector model": (lambda t, v, m: ["--source", str(v), "--detector-model", str(t / "bf.tflite")],
+                               "--detector-model"),
+    "sidecar labels mismatch": (lambda t, v, m: ["--source", str(v), "--model", str(_bad_sidecar(
+        t, m, lambda c: c.update(labels=c["labels"][:6])))], "field 'labels'"),
+    "sidecar input mismatch": (lambda t, v, m: ["--source", str(v), "--model", str(_bad_sidecar(
+        t, m, lambda c: c["input"].update(height=64)))], "field 'input'"),
+    "sidecar missing field": (lambda t, v, m: ["--source", str(v), "--model", str(_bad_sidecar(
+        t, m, _drop("normalization")))], "'normalization'"),
+    "bad max fps": (lambda t, v, m: ["--source", str(v), "--max-fps", "-1"], "--max-fps"),
+}
+
+
+def _garbage(tmp_path: Path) -> Path:
+    p = tmp_path / "broken.mp4"
+    p.write_bytes(b"\x00not a video\x00" * 100)
+    return p
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_a_clear_error_and_exit_code_2(case, tmp_path, video, emotion_model, detector_dir, capsys):
+    make_args, words = BAD_INPUTS[case]
+    rc = cli_main(["run", "--headless", *make_args(tmp_path, video, emotion_model)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "fer-edge run: error:" in err and words in err, err
+    assert "Traceback" not in err
+
+
+def test_missing_detector_model_says_how_to_get_it(tmp_path, video, monkeypatch, capsys):
+    monkeypatch.setenv("FER_EDGE_MODEL_DIR", str(tmp_path))  # holds no model
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert cli_main(["run", "--headless", "--source", str(video)]) == 2
+    err = capsys.readouterr().err
+    assert "fer-edge models pull" in err and "--detector-model" in err
+
+
+def test_no_display_without_headless_is_a_clear_error(video, monkeypatch, capsys):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the $DISPLAY check is for Linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert cli_main(["run", "--source", str(video)]) == 2
+    err = capsys.readouterr().err
+    assert "no display" in err and "--headless" in err
+
+
+def test_headless_writes_jsonl_to_stdout_and_the_summary_to_stderr(video, detector_dir, capsys):
+    assert cli_main(["run", "--headless", "--source", str(video)]) == 0
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["frame"] for r in records] == list(range(12))
+    assert all(set(r) == RECORD_KEYS for r in records)
+    assert sum(len(r["faces"]) for r in records) > 0
+    assert "frames 12" in err and "p50" in err and "p95" in err and "drops 0" in err
+
+
+def test_image_folder_writes_annotated_images_and_jsonl_to_out_dir(tmp_path, fer_dir, detector_dir, capsys):
+    from benchmarks.scenes import make_scene_image
+
+    faces, labels = fer_faces(fer_dir, per_class=2)
+    src = tmp_path / "photos"
+    src.mkdir()
+    for k in range(3):
+        image, _ = make_scene_image(faces, labels, size=(320, 240), faces_per_frame=1, face_px=(90, 120), seed=k)
+        cv2.imwrite(str(src / f"img{k}.jpg"), image)
+    (src / "img9.jpg").write_bytes(b"corrupt")
+    out = tmp_path / "annotated"
+    assert cli_main(["run", "--headless", "--source", str(src), "--out-dir", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["img0.jpg", "img1.jpg", "img2.jpg"]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [Path(r["source"]).name for r in records] == ["img0.jpg", "img1.jpg", "img2.jpg"]
+    assert all(set(r) == RECORD_KEYS | {"source"} for r in records)
+    assert "skipped 1" in err
+    assert cv2.imread(str(out / "img0.jpg")).shape == (240, 320, 3)
+
+
+def test_save_video_writes_every_annotated_frame(tmp_path, video, detector_dir, capsys):
+    out = tmp_path / "annotated.avi"
+    jsonl = tmp_path / "r.jsonl"
+    assert cli_main(["run", "--headless", "--source", str(video), "--save-video", str(out),
+                     "--jsonl", str(jsonl)]) == 0
+    cap = cv2.VideoCapture(str(out))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    assert n == 12 and len(jsonl.read_text().splitlines()) == 12
+    assert capsys.readouterr().out == ""  # with --jsonl, stdout stays clean
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_the_run_cleanly_with_complete_jsonl(sig, tmp_path, fer_dir, detector_dir):
+    path = tmp_path / "long.mp4"
+    truth, _ = scene_video(path, fer_dir, n_frames=150, size=(320, 240), face_px=(90, 120), seed=4)
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "FER_EDGE_MODEL_DIR": str(detector_dir)}
+    proc = subprocess.Popen([*fer_edge_cmd(), "run", "--source", str(path.parent / truth.video), "--headless",
+                             "--jsonl", str(out), "--max-fps", "5"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300  # generous: CI machines can be loaded
+        while not (out.is_file() and len(out.read_text().splitlines()) >= 5):
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "no output within 300 s"
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    lines = out.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is whole, valid JSON
+    assert 5 <= len(records) < 150, "the run should have been stopped mid-video"
+    assert [r["frame"] for r in records] == list(range(len(records)))
+    assert all(set(r) == RECORD_KEYS for r in records)
+    assert f"frames {len(records)} " in stderr and "p95" in stderr
+    assert stdout == ""
+
+
+def test_help_shows_defaults_and_flags_parse_into_run_config():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    help_text = sub.choices["run"].format_help()
+    for words in ("--source", "(default: 0)", "--detector {blazeface,mediapipe}", "(default: blazeface)",
+                  "--no-smooth", "--max-missed", "--save-video", "--out-dir", "--realtime", "--threads"):
+        assert words in help_text
+    args = parser.parse_args(["run", "--source", "v.mp4", "--no-smooth", "--max-fps", "5", "--threads", "4",
+                              "--range", "full", "--max-missed", "3"])
+    cfg = RunConfig.from_args(args)
+    assert cfg == RunConfig(source="v.mp4", smooth=False, max_fps=5.0, threads=4, range="full", max_missed=3)
+    pc = cfg.pipeline_config()
+    assert (pc.smooth, pc.threads, pc.range, pc.max_missed) == (False, 4, "full", 3)
