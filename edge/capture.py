@@ -99,6 +99,7 @@ class Grab:
     image: np.ndarray | None  # (H, W, 3) uint8 BGR; None or empty: a corrupt frame, skipped
     t: float | None = None  # media time in seconds when the source knows it
     source: str = ""  # file path for image sources
+    skipped: int = 0  # undecodable frames the reader passed over to reach this one
 
 
 class Reader(Protocol):
@@ -137,13 +138,26 @@ class CvReader:
 
     def read(self) -> Grab | None:
         ok, image = self._cap.read()
-        if not ok:
-            if self.live:
-                raise OSError("the camera or stream stopped delivering frames")
-            return None
-        self._n += 1
+        if not ok and self.live:
+            raise OSError("the camera or stream stopped delivering frames")
+        # A file: a failed read is the end, unless frames follow it (a corrupt frame in the
+        # middle). Failures are counted as skipped only once a later frame decodes, so a
+        # container that over-states its frame count does not report phantom skips.
+        failed = 0
+        while not ok:
+            failed += 1
+            if failed > self.MAX_BAD_FRAMES or not self._more_frames():
+                return None
+            ok, image = self._cap.read()
+        self._n += 1 + failed
         t = (self._n - 1) / self.fps if (self.fps and not self.live) else None
-        return Grab(image, t)
+        return Grab(image, t, skipped=failed)
+
+    MAX_BAD_FRAMES = 25  # consecutive undecodable frames before a file counts as ended
+
+    def _more_frames(self) -> bool:
+        count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        return count > 0 and self._cap.get(cv2.CAP_PROP_POS_FRAMES) < count
 
     def close(self) -> None:
         self._cap.release()
@@ -429,6 +443,7 @@ class Capture:
                 if grab is None:
                     break
                 failures = 0
+                self._skipped += grab.skipped
                 image = grab.image
                 if image is None or image.size == 0 or image.ndim not in (2, 3):
                     self._skipped += 1

@@ -140,6 +140,25 @@ def test_close_stops_and_joins_the_capture_thread_quickly(tmp_path, realtime):
     assert join_s < 1.0  # behaviour bound: the thread notices the stop event within its 0.1 s polls
 
 
+def test_corrupt_frames_inside_a_video_are_skipped_and_counted(tmp_path):
+    video = write_video(tmp_path / "v.avi", 20)
+    data = bytearray(video.read_bytes())
+    soi, pos = [], 0
+    while (pos := data.find(b"\xff\xd8", pos + 1)) > 0:  # each MJPG frame starts with a JPEG SOI marker
+        soi.append(pos)
+    assert len(soi) == 20
+    for k in (5, 6):  # wipe the start of two frames' JPEG data
+        data[soi[k]:soi[k] + 200] = bytes(200)
+    video.write_bytes(bytes(data))
+    with Capture.from_spec(parse_source(str(video))) as capture:
+        frames = list(capture.frames())
+    levels = [round(float(f.image.mean())) for f in frames]
+    assert capture.stats.skipped == 2 and len(frames) == 18
+    assert [abs(lv - level(k)) < 3 for lv, k in zip(levels, [*range(5), *range(7, 20)])] == [True] * 18
+    assert [f.index for f in frames] == list(range(18))
+    assert frames[5].t == pytest.approx(7 / 25.0)  # media time skips the lost frames
+
+
 def test_images_skip_corrupt_and_empty_files(tmp_path):
     for name in ("a.png", "c.jpg", "e.png"):
         cv2.imwrite(str(tmp_path / name), np.full((20, 30, 3), 100, np.uint8))
