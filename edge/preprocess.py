@@ -24,13 +24,18 @@ class InputSpec:
     color: str = "gray"
     mean: float = 128.0
     std: float = 64.0
+    # The Gaussian blur (sigma, in input pixels) of the images the model learned from. The
+    # FER-2013 training images shipped in ../shared are blurred (sigma ~3) while PublicTest,
+    # PrivateTest and camera crops are sharp, so sharp crops are blurred up to this level.
+    blur_sigma: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict) -> "InputSpec":
-        return cls(**{k: d[k] for k in ("height", "width", "channels", "color", "mean", "std") if k in d})
+        keys = ("height", "width", "channels", "color", "mean", "std", "blur_sigma")
+        return cls(**{k: d[k] for k in keys if k in d})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +68,13 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def to_model_input(gray: np.ndarray, spec: InputSpec) -> np.ndarray:
+def to_model_input(gray: np.ndarray, spec: InputSpec, source_blur_sigma: float = 0.0) -> np.ndarray:
     """Gray crops -> normalised float model input.
 
     gray: (n, h, w) or (h, w) uint8. Crops of another size are resized with INTER_AREA.
+    `source_blur_sigma` is how blurred the crops already are (0 for camera crops and the sharp
+    FER-2013 test splits); they are blurred up to `spec.blur_sigma`
+    (Gaussian sigmas add in quadrature), so every input reaches the model equally smooth.
     Returns (n, spec.height, spec.width, 1) float32, `(pixel - mean) / std`.
     """
     batch = gray[None] if gray.ndim == 2 else gray
@@ -74,6 +82,10 @@ def to_model_input(gray: np.ndarray, spec: InputSpec) -> np.ndarray:
         batch = np.stack(
             [cv2.resize(g, (spec.width, spec.height), interpolation=cv2.INTER_AREA) for g in batch]
         )
+    extra_sigma = math.sqrt(max(spec.blur_sigma**2 - source_blur_sigma**2, 0.0))
+    if extra_sigma > 0.05:
+        batch = np.stack([cv2.GaussianBlur(g, (0, 0), extra_sigma, borderType=cv2.BORDER_REFLECT)
+                          for g in batch])
     out = batch.astype(np.float32)
     out -= np.float32(spec.mean)
     out *= np.float32(1.0 / spec.std)

@@ -38,8 +38,8 @@ class ModelCard:
             "labels": list(self.labels),
             "input": {"height": spec.height, "width": spec.width, "channels": spec.channels,
                       "color": spec.color},
-            "normalization": {"mean": spec.mean, "std": spec.std,
-                              "formula": "(pixel - mean) / std"},
+            "normalization": {"mean": spec.mean, "std": spec.std, "blur_sigma": spec.blur_sigma,
+                              "formula": "gaussian_blur(pixel, blur_sigma), then (pixel - mean) / std"},
             "crop": self.crop.to_json(),
             "quantization": self.quantization,
             "source_model": {"sha256": self.source_sha256},
@@ -54,7 +54,8 @@ class ModelCard:
             inp, norm = d["input"], d["normalization"]
             spec = InputSpec(height=int(inp["height"]), width=int(inp["width"]),
                              channels=int(inp["channels"]), color=str(inp["color"]),
-                             mean=float(norm["mean"]), std=float(norm["std"]))
+                             mean=float(norm["mean"]), std=float(norm["std"]),
+                             blur_sigma=float(norm.get("blur_sigma", 0.0)))
             known = {"format", "labels", "input", "normalization", "crop", "quantization",
                      "source_model", "metrics", "command"}
             return cls(labels=tuple(d["labels"]), input=spec, crop=CropPolicy.from_json(d.get("crop", {})),

@@ -267,3 +267,25 @@ def _load_folder(root: Path) -> FerData:
     splits = {s: _stack(*buckets[s]) for s in SPLITS}
     return FerData(**splits, source=str(root), layout="folder", split_note=note,
                    skipped=tuple(skipped))
+
+
+def laplacian_variance(images: np.ndarray) -> float:
+    """Median variance of the Laplacian over (n, h, w) uint8 images: a sharpness measure."""
+    return float(np.median([cv2.Laplacian(g, cv2.CV_32F).var() for g in images]))
+
+
+def estimate_blur_sigma(blurred: np.ndarray, sharp: np.ndarray, max_sigma: float = 6.0) -> float:
+    """The Gaussian sigma that makes `sharp` images as smooth as `blurred` ones.
+
+    FER-2013 as shipped in ../shared has blurred Training images and sharp PublicTest /
+    PrivateTest images; the runtime's crops are sharp too. This measures the gap (on
+    Training vs PublicTest, never PrivateTest) so the model's inputs can be matched.
+    """
+    target = laplacian_variance(blurred)
+    best, best_err = 0.0, abs(np.log(laplacian_variance(sharp)) - np.log(target))
+    for sigma in np.arange(0.2, max_sigma + 1e-9, 0.1):
+        b = np.stack([cv2.GaussianBlur(g, (0, 0), float(sigma), borderType=cv2.BORDER_REFLECT) for g in sharp])
+        err = abs(np.log(laplacian_variance(b)) - np.log(target))
+        if err < best_err:
+            best, best_err = float(sigma), err
+    return round(best, 1)

@@ -21,7 +21,7 @@ import numpy as np
 from edge.labels import LABELS, NUM_CLASSES
 from edge.preprocess import CropPolicy, InputSpec, to_model_input
 from train.augment import AugmentConfig
-from train.data import FerData, Split, load_fer2013
+from train.data import FerData, Split, estimate_blur_sigma, load_fer2013
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,15 @@ def _limit(split: Split, n: int, seed: int) -> Split:
     return split.subset(np.sort(idx))
 
 
-def input_spec_for(train_images: np.ndarray) -> InputSpec:
+def input_spec_for(train_images: np.ndarray, blur_sigma: float = 0.0, side: int = 48) -> InputSpec:
     """Normalisation from the training pixels, rounded so the sidecar stays readable."""
-    return InputSpec(mean=round(float(train_images.mean()), 2), std=round(float(train_images.std()), 2))
+    return InputSpec(height=side, width=side, mean=round(float(train_images.mean()), 2),
+                     std=round(float(train_images.std()), 2), blur_sigma=blur_sigma)
+
+
+def training_inputs(split: Split, spec: InputSpec, source_blur_sigma: float = 0.0) -> np.ndarray:
+    """Model inputs for training and validation: the runtime's own crop -> input function."""
+    return to_model_input(split.images, spec, source_blur_sigma=source_blur_sigma)
 
 
 class _Schedule:
@@ -110,7 +116,7 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
     import tensorflow as tf
 
     from train.augment import augment_batch
-    from train.nets import build
+    from train.nets import INPUT_SIDE, build
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,9 +136,14 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
     data = data or load_fer2013(cfg.data)
     tr = _limit(data.train, cfg.limit, cfg.seed)
     va = _limit(data.public, cfg.limit, cfg.seed + 1)
-    spec = input_spec_for(data.train.images)
-    # The same function the runtime calls on every face crop.
-    x_tr, x_va = to_model_input(tr.images, spec), to_model_input(va.images, spec)
+    # The Training images are blurred and the test splits are sharp: measure the gap once
+    # (Training vs PublicTest) and make every model input equally smooth.
+    side = INPUT_SIDE[cfg.arch]
+    # Measured at 48x48, expressed in model-input pixels.
+    train_blur = round(estimate_blur_sigma(data.train.images[::20], data.public.images[::5]) * side / 48, 2)
+    spec = input_spec_for(data.train.images, train_blur, side)
+    x_tr = training_inputs(tr, spec, source_blur_sigma=train_blur)
+    x_va = training_inputs(va, spec)
     y_tr = np.eye(NUM_CLASSES, dtype=np.float32)[tr.labels]
     y_va = np.eye(NUM_CLASSES, dtype=np.float32)[va.labels]
 
@@ -163,7 +174,7 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
 
     meta = {
         "arch": cfg.arch, "params": params, "labels": list(LABELS), "input": spec.to_json(),
-        "crop": CropPolicy().to_json(), "config": asdict(cfg),
+        "crop": CropPolicy().to_json(), "config": asdict(cfg), "train_source_blur_sigma": train_blur,
         "command": " ".join(argv) if argv else " ".join(sys.argv),
         "data": {"source": data.source, "layout": data.layout, "split_note": data.split_note,
                  "train_n": len(tr), "public_n": len(va)},

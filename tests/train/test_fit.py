@@ -1,0 +1,98 @@
+"""Smoke training on a few hundred real FER-2013 images, interruption and resume, mirrored strategy.
+
+These never train a full model: a few hundred images, one or two epochs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow", reason="the [train] extra is not installed")
+
+from edge.preprocess import crop_face, to_model_input  # noqa: E402
+from train.fit import TrainConfig, train, training_inputs  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    return env
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, fer_dir, fer_data):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "edge", "train", "--arch", "edge", "--data", str(fer_dir), "--out", str(out),
+           "--epochs", "3", "--limit", "256", "--batch-size", "32", "--progress", "epoch"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=tmp_path)
+    state = out / "state.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be interrupted:\n" + proc.stdout.read()
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, output
+    assert "--resume" in output
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 3
+    assert (out / "last.keras").is_file() and (out / "best.keras").is_file()
+    assert not list(out.glob("*.tmp*")), "a half-written file was left behind"
+
+    resumed = subprocess.run(cmd + ["--resume"], env=_env(), capture_output=True, text=True, cwd=tmp_path,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    final = json.loads(state.read_text())
+    assert final["epoch"] == 3
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # Keras counts from 0: every epoch once
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+    meta = json.loads((out / "train_meta.json").read_text())
+    assert meta["epochs_run"] == 3 and meta["input"]["height"] == 24
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "model.json").read_text())["class_name"] in ("Functional", "Model")
+
+
+def test_starting_over_an_existing_run_is_refused(tmp_path, fer_data):
+    cfg = TrainConfig(arch="edge", out_dir=str(tmp_path / "r"), epochs=1, limit=64, batch_size=32, progress="epoch")
+    train(cfg, fer_data)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, fer_data)
+
+
+def test_mirrored_strategy_builds_and_takes_a_step(tmp_path, fer_data):
+    cfg = TrainConfig(arch="edge", out_dir=str(tmp_path / "m"), epochs=1, limit=64, batch_size=32,
+                      strategy="mirrored", progress="epoch")
+    result = train(cfg, fer_data)
+    assert result.epochs_run == 1
+    assert json.loads((tmp_path / "m" / "history.json").read_text())[0]["loss"] > 0
+
+
+def test_training_and_runtime_preprocess_identically(fer_data):
+    """Train/serve parity: a face the runtime crops from a frame becomes the training input."""
+    from edge.preprocess import CropPolicy, InputSpec
+
+    spec = InputSpec(height=48, width=48, mean=129.5, std=52.4, blur_sigma=3.2)
+    faces = fer_data.public.subset(np.arange(0, 3589, 500))
+    x_train = training_inputs(faces, spec)
+    # The runtime: the face sits in a frame; the detector's box is exactly the face.
+    crops = []
+    for img in faces.images:
+        frame = np.full((120, 160, 3), 90, np.uint8)
+        frame[30:78, 50:98] = img[:, :, None]
+        crops.append(crop_face(frame, np.array([50, 30, 98, 78]), spec, CropPolicy()))
+    x_runtime = to_model_input(np.stack(crops), spec)
+    np.testing.assert_allclose(x_runtime, x_train, atol=1e-6)
