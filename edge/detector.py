@@ -1,0 +1,290 @@
+"""Face detection: MediaPipe's BlazeFace models on our own LiteRT interpreter, or MediaPipe Tasks.
+
+Backend "blazeface" (default) needs only the TFLite interpreter; it reproduces MediaPipe's face
+detection graph: letterboxed RGB input in [-1, 1], SSD anchors (edge.anchors), box and keypoint
+decoding, sigmoid scores, and MediaPipe's weighted non-maximum suppression. Backend "mediapipe"
+runs the MediaPipe Tasks FaceDetector itself (pip install 'fer-edge[mediapipe]'), short range
+only, and maps its result into the same `Faces`.
+
+    with make_detector(range="short") as detector:
+        faces = detector.detect(image_bgr)  # Faces: xyxy (n,4) int32, score (n,), keypoints (n,6,2)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import cv2
+import numpy as np
+
+from edge.anchors import FULL_RANGE, SHORT_RANGE, AnchorOptions, ssd_anchor_centres
+from edge.interpreter import load_interpreter
+from edge.types import Faces
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("blazeface", "mediapipe")
+RANGES = ("short", "full")
+NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth, right ear tragion, left ear tragion
+# MediaPipe clips the logits before the sigmoid (tensors_to_detections: score_clipping_thresh).
+SCORE_CLIP = 100.0
+
+
+class BlazeFaceDetector:
+    """BlazeFace (short or full range) on the LiteRT interpreter, decoded like MediaPipe.
+
+    The interpreter, anchors and input buffers are built once; detect() reuses them.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, *, full_range: bool = False,
+                 score_threshold: float = 0.5, iou_threshold: float = 0.3,
+                 num_threads: int | None = None):
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        self.model_path = str(model_path)
+        self.full_range = bool(full_range)
+        self.score_threshold = float(score_threshold)
+        self.iou_threshold = float(iou_threshold)
+        options: AnchorOptions = FULL_RANGE if full_range else SHORT_RANGE
+        self._interp = load_interpreter(model_path, num_threads)
+        inp = self._interp.get_input_details()[0]
+        size = options.input_size
+        if tuple(inp["shape"]) != (1, size, size, 3) or inp["dtype"] != np.float32:
+            other = "short" if full_range else "full"
+            raise ValueError(
+                f"{model_path}: input {tuple(inp['shape'])} {np.dtype(inp['dtype']).name} is not the "
+                f"{'full' if full_range else 'short'}-range BlazeFace input (1, {size}, {size}, 3) "
+                f"float32; is this the {other}-range model? (choose the range that matches the file)")
+        self.input_size = size
+        self._anchors = ssd_anchor_centres(options)  # (N, 2) normalised x, y
+        n = self._anchors.shape[0]
+        self._input_index = inp["index"]
+        self._regressor_index = self._score_index = None
+        for out in self._interp.get_output_details():
+            shape = tuple(out["shape"])
+            if shape == (1, n, 16):
+                self._regressor_index = out["index"]
+            elif shape == (1, n, 1):
+                self._score_index = out["index"]
+        if self._regressor_index is None or self._score_index is None:
+            shapes = [tuple(o["shape"]) for o in self._interp.get_output_details()]
+            raise ValueError(f"{model_path}: outputs {shapes} do not match the BlazeFace layout "
+                             f"(1, {n}, 16) + (1, {n}, 1)")
+        # Comparing logits avoids a sigmoid over every anchor; the sigmoid is monotonic.
+        self._logit_threshold = math.log(self.score_threshold / (1.0 - self.score_threshold))
+        # Short range samples nearest-neighbour: with it the network input, and so every score
+        # and keypoint, matches MediaPipe Tasks' CPU pipeline exactly (linear or area resizing
+        # moved boxes by several pixels against it). Full range looks for faces only ~10 input
+        # pixels wide, and area averaging finds clearly more of them than point sampling.
+        self._interpolation = cv2.INTER_AREA if full_range else cv2.INTER_NEAREST
+        self._canvas = np.zeros((size, size, 3), np.uint8)  # letterboxed RGB; padding stays black
+        self._input = np.zeros((1, size, size, 3), np.float32)  # RGB in [-1, 1]
+        self._geometry: tuple | None = None  # ((h, w), (new_w, new_h, pad_x, pad_y)) of the last frame
+
+    def __enter__(self) -> "BlazeFaceDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._interp = None
+
+    def _letterbox(self, h: int, w: int) -> tuple[int, int, int, int]:
+        if self._geometry is not None and self._geometry[0] == (h, w):
+            return self._geometry[1]
+        size = self.input_size
+        scale = size / max(h, w)
+        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+        pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+        self._canvas[:] = 0  # the padded border moves when the frame shape changes
+        self._geometry = ((h, w), (new_w, new_h, pad_x, pad_y))
+        return self._geometry[1]
+
+    def detect(self, image_bgr: np.ndarray) -> Faces:
+        """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
+        if self._interp is None:
+            raise RuntimeError("detector is closed")
+        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
+        h, w = image_bgr.shape[:2]
+        new_w, new_h, pad_x, pad_y = self._letterbox(h, w)
+        size = self.input_size
+        resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=self._interpolation)
+        self._canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized[:, :, ::-1]  # BGR -> RGB
+        np.multiply(self._canvas, 1.0 / 127.5, out=self._input[0], casting="unsafe")
+        self._input -= 1.0
+        interp = self._interp
+        interp.set_tensor(self._input_index, self._input)
+        interp.invoke()
+        logits = interp.get_tensor(self._score_index)[0, :, 0]  # (N,)
+        keep = np.flatnonzero(logits >= self._logit_threshold)
+        if keep.size == 0:
+            return Faces.empty()
+        raw = interp.get_tensor(self._regressor_index)[0, keep]  # (k, 16) input-pixel offsets
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -SCORE_CLIP, SCORE_CLIP)))
+        boxes, keypoints = decode(raw, self._anchors[keep], size)
+        boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores, self.iou_threshold)
+        # Normalised letterbox coordinates -> frame pixels (undo padding, then scaling).
+        sx, sy = size * w / new_w, size * h / new_h
+        ox, oy = pad_x * w / new_w, pad_y * h / new_h
+        boxes_px = boxes * np.array([sx, sy, sx, sy], np.float32) - np.array([ox, oy, ox, oy], np.float32)
+        keypoints_px = keypoints * np.array([sx, sy], np.float32) - np.array([ox, oy], np.float32)
+        xyxy = np.floor(boxes_px)  # pixel indices, as MediaPipe Tasks reports its boxes
+        np.clip(xyxy[:, 0::2], 0, w, out=xyxy[:, 0::2])
+        np.clip(xyxy[:, 1::2], 0, h, out=xyxy[:, 1::2])
+        xyxy = xyxy.astype(np.int32)
+        visible = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        return Faces(xyxy[visible], scores[visible].astype(np.float32),
+                     keypoints_px[visible].astype(np.float32))
+
+
+def decode(raw: np.ndarray, anchors: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regressors -> normalised boxes and keypoints (MediaPipe's TensorsToDetections decoding).
+
+    raw: (k, 16) float32: centre x, centre y, width, height, then 6 keypoints (x, y), all in
+    input pixels relative to the anchor centre. anchors: (k, 2) normalised centres (fixed size 1).
+    Returns boxes (k, 4) xyxy and keypoints (k, 6, 2), normalised to the network input.
+    """
+    scaled = raw / np.float32(input_size)  # x_scale = y_scale = w_scale = h_scale = input size
+    centre = scaled[:, 0:2] + anchors
+    half = scaled[:, 2:4] * 0.5
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    keypoints = scaled[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None, :]
+    return boxes.astype(np.float32), keypoints.astype(np.float32)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of xyxy boxes a (n, 4) and b (m, 4) -> (n, m)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's WEIGHTED non-maximum suppression.
+
+    Repeatedly take the best remaining detection; every remaining detection overlapping it by
+    IoU > iou_threshold (itself included) joins its cluster; the output box and keypoints are
+    the score-weighted mean of the cluster, the output score is the best one's score.
+    boxes (k, 4), keypoints (k, 6, 2), scores (k,) -> the same, one row per cluster, best first.
+    """
+    order = np.argsort(-scores, kind="stable")
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    iou = iou_matrix(boxes, boxes)
+    remaining = np.ones(len(scores), bool)
+    out_boxes, out_kps, out_scores = [], [], []
+    while remaining.any():
+        best = int(np.argmax(remaining))  # sorted: the first remaining is the best
+        members = remaining & (iou[best] > iou_threshold)
+        members[best] = True
+        weights = scores[members]
+        total = weights.sum()
+        out_boxes.append((boxes[members] * weights[:, None]).sum(axis=0) / total)
+        out_kps.append((keypoints[members] * weights[:, None, None]).sum(axis=0) / total)
+        out_scores.append(scores[best])
+        remaining &= ~members
+    return np.stack(out_boxes), np.stack(out_kps), np.asarray(out_scores, np.float32)
+
+
+class MediaPipeDetector:
+    """The MediaPipe Tasks FaceDetector (VIDEO mode), mapped into `Faces`. Short range only.
+
+    Tasks reads the model's metadata, so it needs the official blaze_face_short_range.tflite.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, *, full_range: bool = False,
+                 score_threshold: float = 0.5, iou_threshold: float = 0.3,
+                 num_threads: int | None = None):
+        if full_range:
+            raise ValueError("the MediaPipe Tasks FaceDetector runs only the short-range model; "
+                             "use the blazeface backend for the full range")
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions
+            from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
+        except ImportError as exc:
+            raise ImportError("the mediapipe backend needs MediaPipe: pip install 'fer-edge[mediapipe]' "
+                              "(or use the default blazeface backend)") from exc
+        del num_threads  # Tasks picks its own threading
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f"{model_path}: model file not found")
+        self.model_path = str(model_path)
+        self.full_range = False
+        self.score_threshold = float(score_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self._mp = mp
+        options = FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=self.model_path),
+            running_mode=RunningMode.VIDEO,
+            min_detection_confidence=self.score_threshold,
+            min_suppression_threshold=self.iou_threshold,
+        )
+        self._detector = FaceDetector.create_from_options(options)
+        self._last_ts_ms = -1
+
+    def __enter__(self) -> "MediaPipeDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+    def detect(self, image_bgr: np.ndarray) -> Faces:
+        """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
+        if self._detector is None:
+            raise RuntimeError("detector is closed")
+        h, w = image_bgr.shape[:2]
+        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)  # (H, W, 3) uint8 RGB, contiguous
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        # VIDEO mode needs strictly increasing timestamps, even for frames faster than 1 ms.
+        ts_ms = max(int(time.monotonic() * 1000), self._last_ts_ms + 1)
+        self._last_ts_ms = ts_ms
+        result = self._detector.detect_for_video(image, ts_ms)
+        n = len(result.detections)
+        if n == 0:
+            return Faces.empty()
+        xyxy = np.zeros((n, 4), np.int32)
+        score = np.zeros((n,), np.float32)
+        keypoints = np.zeros((n, NUM_KEYPOINTS, 2), np.float32)
+        for i, det in enumerate(result.detections):
+            bb = det.bounding_box  # pixels: origin_x, origin_y, width, height
+            xyxy[i] = (bb.origin_x, bb.origin_y, bb.origin_x + bb.width, bb.origin_y + bb.height)
+            score[i] = det.categories[0].score if det.categories else 0.0
+            for k, kp in enumerate((det.keypoints or [])[:NUM_KEYPOINTS]):
+                keypoints[i, k] = (kp.x * w, kp.y * h)  # normalised -> pixels
+        np.clip(xyxy[:, 0::2], 0, w, out=xyxy[:, 0::2])
+        np.clip(xyxy[:, 1::2], 0, h, out=xyxy[:, 1::2])
+        return Faces(xyxy, score, keypoints)
+
+
+def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
+                  score_threshold: float = 0.5, num_threads: int | None = None
+                  ) -> BlazeFaceDetector | MediaPipeDetector:
+    """Build the chosen detector; without model_path the model is found by edge.models' lookup."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if range not in RANGES:
+        raise ValueError(f"unknown detector range {range!r}; choose one of {', '.join(RANGES)}")
+    if backend == "mediapipe" and range != "short":
+        raise ValueError("the mediapipe backend runs only the short-range model; "
+                         "use --detector blazeface for --range full")
+    if model_path is None:
+        from edge.models import resolve_detector_model
+
+        model_path = resolve_detector_model(range)
+    cls = BlazeFaceDetector if backend == "blazeface" else MediaPipeDetector
+    return cls(model_path, full_range=(range == "full"), score_threshold=score_threshold,
+               num_threads=num_threads)
