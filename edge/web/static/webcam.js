@@ -37,6 +37,7 @@
   async function tick() {
     timer = null;
     if (!stream) return;
+    const myStream = stream;  // a stop (or stop + start) while awaiting ends this loop
     const t0 = performance.now();
     const vw = video.videoWidth, vh = video.videoHeight;
     if (vw && vh) {
@@ -45,30 +46,36 @@
       grab.height = Math.round(vh * s);
       grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
       const blob = await toBlob(grab);
+      if (stream !== myStream) return;
       const form = new FormData();
       form.append("image", blob, "frame.jpg");
       try {
         const result = await fe.api("/api/predict", { method: "POST", body: form });
+        if (stream !== myStream) return;  // stopped (or restarted) while the request was out
         sent += 1;
-        if (stream) draw(result, vw / result.width);
+        draw(result);
         const n = result.faces.length;
         setStatus("Sent " + sent + " frames; " + n + " face" + (n === 1 ? "" : "s") + ", server " +
                   result.latency_ms.toFixed(0) + " ms" + (errors ? "; " + errors + " errors" : "") + ".");
       } catch (err) {
+        if (stream !== myStream) return;
         errors += 1;
         setStatus("Error: " + err.message, true);
         if (err.status === 401) { stop(); return; }
       }
     }
-    if (!stream) return;
+    if (stream !== myStream) return;
     // Bounded rate: the next frame leaves no sooner than 1/rate after this one left.
     const interval = 1000 / Number(rateSel.value);
     timer = setTimeout(tick, Math.max(0, interval - (performance.now() - t0)));
   }
 
-  function draw(result, scale) {
-    overlay.width = video.videoWidth;
-    overlay.height = video.videoHeight;
+  // The overlay canvas gets the video's on-screen size in pixels, so boxes and text stay crisp
+  // and readable whatever the camera resolution; results are in the sent frame's pixels.
+  function draw(result) {
+    overlay.width = Math.max(1, Math.round(overlay.clientWidth));
+    overlay.height = Math.max(1, Math.round(overlay.clientHeight));
+    const scale = overlay.width / result.width;
     const ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
     fe.drawFaces(ctx, result.faces, scale);

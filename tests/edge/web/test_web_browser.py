@@ -8,6 +8,7 @@ tmp dir and to /tmp/web-screens.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -65,18 +66,35 @@ def page(browser):
     context.close()
 
 
+def wait_until(page, js: str, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Poll a JS function until it returns truthy. (page.wait_for_function evaluates its predicate
+    with eval, which the app's CSP rightly forbids; page.evaluate goes through the debugger.)"""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(js):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_ms} ms waiting for {js}")
+        page.wait_for_timeout(200)
+
+
 def _hex_rgb(color: str) -> tuple[int, int, int]:
     return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
 
 
-def _stroke_matches(page, canvas: str, face: dict, scale: float) -> bool:
-    """The canvas pixel on the left edge of the drawn box has the colour of the face's label."""
-    x1, y1, _, y2 = face["box"]
-    rgba = page.evaluate(
-        """([sel, x, y]) => Array.from(document.querySelector(sel).getContext('2d')
-                                 .getImageData(x, y, 1, 1).data)""",
-        [canvas, round(x1 * scale), round((y1 + y2) / 2 * scale)])
-    want = _hex_rgb(page.evaluate("(e) => window.ferEdge.colorFor(e)", face["emotion"]))
+def _stroke_matches(page, canvas: str) -> bool:
+    """The canvas pixel on the left edge of the first drawn box has the colour of its label.
+
+    One evaluate, so the result, the scale and the pixels all come from the same drawn frame.
+    """
+    rgba, color = page.evaluate(
+        """(sel) => {
+             const c = document.querySelector(sel);
+             const face = JSON.parse(c.dataset.result)[0];
+             const s = Number(c.dataset.scale);
+             const [x1, y1, , y2] = face.box;
+             const px = c.getContext('2d').getImageData(Math.round(x1 * s), Math.round((y1 + y2) / 2 * s), 1, 1).data;
+             return [Array.from(px), window.ferEdge.colorFor(face.emotion)];
+           }""", canvas)
+    want = _hex_rgb(color)
     return all(abs(a - b) <= 40 for a, b in zip(rgba[:3], want)) and rgba[3] > 200
 
 
@@ -96,7 +114,7 @@ def test_upload_shows_boxes_labels_and_bars(server, page, face_scene, tmp_path):
     emotion = page.text_content(".face .emotion")
     assert emotion == faces[0]["emotion"] and emotion in labels
     assert page.locator(".face .bar-fill").count() == len(labels)
-    assert _stroke_matches(page, "#canvas", faces[0], float(page.get_attribute("#canvas", "data-scale")))
+    assert _stroke_matches(page, "#canvas")
     assert "1 face" in page.text_content("#status")
     save_screen(page, tmp_path, "2-upload-result")
     assert page.errors == []
@@ -108,7 +126,7 @@ def test_upload_without_token_says_so(server, page, face_scene, tmp_path):
     page.goto(f"{server.url}/")  # fresh context: no token in sessionStorage
     assert page.is_visible("#auth-banner")
     page.set_input_files("#file", str(photo))
-    page.wait_for_selector("#canvas[data-state=error]", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#canvas[data-state=error]", state="attached", timeout=TIMEOUT_MS)
     assert "token" in page.text_content("#status")
     save_screen(page, tmp_path, "3-upload-no-token")
 
@@ -118,7 +136,7 @@ def test_upload_of_a_non_image_shows_the_error(server, page, tmp_path):
     junk.write_text("not an image at all")
     page.goto(f"{server.url}/?token={TOKEN}")
     page.set_input_files("#file", str(junk))
-    page.wait_for_selector("#canvas[data-state=error]", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#canvas[data-state=error]", state="attached", timeout=TIMEOUT_MS)
     assert "not an image" in page.text_content("#status")
 
 
@@ -126,14 +144,13 @@ def test_webcam_frames_go_to_the_api_and_results_are_drawn(server, page, tmp_pat
     page.goto(f"{server.url}/webcam?token={TOKEN}")
     assert page.is_hidden("#insecure")  # 127.0.0.1 is a secure context
     page.click("#start")
-    page.wait_for_function("Number(document.getElementById('overlay').dataset.frames || 0) >= 3",
-                           timeout=TIMEOUT_MS)
-    page.wait_for_function("Number(document.getElementById('overlay').dataset.faces || 0) >= 1",
-                           timeout=TIMEOUT_MS)
+    wait_until(page, "() => Number(document.getElementById('overlay').dataset.frames || 0) >= 3")
+    wait_until(page, "() => Number(document.getElementById('overlay').dataset.faces || 0) >= 1")
     faces = json.loads(page.get_attribute("#overlay", "data-result"))
     assert len(faces) == 1
-    assert _stroke_matches(page, "#overlay", faces[0], float(page.get_attribute("#overlay", "data-scale")))
-    assert page.text_content(".face .emotion") == faces[0]["emotion"]
+    assert _stroke_matches(page, "#overlay")
+    labels = json.loads(page.get_attribute("body", "data-labels"))
+    assert page.text_content(".face .emotion") in labels  # the face card (may be a newer frame's)
     save_screen(page, tmp_path, "4-webcam")
     page.click("#stop")
     assert page.text_content("#status") == "Camera off."
@@ -141,21 +158,19 @@ def test_webcam_frames_go_to_the_api_and_results_are_drawn(server, page, tmp_pat
 
 
 def test_live_page_shows_frames_then_the_end(page, tmp_path, fer_faces, detector_dir, emotion_model):
-    video = write_video(tmp_path / "live.avi", fer_faces, n_frames=100, fps=10.0)
+    video = write_video(tmp_path / "live.avi", fer_faces, n_frames=150, fps=10.0)
     srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--threads", "4")
     try:
         page.goto(f"{srv.url}/live?token={TOKEN}")
-        page.wait_for_function("Number(document.getElementById('faces').dataset.seq || -1) >= 3",
-                               timeout=TIMEOUT_MS)
+        wait_until(page, "() => Number(document.getElementById('faces').dataset.seq || -1) >= 3")
         first = int(page.get_attribute("#faces", "data-seq"))
-        page.wait_for_function(f"Number(document.getElementById('faces').dataset.seq) > {first}",
-                               timeout=TIMEOUT_MS)  # frames keep arriving
+        wait_until(page, f"() => Number(document.getElementById('faces').dataset.seq) > {first}")  # frames keep arriving
         size = page.evaluate("() => [document.getElementById('stream').naturalWidth, "
                              "document.getElementById('stream').naturalHeight]")
         assert size == [320, 240]  # the MJPEG <img> (with ?token=) shows the annotated frames
         assert page.text_content("#st-state") in ("running", "ended")
         save_screen(page, tmp_path, "5-live-running")
-        page.wait_for_selector("#live-state[data-state=ended]", timeout=TIMEOUT_MS)
+        page.wait_for_selector("#live-state[data-state=ended]", state="attached", timeout=TIMEOUT_MS)
         assert "Source ended" in page.text_content("#live-state")
         save_screen(page, tmp_path, "6-live-ended")
         assert page.errors == []
