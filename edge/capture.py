@@ -422,7 +422,8 @@ class Capture:
                         failures += 1
                         limit = self._max_retries if ever_opened else self._open_retries
                         if not self._reconnect or (limit is not None and failures > limit):
-                            raise SourceError(f"{self.name}: {exc}") from None
+                            tries = f" ({failures} attempts)" if failures > 1 else ""
+                            raise SourceError(f"{self.name}: {exc}{tries}") from None
                         self._backoff(failures, exc)
                         continue
                     ever_opened = True

@@ -185,9 +185,12 @@ class RunSummary:
                 "latency_ms": {"p50": self.percentiles(50), "p95": self.percentiles(95)}}
 
     def text(self) -> str:
+        head = (f"frames {self.frames}  faces {self.faces}  drops {self.drops}  skipped {self.skipped}  "
+                f"reconnects {self.reconnects}  {self.fps:.1f} frames/s over {self.wall_s:.1f} s")
+        if not self.frames:
+            return head
         p50, p95 = self.percentiles(50), self.percentiles(95)
-        lines = [f"frames {self.frames}  faces {self.faces}  drops {self.drops}  skipped {self.skipped}  "
-                 f"reconnects {self.reconnects}  {self.fps:.1f} frames/s over {self.wall_s:.1f} s",
+        lines = [head,
                  "latency ms   " + "  ".join(f"{s:>10}" for s in STAGES),
                  "  p50        " + "  ".join(f"{p50[s]:10.2f}" for s in STAGES),
                  "  p95        " + "  ".join(f"{p95[s]:10.2f}" for s in STAGES)]
