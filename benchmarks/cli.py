@@ -63,7 +63,7 @@ def register(sub) -> None:
         help="benchmarks: pipeline latency/fps/CPU/RSS per stage, classifier variants, soak, all",
         description="Run the real pipeline on a video file or camera and report, per stage (decode, detect, "
                     "preprocess, classify, track, draw), latency p50/p95/p99/mean; end-to-end latency and "
-                    "frames/s; CPU %% and peak RSS; faces per frame. When the peer `fer` is installed it runs "
+                    "frames/s; CPU % and peak RSS; faces per frame. When the peer `fer` is installed it runs "
                     "on the same frames and the frames/s ratio is printed. Writes JSON, markdown and a PNG.")
     _add_pipeline_args(p, frames=300, json_help="JSON report path; .md and .png are written beside it "
                                                 "(default: reports/bench_<source>.json)")

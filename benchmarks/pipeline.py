@@ -18,6 +18,7 @@ on the same frames in the same process right after ours (see benchmarks/peer.py)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -178,77 +179,127 @@ def _progress(total: int | None, desc: str, enabled: bool):
                 dynamic_ncols=True, mininterval=0.5)
 
 
-def measure_pipeline(reader: FrameReader, pipeline, *, frames: int, warmup: int, duration_s: float | None = None,
-                     draw: bool = True, progress: bool = True, desc: str = "fer-edge") -> RunSamples:
-    """Run `warmup` + `frames` frames (or until `duration_s`) through pipeline (+ overlay).
+class PipelineSide:
+    """fer-edge on one reader: `step()` measures one frame (decode, pipeline stages, draw)."""
 
-    Ctrl-C stops the run early and keeps what was measured (`interrupted` is set).
-    """
-    draw_fn = _draw_fn() if draw else None
-    proc = psutil.Process()
-    s = RunSamples()
-    if draw_fn is None:
-        s.stages_ms.pop("draw")
-    rewinds = reader.rewinds
-    for _ in range(warmup):
-        image = reader.read()
+    name = "fer-edge"
+
+    def __init__(self, reader: FrameReader, pipeline, draw: bool = True):
+        self.reader, self.pipeline = reader, pipeline
+        self.draw_fn = _draw_fn() if draw else None
+        self.samples = RunSamples()
+        if self.draw_fn is None:
+            self.samples.stages_ms.pop("draw")
+        self._rewinds = reader.rewinds
+        self._fps_shown = None
+
+    def warmup(self, n: int) -> None:
+        for _ in range(n):
+            image = self.reader.read()
+            if image is None:
+                return
+            result = self.pipeline.process(image)
+            if self.draw_fn is not None:
+                self.draw_fn(image, result, copy=False)
+
+    def step(self) -> bool:
+        """One counted frame; False when the source has no more frames."""
+        s = self.samples
+        t_a = time.perf_counter()
+        image = self.reader.read()
+        t_b = time.perf_counter()
         if image is None:
-            break
-        result = pipeline.process(image)
-        if draw_fn is not None:
-            draw_fn(image, result, copy=False)
-    total = None if duration_s else frames
-    bar = _progress(total, desc, progress)
-    cpu0 = proc.cpu_times()
-    t0 = time.perf_counter()
-    fps_shown = None
+            return False
+        if self.reader.rewinds != self._rewinds:  # the file started again: a new, unrelated stream
+            self._rewinds = self.reader.rewinds
+            self.pipeline.reset()
+        result = self.pipeline.process(image)
+        t_c = time.perf_counter()
+        if self.draw_fn is not None:
+            self.draw_fn(image, result, self._fps_shown, copy=False)
+        t_d = time.perf_counter()
+        tm = result.timings
+        st = s.stages_ms
+        st["decode"].append((t_b - t_a) * 1e3)
+        st["detect"].append(tm.detect_ms)
+        st["preprocess"].append(tm.preprocess_ms)
+        st["classify"].append(tm.classify_ms)
+        st["track"].append(tm.track_ms)
+        if self.draw_fn is not None:
+            st["draw"].append((t_d - t_c) * 1e3)
+        s.pipeline_ms.append((t_c - t_b) * 1e3)
+        s.end_to_end_ms.append((t_d - t_a) * 1e3)
+        s.faces.append(len(result.faces))
+        n = len(s.end_to_end_ms)
+        if n % 30 == 0 and s.wall_s > 0:
+            self._fps_shown = n / s.wall_s  # what a live runner's HUD would show
+        return True
+
+
+def run_interleaved(sides: list, *, frames: int, duration_s: float | None = None, block: int = 25,
+                    progress: bool = True) -> None:
+    """Measure `sides` (objects with `step()` and `samples`) in alternating blocks of `block` frames.
+
+    Alternating short blocks gives every side the same share of whatever else the machine is
+    doing, so their ratio holds even on a busy machine. The first side decides the count: it
+    runs `frames` frames (or for `duration_s` seconds of its own time), the others as many.
+    Wall time, CPU time and RSS are accounted per side, for its own blocks only. Ctrl-C stops
+    all sides and keeps what was measured.
+    """
+    proc = psutil.Process()
+    total = None if duration_s else frames * len(sides)
+    bar = _progress(total, " vs ".join(side.name for side in sides), progress)
+    lead = sides[0].samples
+    lead_done = False
+    ended = [False] * len(sides)  # source exhausted
     try:
         while True:
-            n = len(s.end_to_end_ms)
-            if duration_s is None and n >= frames:
+            for i, side in enumerate(sides):
+                s = side.samples
+                cpu0 = proc.cpu_times()
+                t0 = time.perf_counter()
+                for _ in range(block):
+                    n = len(s.end_to_end_ms)
+                    if i == 0:
+                        if duration_s is None and n >= frames:
+                            lead_done = True
+                        elif duration_s is not None and s.wall_s + time.perf_counter() - t0 >= duration_s:
+                            lead_done = True
+                    elif n >= len(lead.end_to_end_ms):
+                        break  # caught up with the lead side's count
+                    if (i == 0 and lead_done) or ended[i]:
+                        break
+                    if not side.step():
+                        ended[i] = True
+                        lead_done = lead_done or i == 0
+                        break
+                    now = time.perf_counter()
+                    s.rss_mb.append(proc.memory_info().rss / 2**20)
+                    s.t_s.append(s.wall_s + now - t0)
+                    bar.update(1)
+                cpu1 = proc.cpu_times()
+                s.wall_s += time.perf_counter() - t0
+                s.cpu_s += (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+            bar.set_postfix({side.name: f"{len(side.samples.end_to_end_ms) / max(side.samples.wall_s, 1e-9):.0f} fps"
+                             for side in sides}, refresh=False)
+            if lead_done and all(ended[i] or len(side.samples.end_to_end_ms) >= len(lead.end_to_end_ms)
+                                 for i, side in enumerate(sides[1:], start=1)):
                 break
-            if duration_s is not None and time.perf_counter() - t0 >= duration_s:
-                break
-            t_a = time.perf_counter()
-            image = reader.read()
-            t_b = time.perf_counter()
-            if image is None:
-                break
-            if reader.rewinds != rewinds:  # the file started again: a new, unrelated stream
-                rewinds = reader.rewinds
-                pipeline.reset()
-            result = pipeline.process(image)
-            t_c = time.perf_counter()
-            if draw_fn is not None:
-                draw_fn(image, result, fps_shown, copy=False)
-            t_d = time.perf_counter()
-            tm = result.timings
-            st = s.stages_ms
-            st["decode"].append((t_b - t_a) * 1e3)
-            st["detect"].append(tm.detect_ms)
-            st["preprocess"].append(tm.preprocess_ms)
-            st["classify"].append(tm.classify_ms)
-            st["track"].append(tm.track_ms)
-            if draw_fn is not None:
-                st["draw"].append((t_d - t_c) * 1e3)
-            s.pipeline_ms.append((t_c - t_b) * 1e3)
-            s.end_to_end_ms.append((t_d - t_a) * 1e3)
-            s.faces.append(len(result.faces))
-            s.rss_mb.append(proc.memory_info().rss / 2**20)
-            s.t_s.append(t_d - t0)
-            bar.update(1)
-            if (n + 1) % 30 == 0:
-                fps_shown = (n + 1) / max(t_d - t0, 1e-9)
-                bar.set_postfix(fps=f"{fps_shown:.0f}", refresh=False)
     except KeyboardInterrupt:
-        s.interrupted = True
-        log.warning("interrupted after %d frames; reporting those", len(s.end_to_end_ms))
+        for side in sides:
+            side.samples.interrupted = True
+        log.warning("interrupted; reporting the frames measured so far")
     finally:
         bar.close()
-    s.wall_s = time.perf_counter() - t0
-    cpu1 = proc.cpu_times()
-    s.cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    return s
+
+
+def measure_pipeline(reader: FrameReader, pipeline, *, frames: int, warmup: int, duration_s: float | None = None,
+                     draw: bool = True, progress: bool = True) -> RunSamples:
+    """Run `warmup` + `frames` frames (or until `duration_s`) through pipeline (+ overlay), alone."""
+    side = PipelineSide(reader, pipeline, draw=draw)
+    side.warmup(warmup)
+    run_interleaved([side], frames=frames, duration_s=duration_s, block=max(frames, 1), progress=progress)
+    return side.samples
 
 
 def samples_report(s: RunSamples) -> dict:
@@ -291,27 +342,44 @@ class BenchConfig:
     peer: str = "auto"  # auto (when fer is installed) | on | off
 
 
-def run_pipeline_bench(config: BenchConfig, progress: bool = True) -> dict:
-    """Benchmark the pipeline (and the peer, per `config.peer`) on one source; returns the report."""
+def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 25) -> dict:
+    """Benchmark the pipeline (and the peer, per `config.peer`) on one source; returns the report.
+
+    With the peer, both run in this process on two readers of the same source (the same frames
+    in the same order), alternating blocks of `block` frames (see `run_interleaved`).
+    """
     from edge.pipeline import Pipeline
+
+    from benchmarks import peer as peer_mod
 
     overrides = {"detector": config.detector, "range": config.range, "threads": config.threads}
     if config.detector_model:
         overrides["detector_model"] = config.detector_model
     if config.emotion_model:
         overrides["emotion_model"] = config.emotion_model
+    with_peer = config.peer == "on" or (config.peer == "auto" and peer_mod.available())
+    if config.peer == "on" and not peer_mod.available():
+        raise BenchError(f"--peer on but the peer is not installed: {peer_mod.install_hint()}")
     info = machine_info()
-    with FrameReader(config.source) as reader:
-        first = reader.read()
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(FrameReader(config.source))
+        first = reader.read()  # the size; this frame is skipped by every side alike
         if first is None:
             raise BenchError(f"{config.source}: no frames could be read")
         height, width = first.shape[:2]
-        with Pipeline.from_defaults(**overrides) as pipeline:
-            samples = measure_pipeline(reader, pipeline, frames=config.frames, warmup=config.warmup,
-                                       duration_s=config.duration_s, draw=config.draw, progress=progress)
+        pipeline = stack.enter_context(Pipeline.from_defaults(**overrides))
+        ours = PipelineSide(reader, pipeline, draw=config.draw)
+        sides = [ours]
+        if with_peer:
+            peer_reader = stack.enter_context(FrameReader(config.source))
+            peer_reader.read()
+            sides.append(peer_mod.PeerSide(peer_reader))
+        for side in sides:
+            side.warmup(config.warmup)
+        run_interleaved(sides, frames=config.frames, duration_s=config.duration_s, block=block, progress=progress)
+    samples = ours.samples
     if not samples.end_to_end_ms:
         raise BenchError(f"{config.source}: no frames were measured (a video shorter than --warmup?)")
-    ours = samples_report(samples)
     report = {
         "schema": SCHEMA,
         "kind": "pipeline",
@@ -320,27 +388,21 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True) -> dict:
         "config": asdict(config),
         "machine": info,
         "model": model_info(config.emotion_model),
-        **ours,
+        **samples_report(samples),
         "rss_series": {"t_s": _thin(samples.t_s), "rss_mb": _thin(samples.rss_mb)},
-        "_samples": samples,  # not serialised: for the plot
+        "_samples": samples,  # not serialised: for the plots
         "peer": None,
         "fps_ratio": None,
     }
-    if config.peer != "off":
-        from benchmarks import peer as peer_mod
-
-        if peer_mod.available():
-            n = ours["frames"]
-            with FrameReader(config.source) as reader:
-                reader.read()  # the same first frame skipped as in our run
-                peer_report = peer_mod.run_peer_bench(reader, frames=n, warmup=config.warmup, progress=progress)
-            report["peer"] = peer_report
-            if peer_report["fps"] > 0:
-                report["fps_ratio"] = ours["fps"] / peer_report["fps"]
-        elif config.peer == "on":
-            raise BenchError(f"--peer on but the peer is not installed: {peer_mod.install_hint()}")
-        else:
-            report["peer_note"] = f"peer not run: {peer_mod.install_hint()}"
+    if with_peer:
+        peer_side = sides[1]
+        peer_report = peer_side.report()
+        report["peer"] = peer_report
+        report["interleaved_block_frames"] = block
+        if peer_report["fps"] > 0:
+            report["fps_ratio"] = report["fps"] / peer_report["fps"]
+    elif config.peer == "auto":
+        report["peer_note"] = f"peer not run: {peer_mod.install_hint()}"
     return report
 
 

@@ -106,7 +106,7 @@ def _scenes_bench(out_dir: Path, data: str, emotion_model: str | None, progress:
         log.info("benchmarks.scenes offers no run function yet; scenes accuracy skipped")
         return None
     try:
-        return run(out_dir=out_dir, data=data, model=emotion_model)
+        return run(out_dir=out_dir, data=data, model=emotion_model, progress=progress)
     except TypeError:
         log.warning("benchmarks.scenes.%s has another signature; scenes accuracy skipped", run.__name__)
         return None

@@ -63,3 +63,19 @@ def test_peer_accuracy_schema(private):
     crops, labels = private
     out = peer.peer_accuracy(crops, labels, timing_faces=3)
     assert out["n"] == 30 and 0.0 <= out["accuracy"] <= 1.0 and out["ms_per_face"] > 0
+
+
+def test_side_by_side_in_one_run(private, tmp_path):
+    from benchmarks import pipeline as bp
+
+    crops, labels = private
+    truth = make_scene_video(tmp_path / "v.mp4", crops, labels, n_frames=8, size=(320, 240), faces_per_frame=1,
+                             face_px=(120, 150), seed=5)
+    cfg = bp.BenchConfig(source=str(tmp_path / truth.video), frames=12, warmup=1, peer="on")
+    rep = bp.run_pipeline_bench(cfg, progress=False, block=5)  # 5 + 5 + 2 frames each, alternating
+    assert rep["frames"] == rep["peer"]["frames"] == 12
+    assert rep["fps_ratio"] == pytest.approx(rep["fps"] / rep["peer"]["fps"])
+    paths = bp.write_outputs(rep, tmp_path / "bench.json")
+    md = paths["markdown"].read_text()
+    assert "Peer: fer 25." in md and "fer-edge / peer frames/s" in md
+    assert paths["plot"].read_bytes()[:4] == b"\x89PNG"

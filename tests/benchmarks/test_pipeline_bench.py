@@ -77,6 +77,13 @@ def test_summarize(values, expected):
         assert out[k] == pytest.approx(v)
 
 
+def test_duration_mode(video):
+    cfg = bp.BenchConfig(source=str(video), frames=1, duration_s=0.3, warmup=0, peer="off", draw=False)
+    rep = bp.run_pipeline_bench(cfg, progress=False)
+    assert rep["frames"] >= 1 and "draw" not in rep["stages"]
+    assert rep["wall_s"] >= 0.3
+
+
 def test_missing_source_says_so(tmp_path):
     with pytest.raises(bp.BenchError, match="no such video"):
         bp.run_pipeline_bench(bp.BenchConfig(source=str(tmp_path / "nope.mp4"), peer="off"), progress=False)
