@@ -53,7 +53,6 @@ class WebConfig:
     token: str | None = None  # None: no authentication (loopback use)
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * MB)
     max_pixels: int = DEFAULT_MAX_PIXELS
-    pool_timeout_s: float = 30.0  # an API call waits this long for a free pipeline, then 503
 
 
 def face_records(result: FrameResult, with_ids: bool = False) -> list[dict]:

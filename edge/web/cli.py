@@ -16,7 +16,9 @@ from edge.cli import CliError
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "FER_EDGE_TOKEN"
-DEFAULT_PIPELINES = 2  # still-image pipelines; see the lock-vs-pool figures in the report
+# Still-image pipelines. One behind a lock measured as fast as a pool of two on 2 cores (each
+# interpreter already uses the cores; two only contend): see benchmarks/web_load.py.
+DEFAULT_PIPELINES = 1
 
 
 class _Fmt(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
