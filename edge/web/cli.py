@@ -62,6 +62,8 @@ def register(sub) -> None:
     lv.add_argument("--width", type=int, default=None, help="camera capture width")
     lv.add_argument("--height", type=int, default=None, help="camera capture height")
     lv.add_argument("--fps", type=float, default=None, help="camera capture frame rate")
+    lv.add_argument("--max-fps", type=float, default=0.0,
+                    help="process at most this many live frames/s, leaving CPU for the API (0: no limit)")
     lv.add_argument("--no-smooth", action="store_true", help="raw per-frame labels on the live stream")
     lv.add_argument("--jpeg-quality", type=int, default=80, help="MJPEG quality (1-100)")
     m = p.add_argument_group("models")
@@ -103,6 +105,8 @@ def _check_args(args: argparse.Namespace) -> str | None:
         raise CliError("--pipelines must be >= 1")
     if args.model_threads is not None and args.model_threads < 1:
         raise CliError("--model-threads must be >= 1")
+    if args.max_fps < 0:
+        raise CliError("--max-fps must be >= 0")
     if not 1 <= args.jpeg_quality <= 100:
         raise CliError("--jpeg-quality must be 1-100")
     return token.strip() if token else None
@@ -199,7 +203,8 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
             lambda: Capture.from_spec(spec, width=args.width, height=args.height, fps=args.fps, realtime=True),
             process, lambda image, result, fps: draw(image, result, fps),
             lambda result: face_records(result, with_ids=True),
-            source_name=args.source, jpeg_quality=args.jpeg_quality, max_clients=max_clients)
+            source_name=args.source, jpeg_quality=args.jpeg_quality, max_clients=max_clients,
+            max_fps=args.max_fps)
 
     config = WebConfig(token=token, max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels)
     app = create_app(config, stills, live, info=info)

@@ -55,7 +55,8 @@ class LiveStream:
     def __init__(self, open_capture: Callable[[], object], process: Callable[[Frame], FrameResult],
                  draw: Callable[[np.ndarray, FrameResult, float | None], np.ndarray],
                  to_records: Callable[[FrameResult], list], *, source_name: str = "",
-                 jpeg_quality: int = 80, max_clients: int = 4, join_timeout_s: float = 5.0):
+                 jpeg_quality: int = 80, max_clients: int = 4, max_fps: float = 0.0,
+                 join_timeout_s: float = 5.0):
         self.source_name = source_name
         self._open_capture = open_capture
         self._process = process
@@ -64,6 +65,8 @@ class LiveStream:
         self._jpeg_params = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
         self.max_clients = max_clients
         self._join_timeout_s = join_timeout_s
+        # A cap on processed frames/s leaves CPU for API requests (a Pi); live sources drop the rest.
+        self._min_dt_s = 1.0 / max_fps if max_fps > 0 else 0.0
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._latest: LiveFrame | None = None
@@ -116,7 +119,12 @@ class LiveStream:
                 self._set_state(RUNNING)
                 try:
                     for frame in capture.frames(stop=self._stop):
+                        t_frame = time.perf_counter()
                         self._publish(frame)
+                        if self._min_dt_s:
+                            wait = t_frame + self._min_dt_s - time.perf_counter()
+                            if wait > 0 and self._stop.wait(wait):
+                                break
                         self._capture_stats = capture.stats
                 finally:
                     self._capture_stats = capture.stats

@@ -129,6 +129,7 @@ def test_env_token_warning_on_all_interfaces_and_clean_stop(detector_dir, emotio
     (["serve", "--pipelines", "0"], "--pipelines"),
     (["serve", "--threads", "1"], "--threads"),
     (["serve", "--port", "70000"], "--port"),
+    (["serve", "--max-fps", "-1"], "--max-fps"),
     (["serve", "--source", "/no/such/video.mp4"], "unknown source"),
     (["serve", "--model", "/no/such/model.tflite"], "emotion model not found"),
 ])

@@ -23,12 +23,12 @@ def live_pipeline(detector_dir, emotion_model):
         yield pipeline
 
 
-def make_live(path, pipeline, realtime=True, max_clients=4) -> LiveStream:
+def make_live(path, pipeline, realtime=True, max_clients=4, max_fps=0.0) -> LiveStream:
     spec = parse_source(str(path))
     return LiveStream(lambda: Capture.from_spec(spec, realtime=realtime), pipeline.process_frame,
                       lambda image, result, fps: draw(image, result, fps),
                       lambda result: face_records(result, with_ids=True),
-                      source_name=str(path), max_clients=max_clients)
+                      source_name=str(path), max_clients=max_clients, max_fps=max_fps)
 
 
 def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):
@@ -40,10 +40,12 @@ def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_every_frame_is_published_and_the_source_ends(tmp_path, fer_faces, live_pipeline):
+@pytest.mark.parametrize("max_fps", [0.0, 50.0])
+def test_every_frame_is_published_and_the_source_ends(tmp_path, fer_faces, live_pipeline, max_fps):
+    """A file source not played in real time delivers every frame, with or without a rate cap."""
     video = write_video(tmp_path / "v.avi", fer_faces, n_frames=12)
     live_pipeline.reset()
-    with make_live(video, live_pipeline, realtime=False) as live:
+    with make_live(video, live_pipeline, realtime=False, max_fps=max_fps) as live:
         wait_for(lambda: live.finished, what="the end of the video")
         stats = live.stats()
         assert stats["state"] == ENDED and stats["error"] == ""
