@@ -110,6 +110,7 @@ def register(sub) -> None:
     a.add_argument("--peer", choices=("auto", "on", "off"), default="auto", help="also run the peer `fer`")
     a.add_argument("--scenes", choices=("auto", "off"), default="auto",
                    help="end-to-end accuracy on synthetic scenes (when benchmarks.scenes provides it)")
+    a.add_argument("--limit", type=int, default=None, help="use only the first N PrivateTest crops (quick runs)")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.set_defaults(func=_cmd_all)
 
@@ -216,7 +217,7 @@ def _cmd_all(args) -> int:
         paths = br.run_all(out_dir=args.out, data=args.data, frames=args.frames, threads=args.threads,
                            emotion_model=args.model, models_dir=args.models_dir,
                            classifier_iters=args.classifier_iters, soak_frames=args.soak_frames, peer=args.peer,
-                           scenes=args.scenes, progress=not args.no_progress)
+                           scenes=args.scenes, limit=args.limit, progress=not args.no_progress)
     except (FileNotFoundError, ImportError, ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
     print(Path(paths["results"]).read_text())

@@ -115,12 +115,12 @@ def _scenes_bench(out_dir: Path, data: str, emotion_model: str | None, progress:
 def run_all(*, out_dir: str | os.PathLike = "reports", data: str = "../shared/data/fer2013", frames: int = 300,
             threads: int | None = None, emotion_model: str | None = None, models_dir: str | None = None,
             classifier_iters: int = 300, soak_frames: int = 0, peer: str = "auto", scenes: str = "auto",
-            progress: bool = True) -> dict[str, Path]:
+            limit: int | None = None, progress: bool = True) -> dict[str, Path]:
     """Run every benchmark of the results table; returns the paths written (key "results": RESULTS.md)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    crops, labels = bc.load_private_test(data)
+    crops, labels = bc.load_private_test(data, limit=limit)
     written: dict[str, Path] = {}
     videos = make_videos(out / "videos", crops[:200], labels[:200])
 

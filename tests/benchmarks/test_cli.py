@@ -66,3 +66,18 @@ def test_classifier_subcommand(fer_dir, tmp_path, capsys):
 def test_user_errors_exit_2(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_all_writes_results(fer_dir, tmp_path, capsys):
+    out = tmp_path / "reports"
+    rc = main(["bench", "all", "--out", str(out), "--data", str(fer_dir), "--frames", "6", "--classifier-iters", "2",
+               "--limit", "40", "--peer", "off", "--scenes", "off", "--soak-frames", "12", "--no-progress"])
+    assert rc == 0
+    results = (out / "RESULTS.md").read_text()
+    assert "| frames/s, 640x480 video, 1 face(s) placed" in results
+    assert "| frames/s, 640x360 video, 2 face(s) placed" in results
+    assert "RSS growth over 12 frames" in results and "PrivateTest (40 crops)" in results
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["pipeline"]) == {"one_face_640x480", "two_faces_640x360"}
+    for name in data["pipeline"]:
+        assert (out / f"pipeline_{name}.png").read_bytes()[:4] == b"\x89PNG"
