@@ -76,8 +76,16 @@ def _cmd_explore(args) -> int:
     return 0
 
 
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _cmd_train(args) -> int:
     require("tensorflow", "train")
+    import signal
+
+    # `kill` (SIGTERM) stops training like Ctrl-C: the last finished epoch stays resumable.
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     from train.fit import TrainConfig, train
 
     cfg = TrainConfig(

@@ -34,8 +34,9 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, fer_dir, fer_data):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "edge", "train", "--arch", "edge", "--data", str(fer_dir), "--out", str(out),
            "--epochs", "3", "--limit", "256", "--batch-size", "32", "--progress", "epoch"]
+    # A background job inherits SIGINT as ignored; give the child the default so Ctrl-C works.
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=tmp_path)
+                            cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     state = out / "state.json"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
