@@ -252,3 +252,24 @@ def test_page_settings_come_from_data_attributes(client, emotion_model):
     assert 'data-auth="0"' in html and 'data-live="0"' in html
     labels = re.search(r'data-labels="([^"]*)"', html).group(1)
     assert json.loads(unescape(labels)) == list(load_sidecar(emotion_model).labels)
+
+
+@pytest.mark.parametrize("n_pipelines", [1, 2])
+def test_concurrent_requests_get_the_serial_answers(detector_dir, emotion_model, fer_faces, n_pipelines):
+    """Request threads share the pipelines (a lock, or a pool): answers match one-at-a-time ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipelines = [Pipeline.from_defaults(smooth=False, emotion_model=str(emotion_model)) for _ in range(n_pipelines)]
+    pool = StillPool(pipelines, labels=pipelines[0].labels, model_name="m")
+    app = create_app(WebConfig(), pool)
+    images = [encode(scene([f], [(60 + 40 * i, 40, 200 + 20 * i)]), ".jpg") for i, f in enumerate(fer_faces)]
+    try:
+        serial = [post(app.test_client(), data).get_json()["faces"] for data in images]
+        assert all(len(faces) == 1 for faces in serial)
+        with ThreadPoolExecutor(max_workers=6) as ex:
+            answers = list(ex.map(lambda i: (i, post(app.test_client(), images[i]).get_json()["faces"]),
+                                  [i % len(images) for i in range(24)]))
+        for i, faces in answers:
+            assert faces == serial[i]
+    finally:
+        pool.close()
