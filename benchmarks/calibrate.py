@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from benchmarks.scenes import make_scene_image, match_boxes
@@ -171,6 +172,11 @@ def _score(pred, ref_pred, labels, corr, mask) -> dict:
 def _evaluate(classifier, p: _Placed, images, labels, spec, policies, still_kw, label_map) -> dict[str, dict]:
     crops = _crops(p, images, labels, spec, policies, still_kw)
     originals = images[p.src]  # (k, 48, 48) the FER crops as the dataset has them
+    # Pixels are compared at the model's input size, which need not be 48x48.
+    same_size = originals
+    if originals.shape[1:] != (spec.height, spec.width):
+        same_size = np.stack([cv2.resize(o, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+                              for o in originals]) if len(originals) else np.zeros((0, spec.height, spec.width), np.uint8)
     ref_pred = np.argmax(classifier.classify(originals), axis=1)
     truth_labels = label_map[p.label]
     upright, rotated = p.angle == 0, p.angle != 0
@@ -178,7 +184,7 @@ def _evaluate(classifier, p: _Placed, images, labels, spec, policies, still_kw, 
     rows = {}
     for name in policies:
         pred = np.argmax(classifier.classify(crops[name]), axis=1)
-        corr = _corr_rows(crops[name], originals)
+        corr = _corr_rows(crops[name], same_size)
         rows[name] = {"all": _score(pred, ref_pred, truth_labels, corr, every),
                       "upright": _score(pred, ref_pred, truth_labels, corr, upright),
                       "rotated": _score(pred, ref_pred, truth_labels, corr, rotated)}
@@ -195,7 +201,7 @@ def _policy_name(margin: float, shift_y: float, align: bool) -> str:
 
 
 def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detector: str = "blazeface",
-                    range: str = "short", n_faces: int = 480, rotated_faces: int = 240, angle_deg: float = 15.0,
+                    detector_range: str = "short", n_faces: int = 480, rotated_faces: int = 240, angle_deg: float = 15.0,
                     size: tuple[int, int] = (640, 480), face_px: tuple[int, int] = (120, 280), seed: int = 0,
                     private_faces: int | None = None, margins: list[float] | None = None,
                     shifts: list[float] | None = None, choose_by: str = "pixel_corr",
@@ -277,6 +283,10 @@ def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detec
         out["_original"] = {"all": {"n": n_u + n_r, "accuracy": acc}}
         return out
 
+    geo_name = _policy_name(g_margin, g_shift, False)
+    # The geometric estimate is always a candidate, also with a hand-given grid.
+    for align in (False, True):
+        policies.setdefault(_policy_name(g_margin, g_shift, align), (CropPolicy(g_margin, g_shift, align), False))
     public = evaluate(pub_up, pub_rot, fer.public, policies)
     candidates = [k for k in policies if not policies[k][1]]
 
@@ -289,14 +299,13 @@ def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detec
     best_cells = {metric: best_by(metric) for metric in CHOOSE_BY}
     best = best_cells[choose_by]
     chosen = policies[best][0]
-    geo_name = _policy_name(g_margin, g_shift, False)
     report_names = ["oracle (true square)", _policy_name(0.0, 0.0, False), geo_name, best]
     if chosen.align:
         report_names.append(_policy_name(chosen.margin, chosen.shift_y, False))
     else:
         report_names.append(_policy_name(chosen.margin, chosen.shift_y, True))
     report_names += list(best_cells.values())
-    report_names = list(dict.fromkeys(report_names))
+    report_names = [k for k in dict.fromkeys(report_names) if k in policies]
     private = evaluate(priv_up, priv_rot, fer.private, {k: policies[k] for k in report_names})
 
     def found(up, rot):
@@ -309,7 +318,7 @@ def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detec
         "chosen_name": best,
         "choose_by": choose_by,
         "best_by": best_cells,
-        "geometric": {"margin": g_margin, "shift_y": g_shift, **geo},
+        "geometric": {**geo, "estimate": {"margin": g_margin, "shift_y": g_shift, "align": False}},
         "public": public,
         "private": private,
         "private_rows": report_names,

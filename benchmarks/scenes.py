@@ -474,15 +474,19 @@ def _rate(num: float, den: float) -> float | None:
     return float(num / den) if den else None
 
 
-def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int = 8, n_frames: int = 90,
+def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int = 24, n_frames: int = 45,
                         seed: int = 0, model: str | None = None, detector: str = "blazeface", detector_range: str = "short",
                         data: str = DEFAULT_DATA, split: str = "private", size: tuple[int, int] = (640, 480),
                         faces_per_frame: tuple[int, int] = (1, 4), face_px: tuple[int, int] = (60, 300),
                         fps: float = 15.0, iou_threshold: float = MATCH_IOU, keep_videos: bool = True,
-                        faces=None, progress: bool = False) -> dict:
+                        faces=None, crop=None, progress: bool = False) -> dict:
     """Make synthetic videos, run the real Pipeline on them (smoothing on and off), report accuracy.
 
     faces: optional (images (n,48,48) uint8, labels (n,)) instead of loading `split` from `data`.
+    crop: an edge.preprocess.CropPolicy to use instead of the model sidecar's (to measure a
+    calibration before it is written into a sidecar).
+    Each video keeps its 1-4 faces throughout (one track each), so the number of distinct faces
+    is what bounds the accuracy figures: many short videos beat a few long ones.
     Videos go to out/videos (deleted afterwards unless keep_videos; a temp folder when out is
     None). Returns the report dict (see `scene_markdown` for what the fields mean).
     """
@@ -515,6 +519,12 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
     modes = {"smooth_off": False, "smooth_on": True}
     common = dict(detector=detector, range=detector_range, emotion_model=model)
     pipes = {m: Pipeline.from_defaults(smooth=on, **common) for m, on in modes.items()}
+    if crop is not None:
+        import dataclasses
+
+        for pipe in pipes.values():
+            # The pipeline crops with its card's policy; a replaced card changes only that.
+            pipe.card = dataclasses.replace(pipe.card, crop=crop)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -613,7 +623,7 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
                       "iou_p5_p50_p95": ([float(v) for v in np.percentile(rows["smooth_off"]["iou"], [5, 50, 95])]
                                          if rows["smooth_off"]["iou"] else None),
                       "recall_by_size": by_size},
-        "all_placed": {"n": int(len(oracle_label)),
+        "all_placed": {"n": int(len(oracle_label)), "distinct_faces": int(sum(v["faces"] for v in per_video)),
                        "crop_accuracy": _rate((oracle_orig == oracle_label).sum(), len(oracle_label)),
                        "oracle_accuracy": _rate((oracle_pred == oracle_label).sum(), len(oracle_label)),
                        "oracle_agreement": _rate((oracle_pred == oracle_orig).sum(), len(oracle_label))},
@@ -630,7 +640,7 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
             seconds += len(seq) / fps
             switches += len(set(r["track"][sel].tolist())) - 1
             tracks += 1
-        report[m] = {"matched": n,
+        report[m] = {"matched": n, "distinct_faces": tracks,
                      "accuracy": _rate((r["pred"] == r["label"]).sum(), n),
                      "agreement": _rate((r["pred"] == orig).sum(), n),
                      "crop_accuracy": _rate((orig == r["label"]).sum(), n),
@@ -652,6 +662,7 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
                           "faces_per_frame": list(faces_per_frame), "face_px": list(face_px), "source": source,
                           "detector": detector, "range": detector_range, "model": str(classifier.model_path),
                           "model_metrics": card.metrics, "crop": card.crop.to_json(),
+                          "crop_from": "sidecar" if crop is None else "override",
                           "feather": DEFAULT_FEATHER, "iou_threshold": iou_threshold}
     report["videos"] = per_video
     report["elapsed_s"] = time.perf_counter() - t_start
@@ -681,6 +692,7 @@ def scene_markdown(report: dict, command: str = "") -> str:
               else "| mean IoU | - |",
               f"| IoU of matched boxes, p5 / p50 / p95 | {' / '.join(f'{v:.2f}' for v in d['iou_p5_p50_p95'])} |"
               if d.get("iou_p5_p50_p95") else "| IoU percentiles | - |",
+              f"| distinct faces placed / detected at least once | {a['distinct_faces']} / {off['distinct_faces']} |",
               f"| accuracy on detected faces, smoothing off | {_p(off['accuracy'])} |",
               f"| accuracy on detected faces, smoothing on | {_p(on['accuracy'])} |",
               f"| crop accuracy (classifier on the original 48x48 crops of the detected faces) | {_p(off['crop_accuracy'])} |",
@@ -800,8 +812,8 @@ def register(sub) -> None:
                        "on the original crops, and label flips per track per second.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for scenes.json/.md/.png and videos/")
-    p.add_argument("--videos", type=int, default=8, help="number of synthetic videos")
-    p.add_argument("--frames", type=int, default=90, help="frames per video")
+    p.add_argument("--videos", type=int, default=24, help="number of synthetic videos (each with 1-4 new faces)")
+    p.add_argument("--frames", type=int, default=45, help="frames per video")
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
@@ -813,6 +825,9 @@ def register(sub) -> None:
     p.add_argument("--faces-per-frame", type=_int_pair, default=(1, 4), help="faces per video: N or MIN,MAX")
     p.add_argument("--face-px", type=_int_pair, default=(60, 300), help="placed square side range MIN,MAX px")
     p.add_argument("--iou", type=float, default=MATCH_IOU, help="IoU to count a detection as a placed face")
+    p.add_argument("--crop-margin", type=float, default=None, help="override the sidecar's crop margin")
+    p.add_argument("--crop-shift-y", type=float, default=None, help="override the sidecar's crop shift_y")
+    p.add_argument("--crop-align", choices=("on", "off"), default=None, help="override the sidecar's eye alignment")
     p.add_argument("--no-keep-videos", action="store_true", help="delete the videos after the run")
     p.set_defaults(func=_cmd_scenes)
 
@@ -826,12 +841,22 @@ def _cmd_scenes(args) -> int:
 
     if args.videos < 1 or args.frames < 1:
         raise CliError("--videos and --frames must be >= 1")
+    crop = None
+    if args.crop_margin is not None or args.crop_shift_y is not None or args.crop_align is not None:
+        from edge.preprocess import CropPolicy
+        from edge.sidecar import load_sidecar
+        from edge.models import default_emotion_model
+
+        base = load_sidecar(args.model or default_emotion_model()).crop
+        crop = CropPolicy(margin=base.margin if args.crop_margin is None else args.crop_margin,
+                          shift_y=base.shift_y if args.crop_shift_y is None else args.crop_shift_y,
+                          align=base.align if args.crop_align is None else args.crop_align == "on")
     try:
         report = run_scene_benchmark(out=args.out, n_videos=args.videos, n_frames=args.frames, seed=args.seed,
                                      model=args.model, detector=args.detector, detector_range=args.range, data=args.data,
                                      split=args.split, size=args.size, faces_per_frame=args.faces_per_frame,
                                      face_px=args.face_px, fps=args.fps, iou_threshold=args.iou,
-                                     keep_videos=not args.no_keep_videos, progress=True)
+                                     keep_videos=not args.no_keep_videos, crop=crop, progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
     command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
