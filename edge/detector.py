@@ -36,7 +36,8 @@ SCORE_CLIP = 100.0
 class BlazeFaceDetector:
     """BlazeFace (short or full range) on the LiteRT interpreter, decoded like MediaPipe.
 
-    The interpreter, anchors and input buffers are built once; detect() reuses them.
+    The interpreter, anchors and input buffers are built once and reused by detect(), so one
+    detector serves one thread at a time.
     """
 
     def __init__(self, model_path: str | os.PathLike, *, full_range: bool = False,
@@ -82,6 +83,7 @@ class BlazeFaceDetector:
         self._interpolation = cv2.INTER_AREA if full_range else cv2.INTER_NEAREST
         self._canvas = np.zeros((size, size, 3), np.uint8)  # letterboxed RGB; padding stays black
         self._input = np.zeros((1, size, size, 3), np.float32)  # RGB in [-1, 1]
+        self._resized = np.empty((0, 0, 3), np.uint8)
         self._geometry: tuple | None = None  # ((h, w), (new_w, new_h, pad_x, pad_y)) of the last frame
 
     def __enter__(self) -> "BlazeFaceDetector":
@@ -101,6 +103,7 @@ class BlazeFaceDetector:
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
         pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
         self._canvas[:] = 0  # the padded border moves when the frame shape changes
+        self._resized = np.empty((new_h, new_w, 3), np.uint8)  # BGR, reused while the shape holds
         self._geometry = ((h, w), (new_w, new_h, pad_x, pad_y))
         return self._geometry[1]
 
@@ -113,8 +116,8 @@ class BlazeFaceDetector:
         h, w = image_bgr.shape[:2]
         new_w, new_h, pad_x, pad_y = self._letterbox(h, w)
         size = self.input_size
-        resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=self._interpolation)
-        self._canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized[:, :, ::-1]  # BGR -> RGB
+        cv2.resize(image_bgr, (new_w, new_h), dst=self._resized, interpolation=self._interpolation)
+        self._canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = self._resized[:, :, ::-1]  # BGR -> RGB
         np.multiply(self._canvas, 1.0 / 127.5, out=self._input[0], casting="unsafe")
         self._input -= 1.0
         interp = self._interp
@@ -215,6 +218,7 @@ class MediaPipeDetector:
             raise ImportError("the mediapipe backend needs MediaPipe: pip install 'fer-edge[mediapipe]' "
                               "(or use the default blazeface backend)") from exc
         del num_threads  # Tasks picks its own threading
+        self._detector = None
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"{model_path}: model file not found")
         self.model_path = str(model_path)
@@ -273,7 +277,9 @@ class MediaPipeDetector:
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
                   score_threshold: float = 0.5, num_threads: int | None = None
                   ) -> BlazeFaceDetector | MediaPipeDetector:
-    """Build the chosen detector; without model_path the model is found by edge.models' lookup."""
+    """Build the chosen detector. The model file: model_path (a file, or a directory holding the
+    official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
+    ModelNotFoundError says how to get it."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if range not in RANGES:
@@ -281,10 +287,10 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     if backend == "mediapipe" and range != "short":
         raise ValueError("the mediapipe backend runs only the short-range model; "
                          "use --detector blazeface for --range full")
-    if model_path is None:
-        from edge.models import resolve_detector_model
+    from edge.models import resolve_detector_model
 
-        model_path = resolve_detector_model(range)
+    # An explicit path is checked too, so a wrong --detector-model gets the same how-to message.
+    model_path = resolve_detector_model(range, model_path)
     cls = BlazeFaceDetector if backend == "blazeface" else MediaPipeDetector
     return cls(model_path, full_range=(range == "full"), score_threshold=score_threshold,
                num_threads=num_threads)

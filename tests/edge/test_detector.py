@@ -142,6 +142,14 @@ def test_boxes_are_clipped_to_the_frame(short, faces48):
     assert (faces.xyxy[:, 3] <= image.shape[0]).all()
 
 
+def test_views_of_a_frame_are_accepted(short, faces48):
+    image, _ = scene(faces48[0], 200, (480, 640), (300, 200))
+    for view in (image[40:, 100:], image[::-1, ::-1], image[:, :, :]):  # strided, not contiguous
+        ours, copy = short.detect(view), short.detect(np.ascontiguousarray(view))
+        assert len(ours) == 1
+        np.testing.assert_array_equal(ours.xyxy, copy.xyxy)
+
+
 @pytest.mark.parametrize("fill", ["gray", "black", "gradient"])
 def test_no_face_no_detection(short, full, fill):
     # (Pure noise is no good here: BlazeFace sees a face in some noise at ~0.53, as MediaPipe does.)

@@ -104,6 +104,18 @@ def test_make_detector_without_a_model_raises_the_same_error(clean_env):
         make_detector("blazeface", "short")
 
 
+@pytest.mark.parametrize("range_, size", [("short", 128), ("full", 192)])
+def test_make_detector_takes_an_explicit_file_or_directory(clean_env, detector_dir, range_, size):
+    from edge.detector import make_detector
+
+    model = models.DETECTOR_MODELS[range_]
+    for given in (detector_dir, detector_dir / model.filename):
+        with make_detector("blazeface", range_, model_path=given, num_threads=1) as det:
+            assert det.input_size == size
+    with pytest.raises(ModelNotFoundError, match="--detector-model"):
+        make_detector("blazeface", range_, model_path=clean_env / model.filename)
+
+
 def test_unknown_range():
     with pytest.raises(ValueError, match="short, full"):
         resolve_detector_model("medium")
