@@ -205,7 +205,7 @@ def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detec
                     size: tuple[int, int] = (640, 480), face_px: tuple[int, int] = (120, 280), seed: int = 0,
                     private_faces: int | None = None, margins: list[float] | None = None,
                     shifts: list[float] | None = None, choose_by: str = "pixel_corr",
-                    fer=None, progress: bool = False) -> dict:
+                    fer=None, detector_model: str | None = None, progress: bool = False) -> dict:
     """Calibrate margin / shift_y / align on PublicTest; report the effect on PrivateTest.
 
     n_faces upright and rotated_faces rotated (+-angle_deg) faces are placed per split
@@ -245,7 +245,7 @@ def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detec
                                 face_px=face_px, angles=angles, progress=bar) if n_rot else None
         return up, rot
 
-    with make_detector(backend=detector, range=detector_range) as det:
+    with make_detector(backend=detector, range=detector_range, model_path=detector_model) as det:
         pub_up, pub_rot = collect(fer.public, n_faces, rotated_faces, seed * 1_000_000)
         if private_faces is None:
             priv_counts = (n_faces, rotated_faces)
@@ -444,6 +444,7 @@ def register_calibrate(sub) -> None:
     p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
     p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface")
     p.add_argument("--range", choices=("short", "full"), default="short")
+    p.add_argument("--detector-model", default=None, help="detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
     p.add_argument("--faces", type=int, default=480, help="upright faces to place per split")
     p.add_argument("--rotated", type=int, default=240, help="faces rotated by +-ANGLE to place per split")
     p.add_argument("--angle", type=float, default=15.0, help="rotation in degrees for the rotated faces")
@@ -475,7 +476,8 @@ def _cmd_calibrate(args) -> int:
         report = run_calibration(data=args.data, model=args.model, detector=args.detector, detector_range=args.range,
                                  n_faces=args.faces, rotated_faces=args.rotated, angle_deg=args.angle,
                                  size=args.size, face_px=args.face_px, seed=args.seed, margins=args.margins,
-                                 shifts=args.shifts, choose_by=args.choose_by, progress=True)
+                                 shifts=args.shifts, choose_by=args.choose_by,
+                                 detector_model=args.detector_model, progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
     command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""

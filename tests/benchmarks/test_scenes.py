@@ -150,7 +150,7 @@ def test_scene_benchmark_report_is_well_formed(tmp_path, faces, emotion_model):
     for mode in ("smooth_off", "smooth_on"):
         r = report[mode]
         assert r["matched"] == d["tp"]
-        for k in ("accuracy", "agreement", "crop_accuracy"):
+        for k in ("accuracy", "agreement", "crop_accuracy", "oracle_accuracy"):
             assert 0.0 <= r[k] <= 1.0
         assert r["flips"] >= 0 and r["flips_per_track_s"] >= 0 and r["tracks"] >= 1
         assert r["track_seconds"] == pytest.approx(r["matched"] / report["settings"]["fps"])
