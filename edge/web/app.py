@@ -22,6 +22,7 @@ import numpy as np
 from flask import Flask, Request, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from edge.overlay import label_color
 from edge.sinks import frame_record
 from edge.types import FrameResult
 from edge.web import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB
@@ -155,6 +156,9 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
         "auth": "1" if token else "0",
         "live": "1" if live is not None else "0",
         "labels": json.dumps(list(stills.labels)),
+        # The overlay's BGR colours as CSS hex, so the page and the MJPEG frames agree.
+        "colors": json.dumps({label: "#%02x%02x%02x" % label_color(label, i)[::-1]
+                              for i, label in enumerate(stills.labels)}),
         "max_upload_bytes": str(config.max_upload_bytes),
         "model": stills.model_name,
     }

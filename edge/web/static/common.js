@@ -7,6 +7,7 @@
   const body = document.body;
   const authRequired = body.dataset.auth === "1";
   const labels = JSON.parse(body.dataset.labels || "[]");
+  const labelColors = JSON.parse(body.dataset.colors || "{}");  // the server overlay's colours
 
   // A token given once as ?token=... is kept for this tab (sessionStorage) and removed from the
   // address bar, so it does not linger in history or get copied along with the URL.
@@ -60,10 +61,11 @@
     return data;
   }
 
-  // One colour per label, fixed by the label's position in the model's label list.
+  // One colour per label: the server overlay's, else fixed by the label's position in the list.
   const PALETTE = ["#e5484d", "#8e4ec6", "#6e56cf", "#f5d90a", "#0091ff", "#f76808", "#30a46c",
                    "#12a594", "#d6409f", "#889096"];
   function colorFor(label) {
+    if (labelColors[label]) return labelColors[label];
     const i = labels.indexOf(label);
     return PALETTE[(i < 0 ? labels.length : i) % PALETTE.length];
   }

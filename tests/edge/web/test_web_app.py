@@ -273,3 +273,16 @@ def test_concurrent_requests_get_the_serial_answers(detector_dir, emotion_model,
             assert faces == serial[i]
     finally:
         pool.close()
+
+
+def test_page_colours_are_the_overlay_colours(client, emotion_model):
+    """Boxes drawn in the page and in the MJPEG frames (edge.overlay) use the same colour per label."""
+    from edge.overlay import label_color
+
+    html = client.get("/").get_data(as_text=True)
+    colors = json.loads(unescape(re.search(r'data-colors="([^"]*)"', html).group(1)))
+    labels = load_sidecar(emotion_model).labels
+    assert list(colors) == list(labels)
+    for i, label in enumerate(labels):
+        b, g, r = label_color(label, i)
+        assert colors[label] == f"#{r:02x}{g:02x}{b:02x}"

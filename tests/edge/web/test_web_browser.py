@@ -158,7 +158,7 @@ def test_webcam_frames_go_to_the_api_and_results_are_drawn(server, page, tmp_pat
 
 
 def test_live_page_shows_frames_then_the_end(page, tmp_path, fer_faces, detector_dir, emotion_model):
-    video = write_video(tmp_path / "live.avi", fer_faces, n_frames=150, fps=10.0)
+    video = write_video(tmp_path / "live.avi", fer_faces, n_frames=100, fps=10.0)
     srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--threads", "4")
     try:
         page.goto(f"{srv.url}/live?token={TOKEN}")
