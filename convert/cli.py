@@ -11,15 +11,24 @@ DEFAULT_DATA = "../shared/data/fer2013"
 _MODES = ("float32", "float16", "dynamic", "int8", "all")
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults, except None/False ones (their help says what happens); keep examples' lines."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "convert", help="quantize a .keras model to TFLite and verify every variant (needs [train])",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Write OUT/<name>_<quant>.tflite and its JSON sidecar (labels, input size, "
-        "the training's normalisation, crop policy, quantization, source sha256, accuracy on "
-        "PublicTest/PrivateTest, this command). int8 is full-integer (int8 input and output), "
-        "calibrated on a stratified sample of FER-2013 Training images. The normalisation comes "
-        "from <model>.json or train_meta.json beside the model.",
+        formatter_class=_Formatter,
+        description="Write OUT/<name>_<quant>.tflite and its JSON sidecar (labels, input size, the\n"
+        "training's normalisation, crop policy, quantization, source sha256, accuracy on\n"
+        "PublicTest/PrivateTest, this command). int8 is full-integer (int8 input and output),\n"
+        "calibrated on a stratified sample of FER-2013 Training images. The normalisation\n"
+        "comes from <model>.json or train_meta.json beside the model.",
         epilog="examples:\n  fer-edge convert runs/edge/best.keras --out models\n"
         "  fer-edge convert runs/edge/best.keras --quant all --out /tmp/variants --verify\n"
         "  fer-edge convert runs/edge/best.keras --quant all --out /tmp/variants --verify-only")
@@ -50,7 +59,8 @@ def register(sub) -> None:
     p.add_argument("--timing-faces", type=int, default=300,
                    help="real PublicTest crops timed one by one for the latency median")
     p.add_argument("--threads", type=int, default=None,
-                   help="LiteRT threads for the accuracy runs (latency always uses 1)")
+                   help="LiteRT threads for the accuracy runs (default: LiteRT's choice; "
+                   "latency always uses 1)")
     p.set_defaults(func=_cmd_convert)
 
 

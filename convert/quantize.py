@@ -3,8 +3,9 @@
 `float32` is the plain conversion; `float16` stores weights as float16; `dynamic` stores
 weights as int8 and quantizes activations on the fly; `int8` is full-integer (int8 input and
 output tensors, every op int8), calibrated on a stratified, deterministic sample of FER-2013
-Training images fed through `edge.preprocess.to_model_input`, the function the runtime calls
-on every crop, so calibration sees exactly the input distribution the device sees.
+Training images fed through `edge.preprocess.to_model_input`, the function training and the
+runtime call on every crop (with the training's blur matching), so calibration sees the input
+distribution the device sees.
 
 TensorFlow is imported inside the functions that need it: `fer-edge --help` stays fast.
 """
@@ -43,10 +44,14 @@ class SourceModel:
 
     path: Path
     sha256: str
-    spec: InputSpec  # size, colour and the training's mean/std
+    spec: InputSpec  # size, colour, blur and the training's mean/std
     labels: tuple[str, ...]
     crop: CropPolicy  # the training's crop policy (FER framing)
     meta_path: Path
+    # How blurred the Training images already are, in model-input pixels (train_meta.json's
+    # train_source_blur_sigma): training blurred them only up to spec.blur_sigma, and so does
+    # int8 calibration, so calibration inputs are as smooth as training's and the runtime's.
+    train_blur_sigma: float = 0.0
     arch: str = ""
     params: int = 0
     best_public_accuracy: float | None = None
@@ -102,7 +107,9 @@ def read_source(keras_path: str | Path) -> SourceModel:
         inp = meta["input"]
         spec = InputSpec(height=int(inp["height"]), width=int(inp["width"]),
                          channels=int(inp.get("channels", 1)), color=str(inp.get("color", "gray")),
-                         mean=float(inp["mean"]), std=float(inp["std"]))
+                         mean=float(inp["mean"]), std=float(inp["std"]),
+                         blur_sigma=float(inp.get("blur_sigma", 0.0)))
+        train_blur = float(meta.get("train_source_blur_sigma", 0.0) or 0.0)
     except json.JSONDecodeError as exc:
         raise ConvertError(f"{meta_path}: not valid JSON ({exc})") from None
     except (KeyError, TypeError, ValueError) as exc:
@@ -114,7 +121,7 @@ def read_source(keras_path: str | Path) -> SourceModel:
     crop = CropPolicy.from_json(meta.get("crop") or {})
     best = meta.get("best_public_accuracy")
     return SourceModel(path=p, sha256=sha256_of(p), spec=spec, labels=labels, crop=crop,
-                       meta_path=meta_path, arch=str(meta.get("arch", "")),
+                       meta_path=meta_path, train_blur_sigma=train_blur, arch=str(meta.get("arch", "")),
                        params=int(meta.get("params", 0) or 0),
                        best_public_accuracy=float(best) if best is not None else None)
 
@@ -186,8 +193,10 @@ class Quantizer:
     def __init__(self, source: SourceModel, model, rep_images: np.ndarray | None = None):
         self.source = source
         self.model = model
-        # (n, 1, H, W, 1) float32: batch-of-one samples, as the runtime feeds one face at a time.
-        self._rep = None if rep_images is None else to_model_input(rep_images, source.spec)[:, None]
+        # (n, 1, H, W, 1) float32: batch-of-one samples, as the runtime feeds one face at a time,
+        # made by the runtime's own crop -> input function, treated as training treated them.
+        self._rep = None if rep_images is None else to_model_input(
+            rep_images, source.spec, source_blur_sigma=source.train_blur_sigma)[:, None]
 
     @property
     def rep_size(self) -> int:
@@ -296,7 +305,8 @@ def convert_model(keras_path: str | Path, modes: tuple[str, ...], out_dir: str |
     report = VerifyReport(keras=ref, data_source=str(data.source), command=command)
     quantizer = Quantizer(source, model, rep)
     extra = {"conversion": {"rep_size": quantizer.rep_size, "rep_seed": REP_SEED,
-                            "rep_split": "Training (stratified by class)"} if "int8" in modes else {}}
+                            "rep_split": "Training (stratified by class)",
+                            "rep_source_blur_sigma": source.train_blur_sigma} if "int8" in modes else {}}
     variants = []
     bar = tqdm(modes, desc="convert", unit="variant", disable=tqdm_disable(progress))
     for mode in bar:

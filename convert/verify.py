@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -41,6 +42,7 @@ class SplitScore:
     agreement: float | None = None  # top-1 agreement with the Keras model
     max_abs_prob_diff: float | None = None  # largest |p_tflite - p_keras| over all faces/classes
     mean_abs_prob_diff: float | None = None
+    input_clipped: float | None = None  # int8 input: fraction of pixels outside the calibrated range
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class VariantReport:
             m[f"{split}_macro_f1"] = s.macro_f1
             if s.agreement is not None:
                 m[f"{split}_agreement_with_keras"] = s.agreement
+            if s.input_clipped is not None:
+                m[f"{split}_input_clipped"] = s.input_clipped
             if ref is not None and split in ref.scores:
                 m[f"keras_{split}_accuracy"] = ref.scores[split].accuracy
         m["eval_data"] = data_source
@@ -177,6 +181,11 @@ class VerifyReport:
                 notes.append(f"int8 invoke is {r:.2f}x {'faster' if r >= 1 else 'slower'} than float32 "
                              f"here ({what} median; float32 ms / int8 ms)" if abs(r - 1) >= 0.05 else
                              f"int8 and float32 invoke take about the same {what} time here ({r:.2f}x)")
+        for v in self.variants:
+            clip = {k: sc.input_clipped for k, sc in v.scores.items() if sc.input_clipped}
+            if clip:
+                notes.append(f"{v.quantization} input range (calibrated on Training) clips " + ", ".join(
+                    f"{100 * c:.2f}% of {SPLIT_NAMES[k]} pixels" for k, c in clip.items()))
         t = next((v.timing_faces for v in self.variants if v.timing_faces), 0)
         mi = machine_info()
         if t:
@@ -221,13 +230,15 @@ def machine_info() -> dict:
             "litert": litert}
 
 
-def _score(labels: np.ndarray, probs: np.ndarray, ref_probs: np.ndarray | None) -> SplitScore:
+def _score(labels: np.ndarray, probs: np.ndarray, ref_probs: np.ndarray | None,
+           input_clipped: float | None = None) -> SplitScore:
     rep = accuracy_report(labels, probs)
     if ref_probs is None:
-        return SplitScore(n=len(labels), accuracy=rep["accuracy"], macro_f1=rep["macro_f1"])
+        return SplitScore(n=len(labels), accuracy=rep["accuracy"], macro_f1=rep["macro_f1"],
+                          input_clipped=input_clipped)
     diff = np.abs(probs - ref_probs)
     return SplitScore(
-        n=len(labels), accuracy=rep["accuracy"], macro_f1=rep["macro_f1"],
+        n=len(labels), accuracy=rep["accuracy"], macro_f1=rep["macro_f1"], input_clipped=input_clipped,
         agreement=round(float(np.mean(probs.argmax(1) == ref_probs.argmax(1))), 4),
         max_abs_prob_diff=round(float(diff.max()), 4), mean_abs_prob_diff=round(float(diff.mean()), 5))
 
@@ -304,19 +315,35 @@ def evaluate_variant(path: str | Path, data: FerData, ref: KerasReference | None
                      num_threads: int | None = None, timing_faces: int = 0,
                      progress: bool | None = None) -> VariantReport:
     """Score one .tflite (with its sidecar) on the held-out splits; time it if `timing_faces`."""
+    from edge.interpreter import load_interpreter
+
     path = Path(path)
     clf = _classifier(path, num_threads=num_threads)
+    inp = load_interpreter(path, num_threads=1).get_input_details()[0]
     scores = {}
     for split in eval_splits(data):
         s = data.split(split)
         probs = np.concatenate([clf.classify(s.images[i:i + EVAL_BATCH])
                                 for i in range(0, len(s), EVAL_BATCH)])
-        scores[split] = _score(s.labels, probs, None if ref is None else ref.probs.get(split))
+        clipped = None
+        if inp["dtype"] != np.float32:
+            # Calibration fixed the input range from Training images; held-out faces outside
+            # it are clipped, which shows up here before it shows up as lost accuracy.
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            q = np.round(to_model_input(s.images, clf.spec) / scale + zero)
+            clipped = round(float(np.mean((q < info.min) | (q > info.max))), 5)
+        scores[split] = _score(s.labels, probs, None if ref is None else ref.probs.get(split), clipped)
     invoke_ms = invoke_cpu_ms = face_ms = None
     n_timed = 0
     if timing_faces > 0:
         held = data.public if len(data.public) else data.private
         crops = held.images[:timing_faces]
+        spec = clf.spec
+        if crops.shape[1:3] != (spec.height, spec.width):
+            # The runtime's crop_face cuts faces straight to the model's size.
+            crops = np.stack([cv2.resize(c, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+                              for c in crops])
         n_timed = len(crops)
         if n_timed:
             invoke_ms, invoke_cpu_ms, face_ms = time_single_faces(path, crops, progress=progress)

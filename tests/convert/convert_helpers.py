@@ -10,6 +10,11 @@ import numpy as np
 
 from edge.labels import LABELS
 
+# Like the real training: a smaller input than FER's 48x48, blurred to match the Training images.
+SIDE = 24
+BLUR_SIGMA = 0.8
+TRAIN_SOURCE_BLUR_SIGMA = 0.5
+
 
 def make_fer_subset(fer_dir: Path, out: Path, train_per_class: int, test_per_class: int) -> Path:
     """Copy the first files (sorted) of each class into out/train/<c>/ and out/test/<c>/."""
@@ -31,8 +36,10 @@ def write_meta(model_path: Path, train_images: np.ndarray, name: str = "train_me
     """The metadata `fer-edge train` writes beside its checkpoints (the fields convert reads)."""
     meta = {
         "arch": "tiny", "params": 0, "labels": list(LABELS),
-        "input": {"height": 48, "width": 48, "channels": 1, "color": "gray",
-                  "mean": round(float(train_images.mean()), 2), "std": round(float(train_images.std()), 2)},
+        "input": {"height": SIDE, "width": SIDE, "channels": 1, "color": "gray",
+                  "mean": round(float(train_images.mean()), 2), "std": round(float(train_images.std()), 2),
+                  "blur_sigma": BLUR_SIGMA},
+        "train_source_blur_sigma": TRAIN_SOURCE_BLUR_SIGMA,
         "crop": {"margin": 0.0, "shift_y": 0.0, "align": False},
         "best_public_accuracy": 0.3, "command": "test fixture",
     }
@@ -47,7 +54,7 @@ def build_tiny(num_classes: int = len(LABELS), seed: int = 0):
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((48, 48, 1), name="image")
+    inputs = keras.Input((SIDE, SIDE, 1), name="image")
     x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(inputs)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)

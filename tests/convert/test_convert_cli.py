@@ -62,6 +62,8 @@ def test_convert_writes_variants_sidecars_and_report(cli_converted, tiny_model):
     assert js["keras"]["splits"]["private"]["n"] == 10 * len(LABELS)
     rows = {r["quantization"]: r for r in js["variants"]}
     assert rows["int8"]["input_dtype"] == "int8" and rows["float32"]["input_dtype"] == "float32"
+    assert 0.0 <= rows["int8"]["splits"]["private"]["input_clipped"] <= 1.0
+    assert "input_clipped" not in rows["float32"]["splits"]["private"]
     for r in rows.values():
         assert r["timing_faces"] == 5 and r["invoke_ms_median_1thread"] > 0
         assert 0.0 <= r["splits"]["public"]["agreement"] <= 1.0
@@ -116,7 +118,7 @@ def _bad_cases():
          "field 'labels' has 6 names but the model outputs 7 classes"),
         ("mismatched-sidecar-input", lambda f: ["convert", str(f["model"]), "--verify-only",
                                                 "--out", str(f["edited_input"]), "--rep-data", str(f["subset"])],
-         "field 'input' says 96x96x1 but the model takes 48x48x1"),
+         "field 'input' says 96x96x1 but the model takes 24x24x1"),
         ("nothing-to-verify", lambda f: ["convert", str(f["model"]), "--verify-only", "--out", str(f["tmp"]),
                                          "--rep-data", str(f["subset"])], "no emotion_<quant>.tflite to verify"),
     ]
