@@ -78,7 +78,8 @@ def register(sub) -> None:
                    help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
     m.add_argument("--score-threshold", type=float, default=0.5, help="detector confidence")
     m.add_argument("--model-threads", type=int, default=None,
-                   help="interpreter threads per model (as `fer-edge run --threads`)")
+                   help="interpreter threads per model (as `fer-edge run --threads`); default: the "
+                   "runtime's choice, and 1 per still pipeline when --pipelines > 1")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -130,7 +131,10 @@ def _build_pipelines(args: argparse.Namespace, n: int):
     live_config = PipelineConfig(detector=args.detector, range=args.range, detector_model=args.detector_model,
                                  emotion_model=args.model, threads=args.model_threads,
                                  score_threshold=args.score_threshold, smooth=not args.no_smooth)
-    still_config = replace(live_config, smooth=False)
+    # With a pool, the parallelism comes from the pool: one interpreter thread per still
+    # pipeline unless --model-threads says otherwise (more would only oversubscribe the cores).
+    still_threads = args.model_threads if args.model_threads is not None else (1 if n > 1 else None)
+    still_config = replace(live_config, smooth=False, threads=still_threads)
     built = []
     try:
         for _ in range(n):

@@ -110,14 +110,15 @@ def test_bad_image_over_http(server):
 
 
 def test_env_token_warning_on_all_interfaces_and_clean_stop(detector_dir, emotion_model):
-    srv = start_server("--host", "0.0.0.0", "--pipelines", "1", env={"FER_EDGE_TOKEN": "from-env"})
+    srv = start_server("--host", "0.0.0.0", "--pipelines", "2", env={"FER_EDGE_TOKEN": "from-env"})
     try:
         assert "WARNING: listening on 0.0.0.0" in srv.output
         assert "no token" not in srv.output
         url = srv.url.replace("0.0.0.0", "127.0.0.1")
         srv.url = url
         assert srv.get("/api/health")[0] == 401
-        assert srv.get("/api/health", "from-env")[0] == 200
+        status, _, body = srv.get("/api/health", "from-env")
+        assert status == 200 and json.loads(body)["pipelines"] == 2
     finally:
         rc = srv.stop()
     assert rc == 0, srv.output
