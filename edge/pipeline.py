@@ -39,11 +39,11 @@ class PipelineConfig:
     hysteresis_frames: int = 3
     max_missed: int = 10  # frames a track survives without a detection
     iou_threshold: float = 0.3
-    # One classifier call for all faces of a frame. Measured (x86, 2 loaded cores, provisional
-    # int8 CNN, p50 ms batched vs one-by-one): 1 face 0.67/0.65, 2: 1.29/1.29, 3: 1.93/1.99,
-    # 4: 2.65/2.62; with the face count changing every frame (a tensor resize each time):
-    # 0.75/0.73, 1.33/1.36, 1.98/2.05, 2.64/2.72, p95 lower batched. A tie in the median, so
-    # batched for its steadier tail and one interpreter call per frame.
+    # One classifier call for all faces of a frame. Measured (x86, 2 cores, XNNPACK, p50 ms per
+    # call, batched vs one-by-one, face count changing every frame): 24x24 int8 model 1 face
+    # 0.41/0.40, 2: 0.78/0.79, 3: 1.16/1.17, 4: 1.56/1.58; the 48x48 provisional model
+    # 0.75/0.73, 1.33/1.36, 1.98/2.05, 2.64/2.72. Cost is linear in faces either way, so it is
+    # a tie; batched for one interpreter call per frame and its slightly steadier tail.
     batch: bool = True
 
     def tracker_config(self) -> TrackerConfig:
