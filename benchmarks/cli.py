@@ -139,7 +139,9 @@ def _print_outputs(paths: dict) -> None:
 def _cmd_pipeline(args) -> int:
     from benchmarks import pipeline as bp
 
-    from edge.cli import CliError
+    from edge.cli import CliError, require
+
+    require("matplotlib", "bench")  # the plot; checked before minutes of measuring
 
     cfg = _config(args, peer=args.peer)
     try:
@@ -156,7 +158,9 @@ def _cmd_soak(args) -> int:
     from benchmarks import pipeline as bp
     from benchmarks import soak
 
-    from edge.cli import CliError
+    from edge.cli import CliError, require
+
+    require("matplotlib", "bench")
 
     cfg = _config(args, peer="off")
     try:
@@ -211,7 +215,9 @@ def _cmd_classifier(args) -> int:
 def _cmd_all(args) -> int:
     from benchmarks import report as br
 
-    from edge.cli import CliError
+    from edge.cli import CliError, require
+
+    require("matplotlib", "bench")
 
     try:
         paths = br.run_all(out_dir=args.out, data=args.data, frames=args.frames, threads=args.threads,

@@ -204,9 +204,10 @@ def results_markdown(pipeline_reports: dict, cls_report: dict, soak_report: dict
                      + (f"{p['latency_ms']['p50']:.1f} / {p['latency_ms']['p95']:.1f}" if p else "n/a") + " | |")
         lines.append(f"| CPU % (100 = one core), {w}x{h} | {rep['cpu_percent']:.0f} | "
                      + (f"{p['cpu_percent']:.0f}" if p else "n/a") + " | |")
-        lines.append(f"| peak RSS MB, {w}x{h} | {rep['rss_mb']['peak']:.0f} | "
-                     + (f"{p['rss_mb']['peak']:.0f} (same process, incl. ours + TensorFlow)" if p else "n/a")
-                     + " | |")
+        lines.append(f"| RSS MB, {w}x{h} (fer-edge: after warm-up, before the peer loads; peer: the shared "
+                     f"process's peak) | {rep.get('rss_alone_mb', rep['rss_mb']['peak']):.0f} | "
+                     + (f"{p['rss_mb']['peak']:.0f} (+{p['rss_mb']['peak'] - rep['rss_alone_mb']:.0f} for fer "
+                        "and TensorFlow)" if p and "rss_alone_mb" in rep else "n/a") + " | |")
     best = _best_variant(cls_report)
     cp = cls_report.get("peer")
     if best:
