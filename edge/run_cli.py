@@ -117,7 +117,12 @@ def register(sub) -> None:
 
 
 class _Fmt(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in --help, and the examples kept as written."""
+    """Defaults in --help (not the empty None/False ones), and the examples kept as written."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
