@@ -121,7 +121,7 @@ def test_still_with_rotated_faces(faces, angle):
 
 
 def test_feather_mask_shape():
-    m = feather_mask(100, 0.1)
+    m = feather_mask(100, 10)
     assert m.shape == (100, 100)
     assert m[50, 50] == 1.0 and m[0, 0] < 0.01 and m[0, 50] < 0.1
     assert np.array_equal(m, m.T) and np.array_equal(m, m[::-1, ::-1])
