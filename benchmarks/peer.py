@@ -127,13 +127,13 @@ class PeerSide:
     a frame without faces skips `detect_emotions`'s padding.
     """
 
-    def __init__(self, reader, peer: FerPeer | None = None):
+    def __init__(self, reader, peer: FerPeer | None = None, capacity: int = 4096):
         from benchmarks.pipeline import RunSamples
 
         self.reader = reader
         self.peer = peer or FerPeer()
         self.name = "fer"
-        self.samples = RunSamples(stages_ms={"decode": [], "detect": [], "classify": []})
+        self.samples = RunSamples(stages=("decode", "detect", "classify"), capacity=capacity)
 
     def warmup(self, n: int) -> None:
         for _ in range(n):
@@ -176,7 +176,7 @@ def run_peer_bench(reader, *, frames: int, warmup: int = 10, progress: bool = Tr
     """The peer alone on `frames` frames from `reader`; the same report keys as ours."""
     from benchmarks.pipeline import run_interleaved
 
-    side = PeerSide(reader)
+    side = PeerSide(reader, capacity=frames + 1)
     side.warmup(warmup)
     run_interleaved([side], frames=frames, block=max(frames, 1), progress=progress)
     return side.report()

@@ -24,7 +24,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -148,19 +148,51 @@ class FrameReader:
 
 # ----------------------------------------------------------------------------- the run
 
-@dataclass
-class RunSamples:
-    """Per-frame measurements of one counted run (ms, MB)."""
+class Series:
+    """A float column with room for `capacity` values written up front, grown by doubling.
 
-    stages_ms: dict = field(default_factory=lambda: {s: [] for s in STAGES})
-    end_to_end_ms: list = field(default_factory=list)
-    pipeline_ms: list = field(default_factory=list)
-    faces: list = field(default_factory=list)
-    rss_mb: list = field(default_factory=list)  # after each counted frame
-    t_s: list = field(default_factory=list)  # seconds since the first counted frame
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-    interrupted: bool = False
+    Per-frame samples kept in Python lists cost ~30 bytes of new heap per value, which a
+    10,000-frame soak would count as the pipeline's RSS growth; preallocated, touched arrays
+    keep the harness out of its own measurement.
+    """
+
+    def __init__(self, capacity: int = 4096):
+        self._a = np.full(max(int(capacity), 16), np.nan)  # written now: resident before the run
+        self._n = 0
+
+    def append(self, value: float) -> None:
+        if self._n == self._a.size:
+            self._a = np.concatenate([self._a, np.full(self._a.size, np.nan)])
+        self._a[self._n] = value
+        self._n += 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._a[:self._n]
+        return a.astype(dtype) if dtype is not None else a
+
+    def __iter__(self):
+        return iter(self._a[:self._n])
+
+    def __getitem__(self, i):
+        return self._a[:self._n][i]
+
+
+class RunSamples:
+    """Per-frame measurements of one counted run (ms, MB); `capacity`: expected frame count."""
+
+    def __init__(self, stages: tuple[str, ...] = STAGES, capacity: int = 4096):
+        self.stages_ms: dict[str, Series] = {k: Series(capacity) for k in stages}
+        self.end_to_end_ms = Series(capacity)
+        self.pipeline_ms = Series(capacity)
+        self.faces = Series(capacity)
+        self.rss_mb = Series(capacity)  # after each counted frame
+        self.t_s = Series(capacity)  # seconds of this side's own measuring time
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+        self.interrupted = False
 
 
 def _draw_fn():
@@ -184,10 +216,10 @@ class PipelineSide:
 
     name = "fer-edge"
 
-    def __init__(self, reader: FrameReader, pipeline, draw: bool = True):
+    def __init__(self, reader: FrameReader, pipeline, draw: bool = True, capacity: int = 4096):
         self.reader, self.pipeline = reader, pipeline
         self.draw_fn = _draw_fn() if draw else None
-        self.samples = RunSamples()
+        self.samples = RunSamples(capacity=capacity)
         if self.draw_fn is None:
             self.samples.stages_ms.pop("draw")
         self._rewinds = reader.rewinds
@@ -296,7 +328,7 @@ def run_interleaved(sides: list, *, frames: int, duration_s: float | None = None
 def measure_pipeline(reader: FrameReader, pipeline, *, frames: int, warmup: int, duration_s: float | None = None,
                      draw: bool = True, progress: bool = True) -> RunSamples:
     """Run `warmup` + `frames` frames (or until `duration_s`) through pipeline (+ overlay), alone."""
-    side = PipelineSide(reader, pipeline, draw=draw)
+    side = PipelineSide(reader, pipeline, draw=draw, capacity=frames + 1)
     side.warmup(warmup)
     run_interleaved([side], frames=frames, duration_s=duration_s, block=max(frames, 1), progress=progress)
     return side.samples
@@ -368,7 +400,8 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
             raise BenchError(f"{config.source}: no frames could be read")
         height, width = first.shape[:2]
         pipeline = stack.enter_context(Pipeline.from_defaults(**overrides))
-        ours = PipelineSide(reader, pipeline, draw=config.draw)
+        capacity = config.frames + 1 if config.duration_s is None else 4096
+        ours = PipelineSide(reader, pipeline, draw=config.draw, capacity=capacity)
         ours.warmup(config.warmup)
         # fer-edge's own footprint, before the peer brings TensorFlow into this process.
         rss_alone_mb = psutil.Process().memory_info().rss / 2**20
@@ -376,11 +409,11 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         if with_peer:
             peer_reader = stack.enter_context(FrameReader(config.source))
             peer_reader.read()
-            sides.append(peer_mod.PeerSide(peer_reader))
+            sides.append(peer_mod.PeerSide(peer_reader, capacity=capacity))
             sides[1].warmup(config.warmup)
         run_interleaved(sides, frames=config.frames, duration_s=config.duration_s, block=block, progress=progress)
     samples = ours.samples
-    if not samples.end_to_end_ms:
+    if len(samples.end_to_end_ms) == 0:
         raise BenchError(f"{config.source}: no frames were measured (a video shorter than --warmup?)")
     report = {
         "schema": SCHEMA,
@@ -409,8 +442,9 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
     return report
 
 
-def _thin(values: list, max_points: int = 2000) -> list:
+def _thin(values, max_points: int = 2000) -> list:
     """At most `max_points` evenly spaced values (keeps a 10,000-frame JSON small)."""
+    values = np.asarray(values)
     if len(values) <= max_points:
         return [round(float(v), 4) for v in values]
     idx = np.linspace(0, len(values) - 1, max_points).round().astype(int)
@@ -484,8 +518,8 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
 
     samples: RunSamples = report["_samples"]
-    names = [k for k, v in samples.stages_ms.items() if v] + ["end to end"]
-    data = [samples.stages_ms[k] for k in names[:-1]] + [samples.end_to_end_ms]
+    names = [k for k, v in samples.stages_ms.items() if len(v)] + ["end to end"]
+    data = [np.asarray(samples.stages_ms[k]) for k in names[:-1]] + [np.asarray(samples.end_to_end_ms)]
     peer = report.get("peer")
     ncols = 2 if peer and peer.get("_samples") else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4.2), squeeze=False)
@@ -497,8 +531,8 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
     ax.grid(axis="y", alpha=0.3)
     if ncols == 2:
         ps = peer["_samples"]
-        pnames = [k for k, v in ps.stages_ms.items() if v] + ["end to end"]
-        pdata = [ps.stages_ms[k] for k in pnames[:-1]] + [ps.end_to_end_ms]
+        pnames = [k for k, v in ps.stages_ms.items() if len(v)] + ["end to end"]
+        pdata = [np.asarray(ps.stages_ms[k]) for k in pnames[:-1]] + [np.asarray(ps.end_to_end_ms)]
         ax2 = axes[0, 1]
         ax2.boxplot(pdata, showfliers=True, whis=(5, 95), flierprops={"markersize": 2})
         ax2.set_xticks(range(1, len(pnames) + 1), pnames, rotation=30, ha="right")

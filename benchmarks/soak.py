@@ -60,7 +60,7 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rss = report["_samples"].rss_mb
+    rss = np.asarray(report["_samples"].rss_mb)
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     ax.plot(np.arange(1, len(rss) + 1), rss, lw=1)
     ax.set_xlabel("frame")
