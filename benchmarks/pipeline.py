@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -405,6 +406,8 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         ours.warmup(config.warmup)
         # fer-edge's own footprint, before the peer brings TensorFlow into this process.
         rss_alone_mb = psutil.Process().memory_info().rss / 2**20
+        # An earlier peer run in this process (bench all) leaves TensorFlow loaded.
+        tf_already_loaded = "tensorflow" in sys.modules
         sides = [ours]
         if with_peer:
             peer_reader = stack.enter_context(FrameReader(config.source))
@@ -425,6 +428,7 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         "model": model_info(config.emotion_model),
         **samples_report(samples),
         "rss_alone_mb": rss_alone_mb,
+        "rss_alone_includes_tensorflow": tf_already_loaded,
         "rss_series": {"t_s": _thin(samples.t_s), "rss_mb": _thin(samples.rss_mb)},
         "_samples": samples,  # not serialised: for the plots
         "peer": None,

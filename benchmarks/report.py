@@ -204,6 +204,8 @@ def results_markdown(pipeline_reports: dict, cls_report: dict, soak_report: dict
                      + (f"{p['latency_ms']['p50']:.1f} / {p['latency_ms']['p95']:.1f}" if p else "n/a") + " | |")
         lines.append(f"| CPU % (100 = one core), {w}x{h} | {rep['cpu_percent']:.0f} | "
                      + (f"{p['cpu_percent']:.0f}" if p else "n/a") + " | |")
+        if rep.get("rss_alone_includes_tensorflow"):
+            continue  # TensorFlow from an earlier peer run is in the process: no clean figure here
         lines.append(f"| RSS MB, {w}x{h} (fer-edge: after warm-up, before the peer loads; peer: the shared "
                      f"process's peak) | {rep.get('rss_alone_mb', rep['rss_mb']['peak']):.0f} | "
                      + (f"{p['rss_mb']['peak']:.0f} (+{p['rss_mb']['peak'] - rep['rss_alone_mb']:.0f} for fer "
@@ -220,7 +222,8 @@ def results_markdown(pipeline_reports: dict, cls_report: dict, soak_report: dict
                      f"{_fmt(cp['ms_per_face'] if cp else None, '.3f')} | {_ratio(cp['ms_per_face'] if cp else None, ms)} |")
         lines.append(f"| model file KB | {best['size_kb']:.0f} | {_fmt(cp['size_kb'] if cp else None, '.0f')} | |")
     if soak_report:
-        lines.append(f"| RSS growth over {soak_report['frames']} frames | {soak_report['rss_growth_mb']:+.1f} MB | | |")
+        lines.append(f"| RSS growth over {soak_report['frames']} frames (peer off; peak "
+                     f"{soak_report['rss_peak_mb']:.0f} MB) | {soak_report['rss_growth_mb']:+.1f} MB | | |")
     if isinstance(scenes_report, dict) and scenes_report.get("summary_rows"):
         for row in scenes_report["summary_rows"]:
             lines.append(row)
