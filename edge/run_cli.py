@@ -64,6 +64,20 @@ class RunConfig:
                               ema_alpha=self.ema_alpha, max_missed=self.max_missed)
 
 
+def add_model_arguments(m) -> None:
+    """The detector and emotion-model flags, shared by `fer-edge run` and `fer-edge serve`."""
+    m.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface",
+                   help="face detector backend: blazeface (LiteRT) or mediapipe (MediaPipe Tasks)")
+    m.add_argument("--range", choices=("short", "full"), default="short",
+                   help="detector model: short (faces within ~2 m) or full (up to ~5 m)")
+    m.add_argument("--detector-model", default=None,
+                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then ~/.cache/fer-edge/models; "
+                   "`fer-edge models pull` downloads it)")
+    m.add_argument("--model", "--emotion-model", dest="model", default=None,
+                   help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
+    m.add_argument("--score-threshold", type=float, default=0.5, help="detector confidence")
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "run", help="recognise expressions live (camera) or in videos, images and streams",
@@ -85,17 +99,7 @@ def register(sub) -> None:
     s.add_argument("--realtime", action="store_true",
                    help="play files at their frame rate and drop frames when processing falls behind "
                    "(default for files: process every frame)")
-    m = p.add_argument_group("models")
-    m.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface",
-                   help="face detector backend: blazeface (LiteRT) or mediapipe (MediaPipe Tasks)")
-    m.add_argument("--range", choices=("short", "full"), default="short",
-                   help="detector model: short (faces within ~2 m) or full (up to ~5 m)")
-    m.add_argument("--detector-model", default=None,
-                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then ~/.cache/fer-edge/models; "
-                   "`fer-edge models pull` downloads it)")
-    m.add_argument("--model", "--emotion-model", dest="model", default=None,
-                   help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
-    m.add_argument("--score-threshold", type=float, default=0.5, help="detector confidence")
+    add_model_arguments(p.add_argument_group("models"))
     r = p.add_argument_group("runtime")
     r.add_argument("--threads", type=int, default=None,
                    help="interpreter threads per model (default: the runtime's choice; Pi: 4)")

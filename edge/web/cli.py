@@ -12,6 +12,7 @@ import threading
 from dataclasses import replace
 
 from edge.cli import CliError
+from edge.run_cli import add_model_arguments
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +68,7 @@ def register(sub) -> None:
     lv.add_argument("--no-smooth", action="store_true", help="raw per-frame labels on the live stream")
     lv.add_argument("--jpeg-quality", type=int, default=80, help="MJPEG quality (1-100)")
     m = p.add_argument_group("models")
-    m.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface",
-                   help="face detector backend")
-    m.add_argument("--range", choices=("short", "full"), default="short",
-                   help="detector model: short (faces within ~2 m) or full (up to ~5 m)")
-    m.add_argument("--detector-model", default=None,
-                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then ~/.cache/fer-edge/models; "
-                   "`fer-edge models pull` downloads it)")
-    m.add_argument("--model", "--emotion-model", dest="model", default=None,
-                   help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
-    m.add_argument("--score-threshold", type=float, default=0.5, help="detector confidence")
+    add_model_arguments(m)
     m.add_argument("--model-threads", type=int, default=None,
                    help="interpreter threads per model (as `fer-edge run --threads`); default: the "
                    "runtime's choice, and 1 per still pipeline when --pipelines > 1")
