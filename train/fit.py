@@ -128,6 +128,8 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
             raise FileNotFoundError(f"{out}: nothing to resume (no {STATE_FILE} and {LAST_CKPT}); "
                                     "run without --resume to start fresh")
         state = json.loads(state_path.read_text())
+        # Resuming re-arms the stopping rules (e.g. a larger --time-budget-min or --epochs).
+        state.pop("stopped", None)
     elif state_path.exists():
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
                               "or choose another --out")
