@@ -25,13 +25,19 @@ from edge.types import Faces, Frame, FrameResult, StageTimings
 log = logging.getLogger(__name__)
 
 
+# One interpreter thread each: at 128x128 and 24x24 the models are too small for threads to pay
+# off, and the capture thread needs the other core. Measured 640x480, 1 face: 339 frames/s with
+# 1 thread vs 294 with 2 (`fer-edge bench --threads 1|2`).
+DEFAULT_THREADS = 1
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     detector: str = "blazeface"  # blazeface (LiteRT) | mediapipe (MediaPipe Tasks)
     range: str = "short"  # short (faces within ~2 m) | full (up to ~5 m)
     detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
-    threads: int | None = None  # interpreter threads per model; None: the runtime's default
+    threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS
     score_threshold: float = 0.5  # detector confidence
     smooth: bool = True  # EMA + label hysteresis per track
     ema_alpha: float = 0.4
@@ -72,9 +78,10 @@ class Pipeline:
         from edge.models import default_emotion_model
 
         emotion_path = Path(config.emotion_model) if config.emotion_model else default_emotion_model()
-        classifier = EmotionClassifier(emotion_path, num_threads=config.threads, batch=config.batch)
+        threads = config.threads if config.threads is not None else DEFAULT_THREADS
+        classifier = EmotionClassifier(emotion_path, num_threads=threads, batch=config.batch)
         detector = make_detector(backend=config.detector, range=config.range, model_path=config.detector_model,
-                                 score_threshold=config.score_threshold, num_threads=config.threads)
+                                 score_threshold=config.score_threshold, num_threads=threads)
         return cls(config, detector, classifier)
 
     @classmethod

@@ -102,7 +102,7 @@ def register(sub) -> None:
     add_model_arguments(p.add_argument_group("models"))
     r = p.add_argument_group("runtime")
     r.add_argument("--threads", type=int, default=None,
-                   help="interpreter threads per model (default: the runtime's choice; Pi: 4)")
+                   help="interpreter threads per model (default: 1, fastest for these small models on 2 cores; try 2-4 on a Pi)")
     r.add_argument("--max-fps", type=float, default=0.0, help="process at most this many frames/s (0: no limit)")
     r.add_argument("--no-smooth", action="store_true",
                    help="raw per-frame labels (no EMA of probabilities, no label hysteresis)")
