@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -212,22 +211,16 @@ def _size(n: int) -> str:
 
 
 def machine_info() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The benchmarks' machine description, plus the LiteRT version the timings used."""
+    from benchmarks.pipeline import machine_info as bench_machine_info
+
     try:
         from importlib.metadata import version
 
         litert = version("ai-edge-litert")
     except Exception:
         litert = "unknown"
-    return {"cpu": cpu or "unknown CPU", "machine": platform.machine(), "cores": os.cpu_count(),
-            "litert": litert}
+    return bench_machine_info() | {"litert": litert}
 
 
 def _score(labels: np.ndarray, probs: np.ndarray, ref_probs: np.ndarray | None,
