@@ -14,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from edge.run_cli import add_model_arguments
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA = "../shared/data/fer2013"
@@ -94,6 +96,21 @@ def register(sub) -> None:
                                                    "(default: reports/soak_<source>.json)")
     s.set_defaults(func=_cmd_soak)
 
+    ph = bsub.add_parser("photos", formatter_class=_FMT, help="end-to-end accuracy on a labelled folder of real photos",
+                         description="Run every photo of FOLDER/<class>/ through the whole runtime (detector, crop, "
+                                     "classifier): the largest face counts, a photo without a face counts as wrong. "
+                                     "Reports faces found, accuracy, per-class and macro recall, with the peer `fer` "
+                                     "on the same photos when it is installed. Writes photos.json/.md/.png.")
+    ph.add_argument("folder", help="labelled photos: FOLDER/<class>/<image>, classes named like the model's labels")
+    add_model_arguments(ph)
+    ph.add_argument("--peer", choices=("auto", "on", "off"), default="auto",
+                    help="also run the peer `fer` (auto: when installed)")
+    ph.add_argument("--calibrate", action="store_true",
+                    help="also search the crop policy on one half of the photos and report it on the other")
+    ph.add_argument("--out", default="reports/photos", help="output folder")
+    ph.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ph.set_defaults(func=_cmd_photos)
+
     a = bsub.add_parser("all", formatter_class=_FMT, help="every benchmark of the README's results table",
                         description="Make the benchmark videos (640x480 one face, 640x360 two faces) from "
                                     "FER-2013 PrivateTest crops, run the pipeline (and the peer) on both, the "
@@ -169,6 +186,30 @@ def _cmd_soak(args) -> int:
         raise CliError(str(exc)) from None
     paths = soak.write_outputs(report, args.json or _default_json(args, "soak"))
     print(soak.markdown(report))
+    _print_outputs(paths)
+    return 0
+
+
+def _cmd_photos(args) -> int:
+    from benchmarks import photos
+
+    from edge.cli import CliError, require
+    from edge.pipeline import PipelineConfig
+
+    require("matplotlib", "bench")
+    cfg = PipelineConfig(detector=args.detector, range=args.range, detector_model=args.detector_model,
+                         emotion_model=args.model, score_threshold=args.score_threshold)
+    try:
+        report = photos.run_photos(args.folder, cfg, peer=args.peer, calibrate=args.calibrate,
+                                   progress=not args.no_progress)
+    except (photos.PhotosError, FileNotFoundError, ImportError) as exc:
+        raise CliError(str(exc)) from None
+    paths = photos.write_outputs(report, args.out)
+    print(photos.markdown(report))
+    if "calibration" in report:
+        c = report["calibration"]["chosen"]
+        print(f"chosen crop policy -> fer-edge convert ... --crop-margin {c['margin']:.2f} "
+              f"--crop-shift-y {c['shift_y']:.2f} {'--crop-align' if c['align'] else '--no-crop-align'}")
     _print_outputs(paths)
     return 0
 

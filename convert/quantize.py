@@ -4,7 +4,7 @@
 weights as int8 and quantizes activations on the fly; `int8` is full-integer (int8 input and
 output tensors, every op int8), calibrated on a stratified, deterministic sample of FER-2013
 Training images fed through `edge.preprocess.to_model_input`, the function training and the
-runtime call on every crop (with the training's blur matching), so calibration sees the input
+runtime call on every crop (histogram equalization included), so calibration sees the input
 distribution the device sees.
 
 TensorFlow is imported inside the functions that need it: `fer-edge --help` stays fast.
@@ -44,14 +44,10 @@ class SourceModel:
 
     path: Path
     sha256: str
-    spec: InputSpec  # size, colour, blur and the training's mean/std
+    spec: InputSpec  # size, equalization, from_fer and the training's mean/std
     labels: tuple[str, ...]
     crop: CropPolicy  # the training's crop policy (FER framing)
     meta_path: Path
-    # How blurred the Training images already are, in model-input pixels (train_meta.json's
-    # train_source_blur_sigma): training blurred them only up to spec.blur_sigma, and so does
-    # int8 calibration, so calibration inputs are as smooth as training's and the runtime's.
-    train_blur_sigma: float = 0.0
     arch: str = ""
     params: int = 0
     best_public_accuracy: float | None = None
@@ -104,24 +100,19 @@ def read_source(keras_path: str | Path) -> SourceModel:
         raise ConvertError(str(exc)) from None
     try:
         meta = json.loads(meta_path.read_text())
-        inp = meta["input"]
-        spec = InputSpec(height=int(inp["height"]), width=int(inp["width"]),
-                         channels=int(inp.get("channels", 1)), color=str(inp.get("color", "gray")),
-                         mean=float(inp["mean"]), std=float(inp["std"]),
-                         blur_sigma=float(inp.get("blur_sigma", 0.0)))
-        train_blur = float(meta.get("train_source_blur_sigma", 0.0) or 0.0)
+        spec = InputSpec.from_json(meta["input"])
+        if not {"height", "width", "mean", "std"} <= set(meta["input"]):
+            raise KeyError("input.height/width/mean/std")
     except json.JSONDecodeError as exc:
         raise ConvertError(f"{meta_path}: not valid JSON ({exc})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ConvertError(f"{meta_path}: not training metadata: needs input.height, input.width, "
                            f"input.mean and input.std (problem: {exc!r})") from None
-    if spec.std <= 0:
-        raise ConvertError(f"{meta_path}: input.std must be > 0, got {spec.std}")
     labels = tuple(meta.get("labels") or LABELS)
     crop = CropPolicy.from_json(meta.get("crop") or {})
     best = meta.get("best_public_accuracy")
     return SourceModel(path=p, sha256=sha256_of(p), spec=spec, labels=labels, crop=crop,
-                       meta_path=meta_path, train_blur_sigma=train_blur, arch=str(meta.get("arch", "")),
+                       meta_path=meta_path, arch=str(meta.get("arch", "")),
                        params=int(meta.get("params", 0) or 0),
                        best_public_accuracy=float(best) if best is not None else None)
 
@@ -194,9 +185,8 @@ class Quantizer:
         self.source = source
         self.model = model
         # (n, 1, H, W, 1) float32: batch-of-one samples, as the runtime feeds one face at a time,
-        # made by the runtime's own crop -> input function, treated as training treated them.
-        self._rep = None if rep_images is None else to_model_input(
-            rep_images, source.spec, source_blur_sigma=source.train_blur_sigma)[:, None]
+        # made by the runtime's own crop -> input function.
+        self._rep = None if rep_images is None else to_model_input(rep_images, source.spec)[:, None]
 
     @property
     def rep_size(self) -> int:
@@ -305,8 +295,7 @@ def convert_model(keras_path: str | Path, modes: tuple[str, ...], out_dir: str |
     report = VerifyReport(keras=ref, data_source=str(data.source), command=command)
     quantizer = Quantizer(source, model, rep)
     extra = {"conversion": {"rep_size": quantizer.rep_size, "rep_seed": REP_SEED,
-                            "rep_split": "Training (stratified by class)",
-                            "rep_source_blur_sigma": source.train_blur_sigma} if "int8" in modes else {}}
+                            "rep_split": "Training (stratified by class)"} if "int8" in modes else {}}
     variants = []
     bar = tqdm(modes, desc="convert", unit="variant", disable=tqdm_disable(progress))
     for mode in bar:

@@ -14,27 +14,43 @@ import cv2
 import numpy as np
 
 
+EQUALIZE_MODES = ("hist", "none")
+FROM_FER_MODES = ("resize", "center_crop")
+
+
 @dataclass(frozen=True, slots=True)
 class InputSpec:
-    """What the classifier expects: size, colour and the float normalisation `(p - mean) / std`."""
+    """What the classifier expects: a gray (height, width) crop, equalized, then `(p - mean) / std`.
+
+    `equalize` is "hist" (`cv2.equalizeHist` on the input-sized crop) or "none". The FER-2013
+    Training images as distributed here are already equalized while the test splits and camera
+    crops are not; equalizing every input makes them alike, and equalizing twice changes little.
+    `from_fer` says how a 48x48 FER-2013 image meets another input size: "resize"
+    (`cv2.INTER_AREA`) or "center_crop".
+    """
 
     height: int = 48
     width: int = 48
     channels: int = 1
-    color: str = "gray"
     mean: float = 128.0
     std: float = 64.0
-    # The Gaussian blur (sigma, in input pixels) of the images the model learned from. The
-    # FER-2013 training images shipped in ../shared are blurred (sigma ~3) while PublicTest,
-    # PrivateTest and camera crops are sharp, so sharp crops are blurred up to this level.
-    blur_sigma: float = 0.0
+    equalize: str = "hist"
+    from_fer: str = "resize"
+
+    def __post_init__(self) -> None:
+        if self.equalize not in EQUALIZE_MODES:
+            raise ValueError(f"equalize must be one of {EQUALIZE_MODES}, got {self.equalize!r}")
+        if self.from_fer not in FROM_FER_MODES:
+            raise ValueError(f"from_fer must be one of {FROM_FER_MODES}, got {self.from_fer!r}")
+        if not self.std > 0:
+            raise ValueError(f"std must be > 0, got {self.std}")
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict) -> "InputSpec":
-        keys = ("height", "width", "channels", "color", "mean", "std", "blur_sigma")
+        keys = ("height", "width", "channels", "mean", "std", "equalize", "from_fer")
         return cls(**{k: d[k] for k in keys if k in d})
 
 
@@ -68,24 +84,31 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def to_model_input(gray: np.ndarray, spec: InputSpec, source_blur_sigma: float = 0.0) -> np.ndarray:
-    """Gray crops -> normalised float model input.
+def fit_to_input(gray: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(n, h, w) uint8 crops of any size -> (n, spec.height, spec.width) uint8.
 
-    gray: (n, h, w) or (h, w) uint8. Crops of another size are resized with INTER_AREA.
-    `source_blur_sigma` is how blurred the crops already are (0 for camera crops and the sharp
-    FER-2013 test splits); they are blurred up to `spec.blur_sigma`
-    (Gaussian sigmas add in quadrature), so every input reaches the model equally smooth.
-    Returns (n, spec.height, spec.width, 1) float32, `(pixel - mean) / std`.
+    Crops cut by `crop_face` already have the input size and pass through untouched. Others
+    (FER-2013's 48x48 images) follow `spec.from_fer`: a centred crop when they are at least as
+    large as the input, else an INTER_AREA resize.
     """
-    batch = gray[None] if gray.ndim == 2 else gray
-    if batch.shape[1:3] != (spec.height, spec.width):
-        batch = np.stack(
-            [cv2.resize(g, (spec.width, spec.height), interpolation=cv2.INTER_AREA) for g in batch]
-        )
-    extra_sigma = math.sqrt(max(spec.blur_sigma**2 - source_blur_sigma**2, 0.0))
-    if extra_sigma > 0.05:
-        batch = np.stack([cv2.GaussianBlur(g, (0, 0), extra_sigma, borderType=cv2.BORDER_REFLECT)
-                          for g in batch])
+    h, w = gray.shape[1:3]
+    if (h, w) == (spec.height, spec.width):
+        return gray
+    if spec.from_fer == "center_crop" and h >= spec.height and w >= spec.width:
+        top, left = (h - spec.height) // 2, (w - spec.width) // 2
+        return gray[:, top:top + spec.height, left:left + spec.width]
+    return np.stack([cv2.resize(g, (spec.width, spec.height), interpolation=cv2.INTER_AREA) for g in gray])
+
+
+def to_model_input(gray: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Gray crops -> normalised float model input: fit to size, equalize, `(pixel - mean) / std`.
+
+    gray: (n, h, w) or (h, w) uint8. Returns (n, spec.height, spec.width, 1) float32.
+    Training, evaluation, int8 calibration and the runtime all call this one function.
+    """
+    batch = fit_to_input(gray[None] if gray.ndim == 2 else gray, spec)
+    if spec.equalize == "hist":
+        batch = np.stack([cv2.equalizeHist(np.ascontiguousarray(g)) for g in batch])
     out = batch.astype(np.float32)
     out -= np.float32(spec.mean)
     out *= np.float32(1.0 / spec.std)

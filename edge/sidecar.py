@@ -13,7 +13,12 @@ from pathlib import Path
 
 from edge.preprocess import CropPolicy, InputSpec
 
-FORMAT = "fer-edge-model/1"
+FORMAT = "fer-edge-model/2"
+# The whole crop -> input contract in words, for readers of the JSON who do not read our code.
+PREPROCESS_FORMULA = ("gray = cv2.cvtColor(crop, COLOR_BGR2GRAY); bring to input height x width "
+                      "(a 48x48 FER-2013 image: see from_fer); if equalize == 'hist': "
+                      "gray = cv2.equalizeHist(gray); x = (gray - mean) / std as float32, "
+                      "shape (1, height, width, 1)")
 
 
 class SidecarError(ValueError):
@@ -36,10 +41,12 @@ class ModelCard:
         return {
             "format": FORMAT,
             "labels": list(self.labels),
+            # Colour is always gray: the crop is converted with cv2.COLOR_BGR2GRAY.
             "input": {"height": spec.height, "width": spec.width, "channels": spec.channels,
-                      "color": spec.color},
-            "normalization": {"mean": spec.mean, "std": spec.std, "blur_sigma": spec.blur_sigma,
-                              "formula": "gaussian_blur(pixel, blur_sigma), then (pixel - mean) / std"},
+                      "color": "gray"},
+            "normalization": {"equalize": spec.equalize, "mean": spec.mean, "std": spec.std,
+                              "formula": PREPROCESS_FORMULA},
+            "from_fer": spec.from_fer,
             "crop": self.crop.to_json(),
             "quantization": self.quantization,
             "source_model": {"sha256": self.source_sha256},
@@ -53,10 +60,10 @@ class ModelCard:
         try:
             inp, norm = d["input"], d["normalization"]
             spec = InputSpec(height=int(inp["height"]), width=int(inp["width"]),
-                             channels=int(inp["channels"]), color=str(inp["color"]),
-                             mean=float(norm["mean"]), std=float(norm["std"]),
-                             blur_sigma=float(norm.get("blur_sigma", 0.0)))
-            known = {"format", "labels", "input", "normalization", "crop", "quantization",
+                             channels=int(inp["channels"]), mean=float(norm["mean"]),
+                             std=float(norm["std"]), equalize=str(norm["equalize"]),
+                             from_fer=str(d["from_fer"]))
+            known = {"format", "labels", "input", "normalization", "from_fer", "crop", "quantization",
                      "source_model", "metrics", "command"}
             return cls(labels=tuple(d["labels"]), input=spec, crop=CropPolicy.from_json(d.get("crop", {})),
                        quantization=str(d["quantization"]),

@@ -20,6 +20,8 @@ class AugmentConfig:
     shift: float = 0.10  # fraction of the side
     brightness: float = 0.15  # additive, in normalised units
     contrast: float = 0.15  # multiplicative
+    erase_p: float = 0.5  # probability of random erasing (one rectangle of noise per image)
+    erase_area: tuple[float, float] = (0.02, 0.25)  # erased fraction of the image
 
 
 def augment_batch(images: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
@@ -48,4 +50,27 @@ def augment_batch(images: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
         fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
     gain = tf.random.uniform([b, 1, 1, 1], 1.0 - cfg.contrast, 1.0 + cfg.contrast)
     bias = tf.random.uniform([b, 1, 1, 1], -cfg.brightness, cfg.brightness)
-    return out * gain + bias
+    out = out * gain + bias
+    return _random_erase(out, cfg) if cfg.erase_p > 0 else out
+
+
+def _random_erase(images: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
+    """Replace one random rectangle per image (with probability erase_p) by unit noise.
+
+    Built from broadcast comparisons, so the whole batch is erased in a few vectorised ops.
+    """
+    shape = tf.shape(images)
+    b, h, w = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    area = tf.random.uniform([b], cfg.erase_area[0], cfg.erase_area[1]) * h * w
+    log_r = tf.random.uniform([b], math.log(0.3), math.log(1 / 0.3))
+    eh = tf.minimum(tf.sqrt(area * tf.exp(log_r)), h)
+    ew = tf.minimum(tf.sqrt(area / tf.exp(log_r)), w)
+    y0 = tf.random.uniform([b]) * (h - eh)
+    x0 = tf.random.uniform([b]) * (w - ew)
+    ys = tf.range(h)[None, :, None]
+    xs = tf.range(w)[None, None, :]
+    inside = ((ys >= y0[:, None, None]) & (ys < (y0 + eh)[:, None, None])
+              & (xs >= x0[:, None, None]) & (xs < (x0 + ew)[:, None, None]))
+    inside &= (tf.random.uniform([b]) < cfg.erase_p)[:, None, None]
+    noise = tf.random.normal(shape)
+    return tf.where(inside[..., None], noise, images)

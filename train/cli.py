@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from edge.cli import CliError, require
+from train.data import DATA_ENV, default_data_path
 
-DEFAULT_DATA = "../shared/data/fer2013"
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 
 
@@ -18,7 +18,8 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     e = dsub.add_parser("explore", help="class counts per split, sample grid and distribution PNGs",
                         formatter_class=_FMT)
-    e.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
+    e.add_argument("--data", default=default_data_path(),
+                   help=f"fer2013.csv or a folder with train/ and test/ (or set ${DATA_ENV})")
     e.add_argument("--out", default="reports/data", help="folder for the PNGs and counts JSON")
     e.add_argument("--no-cache", action="store_true", help="decode again instead of using the cache")
     e.set_defaults(func=_cmd_explore)
@@ -27,14 +28,24 @@ def register(sub) -> None:
                        description="Train `edge` (our network) or `seed` (the 6-layer baseline). "
                        "Checkpoints every epoch; Ctrl-C and `--resume` continue where it stopped. "
                        "Model selection uses PublicTest only.")
-    t.add_argument("--arch", choices=("edge", "seed"), default="edge")
-    t.add_argument("--data", default=DEFAULT_DATA)
+    t.add_argument("--arch", choices=("edge", "seed"), default="edge",
+                   help="edge: our 48x48 VGG-style net; seed: the source project's 6-layer baseline")
+    t.add_argument("--data", default=default_data_path(),
+                   help=f"fer2013.csv or a folder with train/ and test/ (or set ${DATA_ENV})")
     t.add_argument("--out", default="runs/edge", help="run folder (checkpoints, history, curves)")
-    t.add_argument("--epochs", type=int, default=60)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--epochs", type=int, default=60, help="length of the learning-rate schedule")
+    t.add_argument("--batch-size", type=int, default=128, help="images per training step")
+    t.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default=None,
+                   help="sgd (Nesterov momentum 0.9) for edge, adam for seed when not given")
+    t.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate; 0.05 with sgd, 0.001 with adam/adamw when not given")
+    t.add_argument("--weight-decay", type=float, default=5e-4, help="decoupled weight decay (sgd, adamw)")
+    t.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
     t.add_argument("--schedule", choices=("cosine", "plateau"), default=None,
                    help="cosine (warm-up + cosine, edge default) or plateau (reduce-on-plateau, seed default)")
+    t.add_argument("--warmup-epochs", type=float, default=0.5, help="linear warm-up before the cosine")
+    t.add_argument("--init-from", default="", metavar="MODEL.keras",
+                   help="start from this model's weights with a fresh schedule (a warm restart)")
     t.add_argument("--time-budget-min", type=float, default=0.0,
                    help="fit the cosine schedule to this wall-clock budget and stop there (0: off)")
     t.add_argument("--patience", type=int, default=15, help="early stopping on PublicTest accuracy")
@@ -42,15 +53,17 @@ def register(sub) -> None:
                    help="mirrored: tf.distribute.MirroredStrategy over all local GPUs (or the CPU)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--limit", type=int, default=0, help="use at most N images per split (smoke runs)")
-    t.add_argument("--seed", type=int, default=2013)
+    t.add_argument("--seed", type=int, default=2013, help="random seed (shuffling, augmentation, weights)")
     t.add_argument("--progress", choices=("auto", "bar", "epoch"), default="auto",
                    help="per-batch bar or one line per epoch (auto: bar on a terminal)")
     t.set_defaults(func=_cmd_train)
 
     v = sub.add_parser("evaluate", help="accuracy, per-class scores, confusion matrix", formatter_class=_FMT)
     v.add_argument("model", help="a .keras model (or a .tflite with its .json sidecar)")
-    v.add_argument("--data", default=DEFAULT_DATA)
-    v.add_argument("--split", choices=("public", "private"), default="private")
+    v.add_argument("--data", default=default_data_path(),
+                   help=f"fer2013.csv or a folder with train/ and test/ (or set ${DATA_ENV})")
+    v.add_argument("--split", choices=("public", "private"), default="private",
+                   help="public: PublicTest (validation); private: PrivateTest (the reported test set)")
     v.add_argument("--json", dest="json_out", default=None, help="write the report here (and a PNG beside it)")
     v.add_argument("--tta", choices=("none", "flip"), default="none",
                    help="also report accuracy averaged with the mirrored image (reported separately)")
@@ -88,10 +101,14 @@ def _cmd_train(args) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     from train.fit import TrainConfig, train
 
+    optimizer = args.optimizer or ("adam" if args.arch == "seed" else "sgd")
     cfg = TrainConfig(
         arch=args.arch, data=args.data, out_dir=args.out, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr,
+        batch_size=args.batch_size, optimizer=optimizer,
+        lr=args.lr if args.lr is not None else (0.05 if optimizer == "sgd" else 1e-3),
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         schedule=args.schedule or ("plateau" if args.arch == "seed" else "cosine"),
+        warmup_epochs=args.warmup_epochs, init_from=args.init_from,
         time_budget_min=args.time_budget_min, patience=args.patience, strategy=args.strategy,
         resume=args.resume, limit=args.limit, seed=args.seed, progress=args.progress,
     )

@@ -67,6 +67,17 @@ class FerData:
         return getattr(self, name)
 
 
+# Where FER-2013 is looked for when no --data is given: $FER_EDGE_DATA, else the folder that
+# sits beside a checkout on the project's own machines.
+DATA_ENV = "FER_EDGE_DATA"
+FALLBACK_DATA = "../shared/data/fer2013"
+
+
+def default_data_path() -> str:
+    """FER-2013's location: `$FER_EDGE_DATA` or ../shared/data/fer2013."""
+    return os.environ.get(DATA_ENV) or FALLBACK_DATA
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("FER_EDGE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "fer-edge"
@@ -82,8 +93,9 @@ def load_fer2013(path: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise DataError(f"{p}: no such file or folder. Pass --data pointing at fer2013.csv or at "
-                        "a folder with train/<class>/ and test/<class>/ (e.g. ../shared/data/fer2013).")
+        raise DataError(f"{p}: no such file or folder. FER-2013 is the Kaggle fer2013.csv or its "
+                        "folder layout train/<class>/ and test/<class>/; pass --data PATH or set "
+                        f"{DATA_ENV}=PATH.")
     if p.is_dir() and (p / "fer2013.csv").is_file() and not (p / "train").is_dir():
         p = p / "fer2013.csv"
     if p.is_file():
@@ -267,25 +279,3 @@ def _load_folder(root: Path) -> FerData:
     splits = {s: _stack(*buckets[s]) for s in SPLITS}
     return FerData(**splits, source=str(root), layout="folder", split_note=note,
                    skipped=tuple(skipped))
-
-
-def laplacian_variance(images: np.ndarray) -> float:
-    """Median variance of the Laplacian over (n, h, w) uint8 images: a sharpness measure."""
-    return float(np.median([cv2.Laplacian(g, cv2.CV_32F).var() for g in images]))
-
-
-def estimate_blur_sigma(blurred: np.ndarray, sharp: np.ndarray, max_sigma: float = 6.0) -> float:
-    """The Gaussian sigma that makes `sharp` images as smooth as `blurred` ones.
-
-    FER-2013 as shipped in ../shared has blurred Training images and sharp PublicTest /
-    PrivateTest images; the runtime's crops are sharp too. This measures the gap (on
-    Training vs PublicTest, never PrivateTest) so the model's inputs can be matched.
-    """
-    target = laplacian_variance(blurred)
-    best, best_err = 0.0, abs(np.log(laplacian_variance(sharp)) - np.log(target))
-    for sigma in np.arange(0.2, max_sigma + 1e-9, 0.1):
-        b = np.stack([cv2.GaussianBlur(g, (0, 0), float(sigma), borderType=cv2.BORDER_REFLECT) for g in sharp])
-        err = abs(np.log(laplacian_variance(b)) - np.log(target))
-        if err < best_err:
-            best, best_err = float(sigma), err
-    return round(best, 1)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from convert_helpers import TRAIN_SOURCE_BLUR_SIGMA, build_tiny, make_fer_subset, write_meta
+from convert_helpers import build_tiny, make_fer_subset, write_meta
 
 TRAIN_PER_CLASS = 80  # 560 Training images: enough for the CLI's 500-image minimum
 TEST_PER_CLASS = 10  # per class in each of PublicTest and PrivateTest
@@ -42,7 +42,7 @@ def tiny_model(subset_data, tmp_path_factory) -> Path:
     spec = InputSpec.from_json(json.loads(meta.read_text())["input"])
     model = build_tiny()
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    x = to_model_input(subset_data.train.images, spec, source_blur_sigma=TRAIN_SOURCE_BLUR_SIGMA)
+    x = to_model_input(subset_data.train.images, spec)
     model.fit(x, subset_data.train.labels, batch_size=64, epochs=8, verbose=0, shuffle=True)
     model.save(path)
     return path

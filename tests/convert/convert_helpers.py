@@ -10,10 +10,8 @@ import numpy as np
 
 from edge.labels import LABELS
 
-# Like the real training: a smaller input than FER's 48x48, blurred to match the Training images.
+# Smaller than FER's 48x48, so the tests also cover the from_fer resize of the contract.
 SIDE = 24
-BLUR_SIGMA = 0.8
-TRAIN_SOURCE_BLUR_SIGMA = 0.5
 
 
 def make_fer_subset(fer_dir: Path, out: Path, train_per_class: int, test_per_class: int) -> Path:
@@ -36,10 +34,8 @@ def write_meta(model_path: Path, train_images: np.ndarray, name: str = "train_me
     """The metadata `fer-edge train` writes beside its checkpoints (the fields convert reads)."""
     meta = {
         "arch": "tiny", "params": 0, "labels": list(LABELS),
-        "input": {"height": SIDE, "width": SIDE, "channels": 1, "color": "gray",
-                  "mean": round(float(train_images.mean()), 2), "std": round(float(train_images.std()), 2),
-                  "blur_sigma": BLUR_SIGMA},
-        "train_source_blur_sigma": TRAIN_SOURCE_BLUR_SIGMA,
+        "input": {"height": SIDE, "width": SIDE, "channels": 1, "equalize": "hist", "from_fer": "resize",
+                  "mean": 128.0, "std": round(float(train_images.std()), 2)},
         "crop": {"margin": 0.0, "shift_y": 0.0, "align": False},
         "best_public_accuracy": 0.3, "command": "test fixture",
     }

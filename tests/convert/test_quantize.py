@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from convert_helpers import BLUR_SIGMA, SIDE, TRAIN_SOURCE_BLUR_SIGMA
+from convert_helpers import SIDE
 
 from convert.quantize import (
     MIN_REP_SIZE,
@@ -69,8 +69,6 @@ def test_int8_is_full_integer(converted):
     assert interp.get_output_details()[0]["dtype"] == np.int8
     assert converted.rep_size == REP_SIZE
     assert variant.card.extra["conversion"]["rep_size"] == REP_SIZE
-    # Calibration treats Training images as training did: already blurred this much.
-    assert variant.card.extra["conversion"]["rep_source_blur_sigma"] == TRAIN_SOURCE_BLUR_SIGMA
 
 
 def test_sizes_shrink_with_quantization(converted):
@@ -83,13 +81,14 @@ def test_sizes_shrink_with_quantization(converted):
 def test_sidecar_schema(converted, tiny_model, mode):
     (variant,) = [v for v in converted.variants if v.quantization == mode]
     d = json.loads(variant.sidecar.read_text())
-    assert d["format"] == "fer-edge-model/1"
+    assert d["format"] == "fer-edge-model/2"
     assert d["labels"] == list(LABELS)
     assert d["input"] == {"height": SIDE, "width": SIDE, "channels": 1, "color": "gray"}
     meta = json.loads((tiny_model.parent / "train_meta.json").read_text())
     assert d["normalization"]["mean"] == meta["input"]["mean"]
     assert d["normalization"]["std"] == meta["input"]["std"]
-    assert d["normalization"]["blur_sigma"] == meta["input"]["blur_sigma"] == BLUR_SIGMA
+    assert d["normalization"]["equalize"] == meta["input"]["equalize"] == "hist"
+    assert d["from_fer"] == meta["input"]["from_fer"] == "resize"
     assert d["crop"] == {"margin": 0.25, "shift_y": 0.05, "align": True}
     assert d["quantization"] == mode
     assert d["source_model"]["sha256"] == sha256_of(tiny_model) and len(d["source_model"]["sha256"]) == 64

@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("tensorflow", reason="the [train] extra is not installed")
 
 from edge.preprocess import crop_face, to_model_input  # noqa: E402
-from train.fit import TrainConfig, train, training_inputs  # noqa: E402
+from train.fit import TrainConfig, input_spec_for, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,9 +86,9 @@ def test_training_and_runtime_preprocess_identically(fer_data):
     """Train/serve parity: a face the runtime crops from a frame becomes the training input."""
     from edge.preprocess import CropPolicy, InputSpec
 
-    spec = InputSpec(height=48, width=48, mean=129.5, std=52.4, blur_sigma=3.2)
+    spec = InputSpec(height=48, width=48, mean=129.5, std=52.4)
     faces = fer_data.public.subset(np.arange(0, 3589, 500))
-    x_train = training_inputs(faces, spec)
+    x_train = to_model_input(faces.images, spec)
     # The runtime: the face sits in a frame; the detector's box is exactly the face.
     crops = []
     for img in faces.images:
