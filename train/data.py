@@ -67,6 +67,17 @@ class FerData:
         return getattr(self, name)
 
 
+# Where FER-2013 is looked for when no --data is given: $FER_EDGE_DATA, else the folder that
+# sits beside a checkout on the project's own machines.
+DATA_ENV = "FER_EDGE_DATA"
+FALLBACK_DATA = "../shared/data/fer2013"
+
+
+def default_data_path() -> str:
+    """FER-2013's location: `$FER_EDGE_DATA` or ../shared/data/fer2013."""
+    return os.environ.get(DATA_ENV) or FALLBACK_DATA
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("FER_EDGE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "fer-edge"

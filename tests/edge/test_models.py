@@ -105,11 +105,13 @@ def test_make_detector_without_a_model_raises_the_same_error(clean_env):
 
 
 @pytest.mark.parametrize("range_, size", [("short", 128), ("full", 192)])
-def test_make_detector_takes_an_explicit_file_or_directory(clean_env, detector_dir, range_, size):
+def test_make_detector_takes_an_explicit_file_or_directory(clean_env, request, range_, size):
     from edge.detector import make_detector
 
     model = models.DETECTOR_MODELS[range_]
-    for given in (detector_dir, detector_dir / model.filename):
+    file = request.getfixturevalue("detector_dir") / model.filename if range_ == "short" \
+        else request.getfixturevalue("full_detector")
+    for given in (file.parent, file):
         with make_detector("blazeface", range_, model_path=given, num_threads=1) as det:
             assert det.input_size == size
     with pytest.raises(ModelNotFoundError, match="--detector-model"):
@@ -124,12 +126,12 @@ def test_unknown_range():
 # Downloads from a real HTTP server serving a temporary copy of the mirror's files.
 
 @pytest.fixture
-def server(tmp_path, detector_dir):
+def server(tmp_path, detector_dir, full_detector):
     """(base URL, served directory, list of request paths)."""
     root = tmp_path / "served"
     root.mkdir()
-    for model in models.DETECTOR_MODELS.values():
-        shutil.copyfile(detector_dir / model.filename, root / model.filename)
+    shutil.copyfile(detector_dir / SHORT.filename, root / SHORT.filename)
+    shutil.copyfile(full_detector, root / FULL.filename)
     requests: list[str] = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):

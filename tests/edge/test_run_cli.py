@@ -24,9 +24,9 @@ RECORD_KEYS = {"frame", "t", "faces", "latency_ms"}
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory, fer_dir):
+def video(tmp_path_factory, faces_dir):
     path = tmp_path_factory.mktemp("video") / "scene.mp4"
-    truth, _ = scene_video(path, fer_dir, n_frames=12, size=(320, 240), face_px=(90, 120), seed=4)
+    truth, _ = scene_video(path, faces_dir, n_frames=12, size=(320, 240), face_px=(90, 120), seed=4)
     return path.parent / truth.video
 
 
@@ -109,10 +109,10 @@ def test_headless_writes_jsonl_to_stdout_and_the_summary_to_stderr(video, detect
     assert "frames 12" in err and "p50" in err and "p95" in err and "drops 0" in err
 
 
-def test_image_folder_writes_annotated_images_and_jsonl_to_out_dir(tmp_path, fer_dir, detector_dir, capsys):
+def test_image_folder_writes_annotated_images_and_jsonl_to_out_dir(tmp_path, faces_dir, detector_dir, capsys):
     from benchmarks.scenes import make_scene_image
 
-    faces, labels = fer_faces(fer_dir, per_class=2)
+    faces, labels = fer_faces(faces_dir, per_class=2)
     src = tmp_path / "photos"
     src.mkdir()
     for k in range(3):
@@ -145,9 +145,9 @@ def test_save_video_writes_every_annotated_frame(tmp_path, video, detector_dir, 
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_ends_the_run_cleanly_with_complete_jsonl(sig, tmp_path, fer_dir, detector_dir):
+def test_signal_ends_the_run_cleanly_with_complete_jsonl(sig, tmp_path, faces_dir, detector_dir):
     path = tmp_path / "long.mp4"
-    truth, _ = scene_video(path, fer_dir, n_frames=150, size=(320, 240), face_px=(90, 120), seed=4)
+    truth, _ = scene_video(path, faces_dir, n_frames=150, size=(320, 240), face_px=(90, 120), seed=4)
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "FER_EDGE_MODEL_DIR": str(detector_dir)}
     proc = subprocess.Popen([*fer_edge_cmd(), "run", "--source", str(path.parent / truth.video), "--headless",
