@@ -49,7 +49,7 @@ def _drop(key):
 
 
 BAD_INPUTS = {
-    "unknown source": (lambda t, v, m: ["--source", str(t / "nope.mp4")], "unknown source"),
+    "missing file": (lambda t, v, m: ["--source", str(t / "nope.mp4")], "file not found: "),
     "not a video": (lambda t, v, m: ["--source", str(_garbage(t))], "cannot open"),
     "no camera": (lambda t, v, m: ["--source", "7"], "--source FILE"),
     "missing emotion model": (lambda t, v, m: ["--source", str(v), "--model", str(t / "none.tflite")], "--model"),
@@ -79,6 +79,33 @@ def test_bad_input_gives_a_clear_error_and_exit_code_2(case, tmp_path, video, em
     assert rc == 2
     assert "fer-edge run: error:" in err and words in err, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["out", "out.xyz", "out.webm"])
+def test_save_video_without_a_usable_extension_is_refused_before_any_work(name, tmp_path, video, capsys):
+    jsonl = tmp_path / "r.jsonl"
+    rc = cli_main(["run", "--headless", "--source", str(video), "--jsonl", str(jsonl),
+                   "--save-video", str(tmp_path / name)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot write a video with this name" in err and ".mp4" in err and ".avi" in err, err
+    assert "Traceback" not in err and "frames " not in err  # no frame was processed, no summary
+    assert not jsonl.exists() and not (tmp_path / name).exists()
+
+
+def test_a_file_that_is_not_a_video_ends_with_its_error(tmp_path, detector_dir, capsys):
+    rc = cli_main(["run", "--headless", "--source", str(_garbage(tmp_path))])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "frames 0" not in err, err
+    assert err.splitlines()[-1].startswith("fer-edge run: error:") and "cannot open" in err
+
+
+def test_an_output_that_cannot_be_written_is_a_clear_error(tmp_path, video, detector_dir, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    rc = cli_main(["run", "--headless", "--source", str(video), "--jsonl", str(tmp_path / "r.jsonl"),
+                   "--save-video", str(blocker / "out.mp4")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "fer-edge run: error:" in err and "a-file" in err and "Traceback" not in err, err
 
 
 def test_missing_detector_model_says_how_to_get_it(tmp_path, video, monkeypatch, capsys):
