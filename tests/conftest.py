@@ -49,7 +49,7 @@ def fer_dir() -> Path:
     path = fer_path()
     if not path.exists():
         pytest.skip(f"needs the full FER-2013, not found at {path}: set {DATA_ENV} to fer2013.csv "
-                    "or its train/ + test/ folder (README, Data)")
+                    "or its train/ + test/ folder (README: FER-2013)")
     return path
 
 
