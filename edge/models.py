@@ -233,9 +233,11 @@ def _make_dirs(folder: Path) -> None:
 
 
 def _make_readable(path: Path) -> None:
-    if path.stat().st_mode & 0o777 != MODEL_FILE_MODE:
+    """Adds read permission for group and others when missing (a file this call did not write)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o044 != 0o044:
         try:
-            os.chmod(path, MODEL_FILE_MODE)
+            os.chmod(path, mode | 0o044)
         except PermissionError:
             log.warning("%s is not world-readable and cannot be changed here; a service user may fail to "
                         "read it", path)

@@ -202,8 +202,12 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
         return resp
 
     @app.after_request
-    def security_headers(resp: Response) -> Response:
+    def count_rejections(resp: Response) -> Response:
         count_response(resp)
+        return resp
+
+    @app.after_request
+    def security_headers(resp: Response) -> Response:
         for k, v in SECURITY_HEADERS.items():
             resp.headers.setdefault(k, v)
         if _is_protected(request.path):
