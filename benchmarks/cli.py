@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 from edge.run_cli import add_model_arguments
+from train.data import DATA_ENV, default_data_path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA = "../shared/data/fer2013"
 _FMT = argparse.ArgumentDefaultsHelpFormatter
 
 
@@ -79,7 +79,7 @@ def register(sub) -> None:
                                     "PrivateTest crops: 1/2/4 threads, one face per call and batches; "
                                     "PrivateTest accuracy of each; the peer's classifier when installed.")
     c.add_argument("--models-dir", default=None, help="folder of .tflite + .json (default: the shipped models/)")
-    c.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 folder or fer2013.csv")
+    c.add_argument("--data", default=default_data_path(), help=f"FER-2013 folder or fer2013.csv (or set ${DATA_ENV})")
     c.add_argument("--threads", default="1,2,4", help="comma-separated thread counts")
     c.add_argument("--batch-size", type=int, default=4, help="faces per call in batched mode")
     c.add_argument("--iters", type=int, default=300, help="timed calls per (threads, mode)")
@@ -89,9 +89,12 @@ def register(sub) -> None:
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_classifier)
 
-    s = bsub.add_parser("soak", formatter_class=_FMT, help="RSS growth over many frames",
-                        description="Run the pipeline for many frames (a short video is rewound), sample RSS "
-                                    "after every frame and report its growth, with an RSS-over-time plot.")
+    s = bsub.add_parser("soak", formatter_class=_FMT, help="RSS growth of `fer-edge run` over many frames",
+                        description="Run the loop of `fer-edge run --headless` itself (capture thread, pipeline, "
+                                    "JSON Lines sink to /dev/null, run summary) for --warmup + --frames frames "
+                                    "(a shorter video is first copied, looped, to that length), read RSS after "
+                                    "every frame and report its growth and its slope per 10,000 frames, with an "
+                                    "RSS-over-time plot. --duration and --no-draw do not apply here.")
     _add_pipeline_args(s, frames=10_000, json_help="JSON report path; .md and .png beside it "
                                                    "(default: reports/soak_<source>.json)")
     s.set_defaults(func=_cmd_soak)
@@ -117,7 +120,7 @@ def register(sub) -> None:
                                     "classifier variants, the scenes accuracy (when available) and optionally "
                                     "a soak; write OUT/RESULTS.md and the JSONs.")
     a.add_argument("--out", default="reports", help="output folder")
-    a.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 folder or fer2013.csv")
+    a.add_argument("--data", default=default_data_path(), help=f"FER-2013 folder or fer2013.csv (or set ${DATA_ENV})")
     a.add_argument("--frames", type=int, default=300, help="frames per pipeline run")
     a.add_argument("--threads", type=int, default=None, help="interpreter threads (default: runtime's)")
     a.add_argument("--model", default=None, help="emotion .tflite (default: the shipped one)")

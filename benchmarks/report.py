@@ -112,7 +112,7 @@ def _scenes_bench(out_dir: Path, data: str, emotion_model: str | None, progress:
         return None
 
 
-def run_all(*, out_dir: str | os.PathLike = "reports", data: str = "../shared/data/fer2013", frames: int = 300,
+def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, frames: int = 300,
             threads: int | None = None, emotion_model: str | None = None, models_dir: str | None = None,
             classifier_iters: int = 300, soak_frames: int = 0, peer: str = "auto", scenes: str = "auto",
             limit: int | None = None, progress: bool = True) -> dict[str, Path]:
@@ -120,6 +120,10 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str = "../shared/da
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if data is None:
+        from train.data import default_data_path
+
+        data = default_data_path()
     crops, labels = bc.load_private_test(data, limit=limit)
     written: dict[str, Path] = {}
     videos = make_videos(out / "videos", crops[:200], labels[:200])

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from edge.labels import LABELS
+from train.data import default_data_path
 
 log = logging.getLogger(__name__)
 
@@ -484,7 +485,7 @@ def match_boxes(truth_xyxy: np.ndarray, det_xyxy: np.ndarray, iou_threshold: flo
 # Flips count label changes between consecutive frames in which a placed face was found;
 # each placed face has one constant label, so every flip is flicker.
 
-DEFAULT_DATA = "../shared/data/fer2013"
+DEFAULT_DATA = default_data_path()  # $FER_EDGE_DATA, else ../shared/data/fer2013
 DEFAULT_OUT = "reports/scenes"
 # The placed square holds the whole FER crop, face plus margin, so a detector box (the face
 # only) inside it has IoU ~ (box/square)^2: 0.45-0.8 for well-found faces. 0.3 accepts a box

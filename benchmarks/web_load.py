@@ -29,8 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from train.data import DATA_ENV, FALLBACK_DATA
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "fer2013"
+# $FER_EDGE_DATA, else the fallback taken from the repository root (this script runs from anywhere).
+DEFAULT_DATA = Path(os.environ.get(DATA_ENV) or REPO / FALLBACK_DATA).resolve()
 
 
 @dataclass

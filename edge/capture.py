@@ -71,10 +71,15 @@ def parse_source(text: str) -> SourceSpec:
     if p.is_dir():
         paths = sorted(str(q) for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
         if not paths:
+            if _has_nested_image(p):
+                # Not walked: a folder tree can hold far more than the user meant to process.
+                raise SourceError(f"{text}: no images at the top of this folder, only in its sub-folders; "
+                                  f"pass a quoted glob to take them, e.g. --source '{p / '**' / '*.jpg'}'")
             raise SourceError(f"{text}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
         return SourceSpec("folder", text, tuple(paths))
     if any(c in text for c in "*?["):
-        paths = sorted(q for q in glob.glob(os.path.expanduser(text)) if Path(q).suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(q for q in glob.glob(os.path.expanduser(text), recursive=True)
+                       if Path(q).suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise SourceError(f"{text}: the glob matches no images")
         return SourceSpec("folder", text, tuple(paths))
@@ -85,9 +90,14 @@ def parse_source(text: str) -> SourceSpec:
             return SourceSpec("image", text, (str(p),))
         return SourceSpec("video", text)
     raise SourceError(
-        f"unknown source {text!r}: not a camera index, an existing video/image file, a folder, "
-        "a glob of images, an rtsp/http URL or 'picamera2'"
+        f"file not found: {text} (--source takes a camera index, a video or image file, a folder, "
+        "a quoted glob of images, an rtsp/http URL or picamera2)"
     )
+
+
+def _has_nested_image(folder: Path) -> bool:
+    """True when some sub-folder (at any depth) holds an image; stops at the first one."""
+    return any(q.suffix.lower() in IMAGE_SUFFIXES and q.is_file() for q in folder.rglob("*"))
 
 
 # ---------------------------------------------------------------------------------------------

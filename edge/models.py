@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 ENV_MODEL_DIR = "FER_EDGE_MODEL_DIR"
 ENV_URL_BASE = "FER_EDGE_MODEL_URL_BASE"  # download from URL_BASE/<filename> instead (mirrors, tests)
 RANGES = ("short", "full")
+MODEL_FILE_MODE = 0o644  # downloaded models: readable by a service's own user
+MODEL_DIR_MODE = 0o755
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,8 @@ def pull_detector_model(
     The bytes go to a temporary file in dest_dir that is renamed into place only after the
     checksum passes, so an interrupted or corrupt download never leaves a file that the lookup
     would pick up. An existing file with a good checksum is kept unless `force`.
+    The file is made 0644 and the folders this call creates 0755, whatever the umask: a model
+    pulled with sudo into /opt must stay readable by the service user that runs fer-edge.
     `progress(bytes_done, bytes_total_or_None)` is called as data arrives.
     """
     model = detector_model(range)
@@ -176,9 +180,10 @@ def pull_detector_model(
     target = dest / model.filename
     if target.is_file() and not force and sha256_file(target) in model.sha256:
         log.info("%s already present with a good checksum", target)
+        _make_readable(target)  # a copy left 0600 by an earlier version
         return target
     url = model_url(range, url_base)
-    dest.mkdir(parents=True, exist_ok=True)
+    _make_dirs(dest)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{model.filename}.", suffix=".part", dir=dest)
     tmp = Path(tmp_name)
     try:
@@ -208,11 +213,34 @@ def pull_detector_model(
             raise ChecksumMismatchError(
                 f"checksum mismatch for {url}: got sha256 {got}, expected {' or '.join(model.sha256)}; "
                 f"the download was discarded")
+        os.chmod(tmp, MODEL_FILE_MODE)  # mkstemp made it 0600
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)  # any failure, Ctrl-C included, leaves no partial file
     log.info("saved %s (sha256 ok)", target)
     return target
+
+
+def _make_dirs(folder: Path) -> None:
+    """mkdir -p, each folder created here set to 0755 (the umask may be stricter)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        os.chmod(d, MODEL_DIR_MODE)
+
+
+def _make_readable(path: Path) -> None:
+    """Adds read permission for group and others when missing (a file this call did not write)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o044 != 0o044:
+        try:
+            os.chmod(path, mode | 0o044)
+        except PermissionError:
+            log.warning("%s is not world-readable and cannot be changed here; a service user may fail to "
+                        "read it", path)
 
 
 def default_emotion_model() -> Path:

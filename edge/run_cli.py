@@ -17,8 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from edge.cli import CliError
+
+if TYPE_CHECKING:
+    from edge.sinks import RunSummary
+    from edge.types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +96,8 @@ def register(sub) -> None:
     )
     s = p.add_argument_group("source")
     s.add_argument("--source", default="0",
-                   help="camera index, video file, image file, folder or glob of images, rtsp/http URL, "
-                   "or picamera2 (Raspberry Pi camera)")
+                   help="camera index, video file, image file, folder (its top level only) or quoted glob of "
+                   "images ('photos/**/*.jpg' takes sub-folders too), rtsp/http URL, or picamera2 (Raspberry Pi camera)")
     s.add_argument("--width", type=int, default=None, help="camera capture width (camera, picamera2)")
     s.add_argument("--height", type=int, default=None, help="camera capture height")
     s.add_argument("--fps", type=float, default=None, help="camera capture frame rate")
@@ -113,7 +118,8 @@ def register(sub) -> None:
                    help="no window; JSON Lines to stdout unless --jsonl or --out-dir says where")
     o.add_argument("--jsonl", default=None, help="write one JSON object per processed frame to this file")
     o.add_argument("--append", action="store_true", help="append to --jsonl instead of overwriting it (services)")
-    o.add_argument("--save-video", default=None, help="write the annotated frames to this video (.mp4 or .avi)")
+    o.add_argument("--save-video", default=None,
+                   help="write the annotated frames to this video (.mp4, .m4v, .mov, .mkv or .avi)")
     o.add_argument("--out-dir", default=None,
                    help="image/folder sources: annotated images and results.jsonl go here "
                    "(other sources: results.jsonl)")
@@ -201,8 +207,13 @@ class _StopOnSignals:
             signal.signal(sig, old)
 
 
-def run(config: RunConfig, stop: threading.Event | None = None) -> int:
-    """The `fer-edge run` loop. Returns the exit code; raises CliError for user errors."""
+def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunSummary | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None) -> int:
+    """The `fer-edge run` loop. Returns the exit code; raises CliError for user errors.
+
+    `summary`: a RunSummary to fill (read it after the run); `on_frame(result)` is called after
+    each frame's outputs are written (`fer-edge bench soak` samples memory there).
+    """
     import cv2
 
     from edge.capture import Capture, EndOfStream, SourceError, parse_source
@@ -218,10 +229,14 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
         raise CliError("--max-fps must be >= 0 and --threads >= 1")
     stop = stop or threading.Event()
     window = not config.headless
+    try:  # the file name is checked here, before any work; the file opens on the first frame
+        video = VideoSink(config.save_video, fps=config.fps or config.max_fps or 25.0) if config.save_video else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     pipeline = _build_pipeline(config)
 
-    jsonl = images = video = None
-    summary = RunSummary()
+    jsonl = images = None
+    summary = summary if summary is not None else RunSummary()
     capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps,
                                 realtime=config.realtime)
     error: CliError | None = None
@@ -234,8 +249,6 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
             jsonl = JsonlSink(stream=sys.stdout)
         if config.out_dir and spec.images:
             images = ImageDirSink(config.out_dir)
-        if config.save_video:
-            video = VideoSink(config.save_video, fps=config.fps or config.max_fps or 25.0)
         if window:
             cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
         min_dt = 1.0 / config.max_fps if config.max_fps > 0 else 0.0
@@ -279,11 +292,15 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
                         video.write(annotated)
                     if window and _show(annotated, stop, still=spec.images):
                         break
+                if on_frame is not None:
+                    on_frame(result)
                 if min_dt:
                     wait = t_prev + min_dt - time.perf_counter()
                     if wait > 0 and stop.wait(wait):
                         break
         summary.wall_s = time.perf_counter() - t_start
+    except OSError as exc:  # an output that cannot be written (full disk, no permission): its reason, no traceback
+        error = CliError(str(exc))
     finally:
         stats = capture.stats
         summary.drops, summary.skipped, summary.reconnects = stats.drops, stats.skipped, stats.reconnects
@@ -294,7 +311,8 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
         if window:
             cv2.destroyAllWindows()
             cv2.waitKey(1)
-        print(summary.text(), file=sys.stderr, flush=True)
+        if error is None or summary.frames:  # a source that never delivered ends with its error alone
+            print(summary.text(), file=sys.stderr, flush=True)
     if error is not None:
         raise error
     return 0

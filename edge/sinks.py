@@ -95,11 +95,22 @@ class JsonlSink:
         self.close()
 
 
+# Containers OpenCV's writer opens with the codecs below (MJPG in .avi, mp4v in the others).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
+
+
 class VideoSink:
-    """Annotated frames to a video file; opened on the first frame (its size)."""
+    """Annotated frames to a video file; opened on the first frame (its size).
+
+    The name is checked at once (ValueError), so a run never does its work only to find that
+    no writer takes the file.
+    """
 
     def __init__(self, path: str | Path, fps: float = 25.0):
         self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"{self.path}: cannot write a video with this name; end it in "
+                             f"{', '.join(VIDEO_SUFFIXES)}")
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self._writer: cv2.VideoWriter | None = None
         self.frames = 0
@@ -152,7 +163,12 @@ class ImageDirSink:
 
 @dataclass
 class RunSummary:
-    """Counts and per-stage latencies of a run; `text()` is what the CLI prints at exit."""
+    """Counts and per-stage latencies of a run; `text()` is what the CLI prints at exit.
+
+    Latencies are kept for the last `window` frames only, in one preallocated array, so a run
+    of a week holds as much as a run of a minute; the percentiles describe that window (the
+    text says so once the run is longer). The counts cover the whole run.
+    """
 
     frames: int = 0
     faces: int = 0
@@ -160,20 +176,33 @@ class RunSummary:
     skipped: int = 0
     reconnects: int = 0
     wall_s: float = 0.0
+    window: int = 10_000
 
     def __post_init__(self):
-        self._ms: dict[str, list[float]] = {s: [] for s in STAGES}
+        if self.window < 1:
+            raise ValueError(f"window must be >= 1 frame, not {self.window}")
+        # Filled now, so that its pages are resident from the start and never show up as growth.
+        self._ms = np.full((len(STAGES), self.window), np.nan, np.float32)
 
     def add(self, result: FrameResult) -> None:
         t = result.timings
+        self._ms[:, self.frames % self.window] = (t.detect_ms, t.preprocess_ms, t.classify_ms, t.track_ms,
+                                                  t.total_ms)
         self.frames += 1
         self.faces += len(result.faces)
-        for s, v in zip(STAGES, (t.detect_ms, t.preprocess_ms, t.classify_ms, t.track_ms, t.total_ms)):
-            self._ms[s].append(v)
+
+    @property
+    def window_frames(self) -> int:
+        """How many frames the percentiles cover: the last min(frames, window)."""
+        return min(self.frames, self.window)
 
     def percentiles(self, q: float) -> dict[str, float]:
-        """Per stage, the q-th percentile in ms (NaN when no frames)."""
-        return {s: float(np.percentile(v, q)) if v else float("nan") for s, v in self._ms.items()}
+        """Per stage, the q-th percentile in ms over the window (NaN when no frames)."""
+        n = self.window_frames
+        if not n:
+            return {s: float("nan") for s in STAGES}
+        values = np.percentile(self._ms[:, :n].astype(np.float64), q, axis=1)
+        return {s: float(v) for s, v in zip(STAGES, values)}
 
     @property
     def fps(self) -> float:
@@ -182,7 +211,8 @@ class RunSummary:
     def to_json(self) -> dict:
         return {"frames": self.frames, "faces": self.faces, "drops": self.drops, "skipped": self.skipped,
                 "reconnects": self.reconnects, "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
-                "latency_ms": {"p50": self.percentiles(50), "p95": self.percentiles(95)}}
+                "latency_ms": {"p50": self.percentiles(50), "p95": self.percentiles(95)},
+                "latency_frames": self.window_frames}
 
     def text(self) -> str:
         head = (f"frames {self.frames}  faces {self.faces}  drops {self.drops}  skipped {self.skipped}  "
@@ -190,8 +220,9 @@ class RunSummary:
         if not self.frames:
             return head
         p50, p95 = self.percentiles(50), self.percentiles(95)
+        span = f" (last {self.window_frames} frames)" if self.frames > self.window else ""
         lines = [head,
-                 "latency ms   " + "  ".join(f"{s:>10}" for s in STAGES),
+                 "latency ms   " + "  ".join(f"{s:>10}" for s in STAGES) + span,
                  "  p50        " + "  ".join(f"{p50[s]:10.2f}" for s in STAGES),
                  "  p95        " + "  ".join(f"{p95[s]:10.2f}" for s in STAGES)]
         return "\n".join(lines)

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 MJPEG_BOUNDARY = b"ferframe"
+# Werkzeug 3.1's multipart decoder applies this limit to its read buffer, file parts included:
+# that buffer holds one 64 KiB read plus the few bytes kept back at a possible boundary, so a
+# 64 KiB limit refused ordinary photos with 413. 1 MiB is far above that buffer and still bounds
+# the text fields (this API takes none); the file itself is capped by MAX_CONTENT_LENGTH.
+MAX_FORM_MEMORY_BYTES = 1 * MB
 
 # No inline script or style anywhere: pages get their settings from data- attributes.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -144,12 +149,13 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
     app.request_class = InMemoryRequest
     # Multipart framing adds a few hundred bytes around the file; allow them on top of the cap.
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024
-    app.config["MAX_FORM_MEMORY_SIZE"] = 64 * 1024
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_FORM_MEMORY_BYTES
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     token = config.token.encode() if config.token else None
     started = time.monotonic()
     counters = {"api_requests": 0, "api_errors": 0}
+    rejected: dict[str, int] = {}  # HTTP status -> requests answered with it (>= 400)
     counters_lock = threading.Lock()
     upload_mb = config.max_upload_bytes / MB
     page_data = {
@@ -163,9 +169,20 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
         "model": stills.model_name,
     }
 
-    def count(key: str) -> None:
+    def count_response(resp: Response) -> None:
+        """Counts every answer of /api/predict and every rejection (status >= 400), logging each rejection."""
+        status = resp.status_code
         with counters_lock:
-            counters[key] += 1
+            if request.path == "/api/predict":
+                counters["api_requests"] += 1
+                counters["api_errors"] += status >= 400
+            if status >= 400:
+                rejected[str(status)] = rejected.get(str(status), 0) + 1
+        if status >= 400:
+            body = resp.get_json(silent=True) if resp.is_json else None
+            reason = body.get("error") if isinstance(body, dict) else resp.status
+            log.log(logging.WARNING if status >= 500 else logging.INFO, "rejected %s %s from %s: %d %s",
+                    request.method, request.path, request.remote_addr or "?", status, reason)
 
     @app.before_request
     def check_token():
@@ -182,6 +199,11 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
         resp = _error(401, "missing or wrong token: open the page once with ?token=YOUR_TOKEN, "
                            "or send 'Authorization: Bearer YOUR_TOKEN'")
         resp.headers["WWW-Authenticate"] = 'Bearer realm="fer-edge"'
+        return resp
+
+    @app.after_request
+    def count_rejections(resp: Response) -> Response:
+        count_response(resp)
         return resp
 
     @app.after_request
@@ -235,26 +257,21 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
 
     @app.post("/api/predict")
     def predict():
-        count("api_requests")
         t0 = time.perf_counter()
         upload = request.files.get("image")
         if upload is None:
-            count("api_errors")
             return _error(400, "send the image as multipart/form-data field 'image' (JPEG, PNG or WebP)")
         data = upload.read()
         if not data:
-            count("api_errors")
             return _error(400, "the 'image' field is empty")
         try:
             image_bgr = decode_image(data, config.max_pixels)
         except ImageError as exc:
-            count("api_errors")
             return _error(400, str(exc))
         del data
         try:
             result = stills.process(image_bgr)
         except PoolBusy as exc:
-            count("api_errors")
             return _error(503, f"server busy: {exc}; retry later")
         h, w = image_bgr.shape[:2]
         t = result.timings
@@ -271,7 +288,9 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
     def stats():
         with counters_lock:
             api = dict(counters)
+            by_status = dict(sorted(rejected.items()))
         body = {"uptime_s": round(time.monotonic() - started, 1), "pipelines": stills.size, **api,
+                "rejected": {"total": sum(by_status.values()), "by_status": by_status},
                 "live": live.stats() if live is not None else None}
         return jsonify(body)
 

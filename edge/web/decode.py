@@ -95,10 +95,18 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
 _SIZE_READERS = {"jpeg": _jpeg_size, "png": _png_size, "webp": _webp_size}
 
 
+# Image formats people do upload that this server refuses, by magic bytes: named in the error.
+_REFUSED_FORMATS = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"), (b"GIF8", "GIF"))
+
+
 def header_size(data: bytes) -> tuple[str, int, int]:
     """(format, width, height) read from the header only; raises ImageError."""
     fmt = sniff_format(data)
     if fmt is None:
+        other = next((name for magic, name in _REFUSED_FORMATS if data.startswith(magic)), None)
+        if other:
+            raise ImageError(f"not an image this server takes: a {other} file; send a JPEG, PNG or WebP "
+                             f"(fer-edge run --source FILE reads {other} files)")
         raise ImageError("not an image: expected a JPEG, PNG or WebP file")
     size = _SIZE_READERS[fmt](data)
     if size is None:

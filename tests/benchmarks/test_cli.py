@@ -6,14 +6,13 @@ import json
 
 import pytest
 
-from benchmarks.classifier import load_private_test
 from benchmarks.scenes import make_scene_video
 from edge.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
-def video(fer_dir, tmp_path_factory):
-    crops, labels = load_private_test(fer_dir, limit=8)
+def video(face_crops, tmp_path_factory):
+    crops, labels = face_crops
     folder = tmp_path_factory.mktemp("cli-video")
     truth = make_scene_video(folder / "v.mp4", crops, labels, n_frames=12, size=(320, 240), faces_per_frame=1,
                              face_px=(100, 130), seed=4)

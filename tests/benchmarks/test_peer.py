@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from benchmarks import peer
-from benchmarks.classifier import load_private_test
 from benchmarks.pipeline import FrameReader
 from benchmarks.scenes import make_scene_image, make_scene_video
 
@@ -20,8 +19,9 @@ def fer_peer():
 
 
 @pytest.fixture(scope="module")
-def private(fer_dir):
-    return load_private_test(fer_dir, limit=30)
+def private(face_crops):
+    crops, labels = face_crops
+    return crops[:30], labels[:30]
 
 
 def test_uses_the_cascade_fer_ships(fer_peer):

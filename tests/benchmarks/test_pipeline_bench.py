@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 
 from benchmarks import pipeline as bp
-from benchmarks.classifier import load_private_test
 from benchmarks.scenes import make_scene_video
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def video(fer_dir, tmp_path_factory):
-    crops, labels = load_private_test(fer_dir, limit=24)
+def video(face_crops, tmp_path_factory):
+    crops, labels = face_crops
     folder = tmp_path_factory.mktemp("video")
     truth = make_scene_video(folder / "one_face.mp4", crops, labels, n_frames=20, size=(320, 240),
                              faces_per_frame=1, face_px=(120, 150), seed=3)

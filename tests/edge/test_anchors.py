@@ -37,8 +37,10 @@ def test_short_range_layout():
 
 
 @pytest.mark.parametrize("options, count, _first, _last, filename", CASES)
-def test_count_matches_the_model_outputs(detector_dir, options, count, _first, _last, filename):
-    interp = load_interpreter(detector_dir / filename, num_threads=1)
+def test_count_matches_the_model_outputs(request, options, count, _first, _last, filename):
+    path = (request.getfixturevalue("detector_dir") / filename if options is SHORT_RANGE
+            else request.getfixturevalue("full_detector"))
+    interp = load_interpreter(path, num_threads=1)
     shapes = sorted(tuple(d["shape"]) for d in interp.get_output_details())
     assert shapes == [(1, count, 1), (1, count, 16)]
     assert tuple(interp.get_input_details()[0]["shape"]) == (1, options.input_size, options.input_size, 3)

@@ -61,14 +61,29 @@ def test_parse_source_kinds(tmp_path):
 
 
 @pytest.mark.parametrize("text, words", [
-    ("no/such/file.mp4", "unknown source"),
+    ("no/such/file.mp4", "file not found: no/such/file.mp4"),
     ("{tmp}/empty_dir", "no images"),
     ("{tmp}/*.nothing", "matches no images"),
+    ("{tmp}/nested", "only in its sub-folders; pass a quoted glob"),
 ])
 def test_parse_source_rejects_with_a_clear_message(tmp_path, text, words):
     (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "nested" / "2024" / "june").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "nested" / "2024" / "june" / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(SourceError, match=words):
         parse_source(text.format(tmp=tmp_path))
+
+
+def test_the_glob_that_the_nested_folder_error_suggests_finds_its_images(tmp_path):
+    for sub in ("a", "b/c"):
+        (tmp_path / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / sub / "x.jpg"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(SourceError) as err:
+        parse_source(str(tmp_path))
+    suggested = str(err.value).split("--source '")[1].rstrip("'")
+    spec = parse_source(suggested)
+    assert spec.kind == "folder" and [Path(q).relative_to(tmp_path).as_posix() for q in spec.paths] == \
+        ["a/x.jpg", "b/c/x.jpg"]
 
 
 # --------------------------------------------------------------------------------- live: newest frame

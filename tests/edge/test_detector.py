@@ -13,16 +13,15 @@ from edge.detector import (BlazeFaceDetector, MediaPipeDetector, decode, iou_mat
 from edge.types import Faces
 
 SHORT = "blaze_face_short_range.tflite"
-FULL = "face_detection_full_range_sparse.tflite"
 N_FACES = 24  # the first FER-2013 PublicTest "happy" faces, sorted by file name
 SIDEWAYS = {"PublicTest_11107518.jpg"}  # a face lying on its side: "eyes above mouth" does not hold
 RIGHT_EYE, LEFT_EYE, NOSE, MOUTH, RIGHT_EAR, LEFT_EAR = range(6)
 
 
 @pytest.fixture(scope="module")
-def faces48(fer_dir) -> list[np.ndarray]:
+def faces48(faces_dir) -> list[np.ndarray]:
     """(48, 48) uint8 gray FER-2013 crops."""
-    paths = [p for p in sorted((fer_dir / "test" / "happy").glob("PublicTest_*.jpg"))
+    paths = [p for p in sorted((faces_dir / "happy").glob("PublicTest_*.jpg"))
              if p.name not in SIDEWAYS][:N_FACES]
     assert len(paths) == N_FACES
     return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]
@@ -35,8 +34,8 @@ def short(detector_dir):
 
 
 @pytest.fixture(scope="module")
-def full(detector_dir):
-    with BlazeFaceDetector(detector_dir / FULL, full_range=True, num_threads=1) as det:
+def full(full_detector):
+    with BlazeFaceDetector(full_detector, full_range=True, num_threads=1) as det:
         yield det
 
 
@@ -150,16 +149,17 @@ def test_views_of_a_frame_are_accepted(short, faces48):
         np.testing.assert_array_equal(ours.xyxy, copy.xyxy)
 
 
+@pytest.mark.parametrize("range_", ["short", "full"])
 @pytest.mark.parametrize("fill", ["gray", "black", "gradient"])
-def test_no_face_no_detection(short, full, fill):
+def test_no_face_no_detection(request, range_, fill):
     # (Pure noise is no good here: BlazeFace sees a face in some noise at ~0.53, as MediaPipe does.)
+    det = request.getfixturevalue(range_)
     image = {"gray": np.full((480, 640, 3), 127, np.uint8), "black": np.zeros((480, 640, 3), np.uint8),
              "gradient": np.broadcast_to(np.linspace(0, 255, 640, dtype=np.uint8)[None, :, None],
                                          (480, 640, 3)).copy()}[fill]
-    for det in (short, full):
-        faces = det.detect(image)
-        assert len(faces) == 0
-        assert faces.xyxy.shape == (0, 4) and faces.score.shape == (0,) and faces.keypoints.shape == (0, 6, 2)
+    faces = det.detect(image)
+    assert len(faces) == 0
+    assert faces.xyxy.shape == (0, 4) and faces.score.shape == (0,) and faces.keypoints.shape == (0, 6, 2)
 
 
 def test_score_threshold_filters(detector_dir, short, faces48):
@@ -238,8 +238,8 @@ def test_weighted_nms(boxes, scores, want_boxes, want_scores):
 # Construction, ranges and the MediaPipe Tasks backend.
 
 @pytest.mark.parametrize("range_, size", [("short", 128), ("full", 192)])
-def test_make_detector_resolves_the_model(range_, size):
-    # tests/conftest.py points FER_EDGE_MODEL_DIR at ../shared/models.
+def test_make_detector_resolves_the_model(request, range_, size):
+    request.getfixturevalue("detector_dir" if range_ == "short" else "full_detector")  # skip when not installed
     with make_detector("blazeface", range_, num_threads=1) as det:
         assert isinstance(det, BlazeFaceDetector) and det.input_size == size
         assert len(det.detect(np.zeros((480, 640, 3), np.uint8))) == 0
@@ -255,13 +255,15 @@ def test_make_detector_rejects(kwargs, message):
         make_detector(**kwargs)
 
 
-@pytest.mark.parametrize("filename, full_range, message", [
-    (SHORT, True, "short-range model"),
-    (FULL, False, "full-range model"),
+@pytest.mark.parametrize("fixture, full_range, message", [
+    ("detector_dir", True, "short-range model"),
+    ("full_detector", False, "full-range model"),
 ])
-def test_model_and_range_must_match(detector_dir, filename, full_range, message):
+def test_model_and_range_must_match(request, fixture, full_range, message):
+    found = request.getfixturevalue(fixture)
+    path = found / SHORT if fixture == "detector_dir" else found
     with pytest.raises(ValueError, match=message):
-        BlazeFaceDetector(detector_dir / filename, full_range=full_range)
+        BlazeFaceDetector(path, full_range=full_range)
 
 
 def test_closed_detector_refuses(detector_dir):
@@ -303,7 +305,7 @@ def test_backends_agree_on_real_faces(detector_dir, short, faces48):
 
 
 @needs_mediapipe
-def test_mediapipe_backend_via_make_detector(faces48):
+def test_mediapipe_backend_via_make_detector(detector_dir, faces48):
     image, region = scene(faces48[0], 200, (480, 640), (300, 200))
     with make_detector("mediapipe", "short") as det:
         assert isinstance(det, MediaPipeDetector)

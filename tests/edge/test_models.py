@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import socket
+import stat
 import threading
 from pathlib import Path
 
@@ -105,11 +107,13 @@ def test_make_detector_without_a_model_raises_the_same_error(clean_env):
 
 
 @pytest.mark.parametrize("range_, size", [("short", 128), ("full", 192)])
-def test_make_detector_takes_an_explicit_file_or_directory(clean_env, detector_dir, range_, size):
+def test_make_detector_takes_an_explicit_file_or_directory(clean_env, request, range_, size):
     from edge.detector import make_detector
 
     model = models.DETECTOR_MODELS[range_]
-    for given in (detector_dir, detector_dir / model.filename):
+    file = request.getfixturevalue("detector_dir") / model.filename if range_ == "short" \
+        else request.getfixturevalue("full_detector")
+    for given in (file.parent, file):
         with make_detector("blazeface", range_, model_path=given, num_threads=1) as det:
             assert det.input_size == size
     with pytest.raises(ModelNotFoundError, match="--detector-model"):
@@ -124,12 +128,12 @@ def test_unknown_range():
 # Downloads from a real HTTP server serving a temporary copy of the mirror's files.
 
 @pytest.fixture
-def server(tmp_path, detector_dir):
+def server(tmp_path, detector_dir, full_detector):
     """(base URL, served directory, list of request paths)."""
     root = tmp_path / "served"
     root.mkdir()
-    for model in models.DETECTOR_MODELS.values():
-        shutil.copyfile(detector_dir / model.filename, root / model.filename)
+    shutil.copyfile(detector_dir / SHORT.filename, root / SHORT.filename)
+    shutil.copyfile(full_detector, root / FULL.filename)
     requests: list[str] = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -172,6 +176,40 @@ def test_pull_honours_the_env_url_base_and_dest(clean_env, server, monkeypatch):
     path = pull_detector_model("short", clean_env / "dest")
     assert path == clean_env / "dest" / SHORT.filename and path.is_file()
     assert requests == [f"/{SHORT.filename}"]
+
+
+@pytest.fixture
+def strict_umask():
+    """umask 077, as under sudo on some systems: files 0600 and folders 0700 unless set explicitly."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_pulled_models_are_readable_by_other_users(clean_env, server, strict_umask):
+    base, _, _ = server
+    dest = clean_env / "opt" / "fer-edge" / "models"  # none of these folders exists yet
+    for range_ in ("short", "full"):
+        path = pull_detector_model(range_, dest, base)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
+    for folder in (clean_env / "opt", clean_env / "opt" / "fer-edge", dest):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755, (folder, oct(folder.stat().st_mode))
+    # The user cache too, through the CLI.
+    assert cli_main(["models", "pull", "--url-base", base]) == 0
+    cached = models.cache_dir() / SHORT.filename
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o644
+    assert stat.S_IMODE(models.cache_dir().stat().st_mode) == 0o755
+
+
+def test_a_good_copy_left_private_by_an_older_pull_is_made_readable(clean_env, server):
+    base, root, requests = server
+    dest = clean_env / "dest"
+    old = put(dest, SHORT.filename, (root / SHORT.filename).read_bytes())
+    os.chmod(old, 0o600)
+    assert pull_detector_model("short", dest, base) == old
+    assert stat.S_IMODE(old.stat().st_mode) == 0o644 and requests == []  # kept, not downloaded again
 
 
 def test_wrong_checksum_leaves_nothing(clean_env, server):

@@ -116,12 +116,12 @@ def xvfb():
         proc.wait(timeout=10)
 
 
-def _gray_scene_video(path: Path, fer_dir: Path, n_frames: int = 200) -> Path:
+def _gray_scene_video(path: Path, faces_dir: Path, n_frames: int = 200) -> Path:
     """Faces on a flat gray wall: no saturated colour anywhere until the overlay draws it."""
     from benchmarks.scenes import paste_face
     from edge_runtime_helpers import fer_faces
 
-    faces, _ = fer_faces(fer_dir, per_class=1)
+    faces, _ = fer_faces(faces_dir, per_class=1)
     base = np.full((360, 640, 3), 128, np.uint8)
     for k, x in enumerate((40, 250, 460)):
         paste_face(base, faces[3 + k], (x, 100, x + 150, 250))
@@ -132,8 +132,8 @@ def _gray_scene_video(path: Path, fer_dir: Path, n_frames: int = 200) -> Path:
     return path
 
 
-def test_run_window_under_xvfb_shows_the_overlay(xvfb, tmp_path, fer_dir, detector_dir):
-    video = _gray_scene_video(tmp_path / "gray.avi", fer_dir)
+def test_run_window_under_xvfb_shows_the_overlay(xvfb, tmp_path, faces_dir, detector_dir):
+    video = _gray_scene_video(tmp_path / "gray.avi", faces_dir)
     jsonl = tmp_path / "out.jsonl"
     env = {**os.environ, "DISPLAY": xvfb, "FER_EDGE_MODEL_DIR": str(detector_dir), "QT_QPA_PLATFORM": "xcb"}
     proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", str(video), "--max-fps", "10",

@@ -18,10 +18,10 @@ N_FRAMES = 20
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory, fer_dir):
+def scene(tmp_path_factory, faces_dir):
     # Seed 5: two faces drifting over a "shapes" background; BlazeFace finds both in most frames.
     path = tmp_path_factory.mktemp("scene") / "scene.mp4"
-    truth, faces = scene_video(path, fer_dir, n_frames=N_FRAMES, size=(640, 360), faces_per_frame=(1, 3),
+    truth, faces = scene_video(path, faces_dir, n_frames=N_FRAMES, size=(640, 360), faces_per_frame=(1, 3),
                                seed=5, per_class=3)
     video = path.parent / truth.video
     return video, truth, faces, read_video_frames(video)

@@ -24,9 +24,9 @@ RECORD_KEYS = {"frame", "t", "faces", "latency_ms"}
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory, fer_dir):
+def video(tmp_path_factory, faces_dir):
     path = tmp_path_factory.mktemp("video") / "scene.mp4"
-    truth, _ = scene_video(path, fer_dir, n_frames=12, size=(320, 240), face_px=(90, 120), seed=4)
+    truth, _ = scene_video(path, faces_dir, n_frames=12, size=(320, 240), face_px=(90, 120), seed=4)
     return path.parent / truth.video
 
 
@@ -49,7 +49,7 @@ def _drop(key):
 
 
 BAD_INPUTS = {
-    "unknown source": (lambda t, v, m: ["--source", str(t / "nope.mp4")], "unknown source"),
+    "missing file": (lambda t, v, m: ["--source", str(t / "nope.mp4")], "file not found: "),
     "not a video": (lambda t, v, m: ["--source", str(_garbage(t))], "cannot open"),
     "no camera": (lambda t, v, m: ["--source", "7"], "--source FILE"),
     "missing emotion model": (lambda t, v, m: ["--source", str(v), "--model", str(t / "none.tflite")], "--model"),
@@ -81,6 +81,33 @@ def test_bad_input_gives_a_clear_error_and_exit_code_2(case, tmp_path, video, em
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("name", ["out", "out.xyz", "out.webm"])
+def test_save_video_without_a_usable_extension_is_refused_before_any_work(name, tmp_path, video, capsys):
+    jsonl = tmp_path / "r.jsonl"
+    rc = cli_main(["run", "--headless", "--source", str(video), "--jsonl", str(jsonl),
+                   "--save-video", str(tmp_path / name)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot write a video with this name" in err and ".mp4" in err and ".avi" in err, err
+    assert "Traceback" not in err and "frames " not in err  # no frame was processed, no summary
+    assert not jsonl.exists() and not (tmp_path / name).exists()
+
+
+def test_a_file_that_is_not_a_video_ends_with_its_error(tmp_path, detector_dir, capsys):
+    rc = cli_main(["run", "--headless", "--source", str(_garbage(tmp_path))])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "frames 0" not in err, err
+    assert err.splitlines()[-1].startswith("fer-edge run: error:") and "cannot open" in err
+
+
+def test_an_output_that_cannot_be_written_is_a_clear_error(tmp_path, video, detector_dir, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    rc = cli_main(["run", "--headless", "--source", str(video), "--jsonl", str(tmp_path / "r.jsonl"),
+                   "--save-video", str(blocker / "out.mp4")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "fer-edge run: error:" in err and "a-file" in err and "Traceback" not in err, err
+
+
 def test_missing_detector_model_says_how_to_get_it(tmp_path, video, monkeypatch, capsys):
     monkeypatch.setenv("FER_EDGE_MODEL_DIR", str(tmp_path))  # holds no model
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -109,10 +136,10 @@ def test_headless_writes_jsonl_to_stdout_and_the_summary_to_stderr(video, detect
     assert "frames 12" in err and "p50" in err and "p95" in err and "drops 0" in err
 
 
-def test_image_folder_writes_annotated_images_and_jsonl_to_out_dir(tmp_path, fer_dir, detector_dir, capsys):
+def test_image_folder_writes_annotated_images_and_jsonl_to_out_dir(tmp_path, faces_dir, detector_dir, capsys):
     from benchmarks.scenes import make_scene_image
 
-    faces, labels = fer_faces(fer_dir, per_class=2)
+    faces, labels = fer_faces(faces_dir, per_class=2)
     src = tmp_path / "photos"
     src.mkdir()
     for k in range(3):
@@ -145,9 +172,9 @@ def test_save_video_writes_every_annotated_frame(tmp_path, video, detector_dir, 
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_ends_the_run_cleanly_with_complete_jsonl(sig, tmp_path, fer_dir, detector_dir):
+def test_signal_ends_the_run_cleanly_with_complete_jsonl(sig, tmp_path, faces_dir, detector_dir):
     path = tmp_path / "long.mp4"
-    truth, _ = scene_video(path, fer_dir, n_frames=150, size=(320, 240), face_px=(90, 120), seed=4)
+    truth, _ = scene_video(path, faces_dir, n_frames=150, size=(320, 240), face_px=(90, 120), seed=4)
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "FER_EDGE_MODEL_DIR": str(detector_dir)}
     proc = subprocess.Popen([*fer_edge_cmd(), "run", "--source", str(path.parent / truth.video), "--headless",

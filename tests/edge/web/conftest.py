@@ -1,4 +1,4 @@
-"""Fixtures for the web tests: real FER-2013 faces on backgrounds (helpers in web_helpers.py)."""
+"""Fixtures for the web tests: real FER-2013 faces (the committed ones) on backgrounds (helpers in web_helpers.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from web_helpers import FACE_CLASSES, scene
 
 
 @pytest.fixture(scope="session")
-def fer_faces(fer_dir) -> list[np.ndarray]:
+def fer_faces(faces_dir) -> list[np.ndarray]:
     """Four (48, 48) uint8 gray FER-2013 test faces, one per class in FACE_CLASSES."""
     faces = []
     for cls in FACE_CLASSES:
-        paths = sorted((fer_dir / "test" / cls).glob("PublicTest_*.jpg"))
-        assert paths, f"no PublicTest images for {cls} in {fer_dir}"
+        paths = sorted((faces_dir / cls).glob("PublicTest_*.jpg"))
+        assert paths, f"no PublicTest images for {cls} in {faces_dir}"
         face = cv2.imread(str(paths[0]), cv2.IMREAD_GRAYSCALE)
         assert face is not None and face.shape == (48, 48), paths[0]
         faces.append(face)

@@ -193,7 +193,38 @@ def test_stats_count_api_calls(stills, face_scene):
     post(c, b"junk")
     body = c.get("/api/stats").get_json()
     assert (body["api_requests"], body["api_errors"]) == (2, 1)
+    assert body["rejected"] == {"total": 1, "by_status": {"400": 1}}
     assert body["live"] is None and body["pipelines"] == 1
+
+
+def test_every_rejection_is_counted_and_logged(stills, face_scene, caplog):
+    c = create_app(WebConfig(token=TOKEN, max_upload_bytes=1 * MB), stills).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with caplog.at_level("INFO", logger="edge.web.app"):
+        assert post(c, encode(face_scene[0], ".jpg")).status_code == 401
+        assert post(c, b"\xff\xd8\xff" + bytes(2 * MB), headers=auth).status_code == 413
+        assert post(c, b"junk", headers=auth).status_code == 400
+        assert c.get("/api/nope", headers=auth).status_code == 404
+        assert post(c, encode(face_scene[0], ".jpg"), headers=auth).status_code == 200
+    body = c.get("/api/stats", headers=auth).get_json()
+    assert body["rejected"] == {"total": 4, "by_status": {"400": 1, "401": 1, "404": 1, "413": 1}}
+    assert (body["api_requests"], body["api_errors"]) == (4, 3)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected ")]
+    assert len(lines) == 4 and all("\n" not in line for line in lines), lines
+    assert "rejected POST /api/predict from 127.0.0.1: 401 missing or wrong token" in lines[0]
+    assert ": 413 upload too large: the limit is 1 MB" in lines[1] and ": 400 not an image" in lines[2]
+
+
+def test_the_upload_cap_means_what_it_says(stills):
+    """Real images just under and just over the cap: incompressible PNGs, 4 MB cap."""
+    capped = create_app(WebConfig(max_upload_bytes=4 * MB), stills).test_client()
+    rng = np.random.default_rng(3)
+    under = encode(rng.integers(0, 256, (1200, 1100, 3), dtype=np.uint8), ".png")
+    over = encode(rng.integers(0, 256, (1300, 1200, 3), dtype=np.uint8), ".png")
+    assert 3.5 * MB < len(under) < 4 * MB < len(over)
+    resp = post(capped, under, filename="under.png")
+    assert resp.status_code == 200 and (resp.get_json()["width"], resp.get_json()["height"]) == (1100, 1200)
+    assert post(capped, over, filename="over.png").status_code == 413
 
 
 @pytest.mark.parametrize("path", ["/", "/live", "/webcam", "/static/app.css", "/static/common.js",

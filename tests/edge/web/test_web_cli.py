@@ -6,6 +6,8 @@ import http.client
 import json
 import time
 
+import cv2
+import numpy as np
 import psutil
 import pytest
 
@@ -131,10 +133,77 @@ def test_env_token_warning_on_all_interfaces_and_clean_stop(detector_dir, emotio
     (["serve", "--threads", "1"], "--threads"),
     (["serve", "--port", "70000"], "--port"),
     (["serve", "--max-fps", "-1"], "--max-fps"),
-    (["serve", "--source", "/no/such/video.mp4"], "unknown source"),
+    (["serve", "--source", "/no/such/video.mp4"], "file not found: /no/such/video.mp4"),
     (["serve", "--model", "/no/such/model.tflite"], "emotion model not found"),
 ])
 def test_bad_arguments_are_clean_errors(argv, words, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("fer-edge serve: error:") and words in err
+
+
+# --- ordinary photos, size limits and rejections, through a real server ---------------------------
+
+
+def _photo_1080p(fer_faces) -> np.ndarray:
+    """A 1920x1080 'photo': two faces on a smooth, lit background with sensor-like noise."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:1080, 0:1920].astype(np.float32)
+    background = np.stack([90 + 60 * np.sin(xx / 300), 110 + 50 * np.cos(yy / 200),
+                           130 + 40 * np.sin((xx + yy) / 500)], axis=-1)
+    image = np.clip(background + rng.normal(0, 3, background.shape), 0, 255).astype(np.uint8)
+    for face, (x, y) in zip(fer_faces[:2], ((300, 250), (1200, 300))):
+        big = cv2.resize(face, (420, 420), interpolation=cv2.INTER_CUBIC)
+        image[y:y + 420, x:x + 420] = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
+    return image
+
+
+@pytest.fixture(scope="module")
+def upload_server(detector_dir, emotion_model):
+    """`fer-edge serve` with its default upload cap (10 MB) and no token."""
+    srv = start_server("--pipelines", "1")
+    yield srv
+    srv.stop()
+
+
+def test_ordinary_photos_up_to_the_cap_are_accepted(upload_server, fer_faces):
+    photo = _photo_1080p(fer_faces)
+    jpeg = encode(photo, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 92)
+    png = encode(photo, ".png")
+    assert 200 * 1024 <= len(jpeg) <= 600 * 1024 and 2.5 * MB <= len(png) <= 4 * MB, (len(jpeg), len(png))
+    for data, name in ((jpeg, "photo.jpg"), (png, "photo.png")):
+        status, _, body = upload_server.post_image("/api/predict", data, filename=name)
+        assert status == 200, (name, body[:300])
+        answer = json.loads(body)
+        assert (answer["width"], answer["height"]) == (1920, 1080)
+        assert len(answer["faces"]) == 2, (name, answer["faces"])
+
+
+def test_rejections_are_counted_and_logged_one_line_each(upload_server):
+    before = json.loads(upload_server.get("/api/stats")[2])
+    # 12 MB of real image: a 2048x2048 noise PNG (4.2 MP, under the pixel cap; over the 10 MB cap).
+    noise = np.random.default_rng(1).integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+    big = encode(noise, ".png")
+    assert len(big) > 12 * MB
+    tiff = encode(noise[:200, :200], ".tiff")
+    cases = [(big, "big.png", 413, "10 MB"), (b"junk, not an image\n" * 40, "junk.jpg", 400, "not an image"),
+             (tiff, "scan.tiff", 400, "TIFF")]
+    for data, name, status, words in cases:
+        got, headers, body = upload_server.post_image("/api/predict", data, filename=name)
+        assert got == status and headers["Content-Type"] == "application/json", (name, got, body[:200])
+        assert words in json.loads(body)["error"], body
+    after = json.loads(upload_server.get("/api/stats")[2])
+    assert after["api_requests"] - before["api_requests"] == 3
+    assert after["api_errors"] - before["api_errors"] == 3
+    by_status = after["rejected"]["by_status"]
+    old = before["rejected"]["by_status"]
+    assert by_status.get("413", 0) - old.get("413", 0) == 1 and by_status.get("400", 0) - old.get("400", 0) == 2
+    assert after["rejected"]["total"] == sum(by_status.values())
+
+    def logged() -> list[str]:
+        return [line for line in upload_server.lines if "rejected POST /api/predict" in line]
+
+    wait_for(lambda: len(logged()) >= 3, what="three rejection log lines")
+    lines = logged()
+    assert len(lines) == 3, lines
+    assert ": 413 upload too large" in lines[0] and ": 400 " in lines[1] and "TIFF" in lines[2]

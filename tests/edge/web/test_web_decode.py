@@ -119,3 +119,9 @@ def test_bad_bytes_raise_image_error(name):
                                        (b"BM", None), (b"", None)])
 def test_sniff_format(data, fmt):
     assert sniff_format(data) == fmt
+
+
+@pytest.mark.parametrize("ext, name", [(".tiff", "TIFF"), (".bmp", "BMP")])
+def test_formats_the_cli_reads_but_the_server_refuses_are_named(ext, name):
+    with pytest.raises(ImageError, match=f"a {name} file; send a JPEG, PNG or WebP"):
+        decode_image(_encode(ext), CAP)

@@ -36,8 +36,9 @@ def scene(faces: list[np.ndarray], boxes: list[tuple[int, int, int]], size=(640,
     return image
 
 
-def encode(image_bgr: np.ndarray, ext: str) -> bytes:
-    ok, buf = cv2.imencode(ext, image_bgr)
+def encode(image_bgr: np.ndarray, ext: str, *params: int) -> bytes:
+    """Image file bytes; `params` are OpenCV writer flags, e.g. cv2.IMWRITE_JPEG_QUALITY, 92."""
+    ok, buf = cv2.imencode(ext, image_bgr, list(params))
     assert ok, ext
     return buf.tobytes()
 
