@@ -49,6 +49,7 @@ class RunConfig:
     append: bool = False
     save_video: str | None = None
     out_dir: str | None = None
+    stats_interval_s: float = 60.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
@@ -117,6 +118,9 @@ def register(sub) -> None:
     o.add_argument("--out-dir", default=None,
                    help="image/folder sources: annotated images and results.jsonl go here "
                    "(other sources: results.jsonl)")
+    o.add_argument("--stats-interval-s", type=float, default=60.0,
+                   help="with --headless, log an 'alive' line this often (frames, faces, frames/s, drops, "
+                   "memory), so a service's journal shows it is working; 0: never")
     p.set_defaults(func=_cmd_run)
 
 
@@ -206,6 +210,7 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
     import cv2
 
     from edge.capture import Capture, EndOfStream, SourceError, parse_source
+    from edge.heartbeat import Heartbeat
     from edge.overlay import draw
     from edge.sinks import ImageDirSink, JsonlSink, RunSummary, VideoSink, frame_record
 
@@ -214,8 +219,8 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
     except SourceError as exc:
         raise CliError(str(exc)) from None
     _check_display(config, spec)
-    if config.max_fps < 0 or (config.threads is not None and config.threads < 1):
-        raise CliError("--max-fps must be >= 0 and --threads >= 1")
+    if config.max_fps < 0 or (config.threads is not None and config.threads < 1) or config.stats_interval_s < 0:
+        raise CliError("--max-fps and --stats-interval-s must be >= 0, and --threads >= 1")
     stop = stop or threading.Event()
     window = not config.headless
     pipeline = _build_pipeline(config)
@@ -243,6 +248,7 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
         fps = None
         t_prev = None
         t_start = time.perf_counter()
+        heartbeat = Heartbeat(config.stats_interval_s if config.headless else 0.0, time.monotonic())
         with _StopOnSignals(stop), capture:
             last = -1
             while not stop.is_set():
@@ -253,6 +259,9 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
                 except SourceError as exc:
                     error = _source_error(spec, exc)
                     break
+                if heartbeat.due(now_s := time.monotonic()):  # also while a camera is stalled
+                    cs = capture.stats
+                    log.info("%s", heartbeat.beat(now_s, cs.drops, cs.skipped, cs.reconnects).text())
                 if frame is None:
                     if window and (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):
                         break
@@ -262,6 +271,7 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
                     pipeline.reset()  # unrelated stills: no tracks or smoothing across them
                 result = pipeline.process_frame(frame)
                 summary.add(result)
+                heartbeat.add(len(result.faces))
                 now = time.perf_counter()
                 if t_prev is not None:
                     inst = 1.0 / max(now - t_prev, 1e-6)
