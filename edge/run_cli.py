@@ -149,6 +149,25 @@ def _check_display(config: RunConfig, spec) -> None:
                        + (" or --out-dir DIR for annotated images" if spec.images else ""))
 
 
+def opencv_has_gui(build_info: str | None = None) -> bool:
+    """False for OpenCV's headless builds (the Linux aarch64 / Raspberry Pi install), which cannot open windows."""
+    import cv2
+
+    text = cv2.getBuildInformation() if build_info is None else build_info
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "GUI":
+            return value.strip().upper() != "NONE"
+    return True  # no GUI line: let OpenCV itself say what it can do
+
+
+def _check_window_support(config: RunConfig) -> None:
+    if not config.headless and not opencv_has_gui():
+        raise CliError("this OpenCV is a headless build (the one a Raspberry Pi / Linux aarch64 install gets), "
+                       "so no window can open. Add --headless to write JSON Lines (--save-video FILE for an "
+                       "annotated video), or watch in a browser: fer-edge serve --source " + config.source)
+
+
 def _build_pipeline(config: RunConfig):
     from edge.models import ModelNotFoundError
     from edge.pipeline import Pipeline
@@ -219,6 +238,7 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
     except SourceError as exc:
         raise CliError(str(exc)) from None
     _check_display(config, spec)
+    _check_window_support(config)
     if config.max_fps < 0 or (config.threads is not None and config.threads < 1) or config.stats_interval_s < 0:
         raise CliError("--max-fps and --stats-interval-s must be >= 0, and --threads >= 1")
     stop = stop or threading.Event()
