@@ -47,6 +47,8 @@ options:
                          (default: \$FER_EDGE_MODEL_URL_BASE; with neither: the official URL)
   --mirror URL           Debian mirror (default: http://deb.debian.org/debian)
   --min-face-frames N    fail unless at least N frames have a face (default: 1; 0 turns it off)
+  --pi 4|5               the CPU to emulate: a Pi 4's Cortex-A72 or a Pi 5's Cortex-A76 (default: 4,
+                         the older instruction set: what runs there runs on a Pi 5 too)
   --rebuild              build the root again even if the cache has one
   --print-plan           print the steps and the commands, run nothing
   -h, --help             this help
@@ -59,7 +61,7 @@ usage_error() { echo "$PROG: error: $*" >&2; echo "run '$PROG --help' for usage"
 # ----------------------------------------------------------------------------------------------
 # Arguments
 
-PLAN=0 REBUILD=0 MIN_FACE_FRAMES=1
+PLAN=0 REBUILD=0 MIN_FACE_FRAMES=1 PI_MODEL=4
 CACHE=${FER_EDGE_PI_CACHE:-}
 MODELS_DIR_FLAG="" URL_BASE_FLAG=""
 MIRROR=http://deb.debian.org/debian
@@ -69,7 +71,7 @@ while [ $# -gt 0 ]; do
     -h|--help) usage; exit 0 ;;
     --print-plan) PLAN=1 ;;
     --rebuild) REBUILD=1 ;;
-    --cache|--models-dir|--model-url-base|--mirror|--min-face-frames)
+    --cache|--models-dir|--model-url-base|--mirror|--min-face-frames|--pi)
       [ $# -ge 2 ] || usage_error "$1 needs a value"
       case $1 in
         --cache) CACHE=$2 ;;
@@ -77,6 +79,7 @@ while [ $# -gt 0 ]; do
         --model-url-base) URL_BASE_FLAG=$2 ;;
         --mirror) MIRROR=$2 ;;
         --min-face-frames) MIN_FACE_FRAMES=$2 ;;
+        --pi) PI_MODEL=$2 ;;
       esac
       shift ;;
     --) shift; POS+=("$@"); break ;;
@@ -90,6 +93,16 @@ VIDEO=${POS[0]} OUTDIR=${POS[1]}
 [ -f "$VIDEO" ] || usage_error "video not found: $VIDEO"
 [ -r "$VIDEO" ] || usage_error "video not readable: $VIDEO"
 [[ $MIN_FACE_FRAMES =~ ^[0-9]+$ ]] || usage_error "--min-face-frames expects a whole number, got '$MIN_FACE_FRAMES'"
+# qemu-user shows the guest the host's x86 /proc/cpuinfo, on which XNNPACK's CPU detection crashes
+# (allocate_tensors segfaults). So the root sees the Pi's /proc/cpuinfo, and qemu emulates the Pi's
+# core: a wheel built for a newer ARM instruction set than the Pi's would fail here too.
+case $PI_MODEL in
+  4) QEMU_CPU=cortex-a72 CPU_PART=0xd08 CPU_NAME=Cortex-A72 PI_NAME="Raspberry Pi 4 Model B"
+     CPU_FEATURES="fp asimd evtstrm crc32 cpuid" ;;
+  5) QEMU_CPU=cortex-a76 CPU_PART=0xd0b CPU_NAME=Cortex-A76 PI_NAME="Raspberry Pi 5 Model B"
+     CPU_FEATURES="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;
+  *) usage_error "--pi expects 4 or 5, got '$PI_MODEL'" ;;
+esac
 # Where the detector comes from: a flag wins over both environment variables.
 if [ -n "$MODELS_DIR_FLAG" ] && [ -n "$URL_BASE_FLAG" ]; then
   usage_error "give --models-dir or --model-url-base, not both"
@@ -141,6 +154,7 @@ plan: $PROG, emulated Raspberry Pi check (Debian $SUITE arm64 under qemu-user)
 video: $VIDEO -> $OUTDIR/$NAME.jsonl
 root: $ROOT (built once with mmdebstrap or debootstrap from $MIRROR, packages $ROOT_PACKAGES, user $PI_USER in group video)
 step 1 host: qemu-user-static binfmt-support mmdebstrap (apt-get install when missing); binfmt_misc mounted; qemu-aarch64 enabled
+cpu: $CPU_NAME as on a $PI_NAME (QEMU_CPU=$QEMU_CPU, and that Pi's /proc/cpuinfo)
 step 2 root: $( [ -d "$ROOT" ] && [ $REBUILD = 0 ] && echo "reuse $ROOT" || echo "build $ROOT" )${APT_OPTS:+ (apt option: ${APT_OPTS[*]})}
 step 3 copy: the checkout $REPO -> $SRC; the video -> $WORK/$VIDEO_NAME${MODELS_DIR:+; $MODELS_DIR/$DETECTOR_FILE -> $WORK/mirror/}
 step 4 as root in the root: apt-get install -y ${PI_APT[*]}   [README: $README_APT]
@@ -181,6 +195,8 @@ step "1/9 host tools and binfmt (host: $HOST_ARCH)"
 need=()
 command -v unshare >/dev/null || need+=(util-linux)
 if ! command -v mmdebstrap >/dev/null && ! command -v debootstrap >/dev/null; then need+=(mmdebstrap); fi
+# Ubuntu hosts lack Debian's signing keys, which the root's packages are checked against.
+[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 if [ "$HOST_ARCH" != aarch64 ]; then
   [ -e /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
   command -v update-binfmts >/dev/null || need+=(binfmt-support)
@@ -203,6 +219,16 @@ fi
 
 # Run a command inside the root, in a private mount namespace so /proc, /dev and /sys vanish with
 # it. (/sys: XNNPACK's cpuinfo reads the CPU list there, as it does on a Pi.)
+CPUINFO=""
+if [ "$HOST_ARCH" != aarch64 ]; then
+  mkdir -p "$CACHE"
+  CPUINFO=$CACHE/cpuinfo-pi$PI_MODEL
+  for ((i = 0; i < $(getconf _NPROCESSORS_CONF); i++)); do   # as many as /sys shows
+    printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: %s\nCPU revision\t: 3\n\n' \
+      "$i" "$CPU_FEATURES" "$CPU_PART"
+  done >"$CPUINFO"
+  printf 'Model\t\t: %s\n' "$PI_NAME" >>"$CPUINFO"
+fi
 #   in_root USER CMD...   (USER: root or $PI_USER)
 in_root() {
   local who=$1; shift
@@ -215,11 +241,13 @@ in_root() {
     spec=(--userspec="$uid:$gid" ${groups:+--groups="$groups"})
   fi
   local home=/root; [ "$who" = root ] || home=/home/$who
+  local emu=()
+  [ "$HOST_ARCH" = aarch64 ] || emu=(QEMU_CPU="$QEMU_CPU")
   unshare --mount --propagation private -- /bin/sh -c '
-    r=$1; shift
+    r=$1 cpuinfo=$2; shift 2
     mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && mount --rbind /sys "$r/sys" \
-      && exec chroot "$@"' \
-    sh "$ROOT" "${spec[@]}" "$ROOT" /usr/bin/env -i HOME="$home" USER="$who" LANG=C.UTF-8 \
+      && { [ -z "$cpuinfo" ] || mount --bind "$cpuinfo" "$r/proc/cpuinfo"; } && exec chroot "$@"' \
+    sh "$ROOT" "$CPUINFO" "${spec[@]}" "$ROOT" /usr/bin/env -i "${emu[@]}" HOME="$home" USER="$who" LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PIP_DISABLE_PIP_VERSION_CHECK=1 \
     nice -n 10 /bin/sh -c "cd \"$home\" && $*"   # emulation is CPU heavy: yield to other work
 }
@@ -311,6 +339,7 @@ echo "installed in $(( $(date +%s) - t0 )) s (emulated)"
 
 step "6/9 what is installed, under aarch64"
 in_root "$PI_USER" "set -e; echo \"uname -m: \$(uname -m)\"; echo \"Debian: \$(cat /etc/debian_version)\"; \
+  echo \"CPU: \$(grep -m1 '^CPU part' /proc/cpuinfo) (\$(grep -m1 '^Model' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))\"; \
   $VENV/bin/python --version; \
   $VENV/bin/python -m pip list 2>/dev/null | grep -i -E '^(fer-edge|numpy|opencv[-a-z]*|ai-edge-litert|tflite-runtime|tqdm|psutil|tensorflow[-a-z]*|mediapipe) '; \
   $VENV/bin/python -c 'import cv2; gui = [l.split(\":\")[1].strip() for l in cv2.getBuildInformation().splitlines() if l.strip().startswith(\"GUI:\")]; print(\"import cv2: ok,\", cv2.__version__, \"GUI:\", *gui)'; \
@@ -357,7 +386,11 @@ sys.exit(0 if ok else 1)
 PY
 fps=$(grep -o -E '[0-9.]+ frames/s over [0-9.]+ s' "$OUTDIR/$NAME.run.log" | tail -n 1 || true)
 [ -n "$fps" ] || die "no summary line in the run's log"
-echo "EMULATED frames/s (qemu-user aarch64 on this $HOST_ARCH host; NOT a Raspberry Pi speed): $fps"
+if [ "$HOST_ARCH" = aarch64 ]; then
+  echo "frames/s on this aarch64 host (no emulation; not necessarily a Pi): $fps"
+else
+  echo "EMULATED frames/s ($QEMU_CPU under qemu-user on this $HOST_ARCH host; NOT a Raspberry Pi speed): $fps"
+fi
 
 step "9/9 the systemd unit, against the installed root"
 if command -v systemd-analyze >/dev/null; then

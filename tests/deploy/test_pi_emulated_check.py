@@ -105,6 +105,13 @@ def test_plan_serves_a_models_dir_as_a_local_mirror_and_flags_beat_the_environme
     assert pull == "/opt/fer-edge/venv/bin/fer-edge models pull --dest /opt/fer-edge/models"
 
 
+@pytest.mark.parametrize("pi, qemu_cpu, core", [("4", "cortex-a72", "Cortex-A72"), ("5", "cortex-a76", "Cortex-A76")])
+def test_plan_emulates_the_chosen_pis_core(pi, qemu_cpu, core, tmp_path, video):
+    res = run_script("--print-plan", "--pi", pi, str(video), str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert f"cpu: {core} as on a Raspberry Pi {pi} Model B (QEMU_CPU={qemu_cpu}," in res.stdout
+
+
 def test_cache_defaults_outside_the_repository_and_can_be_chosen(tmp_path, video):
     res = run_script("--print-plan", str(video), str(tmp_path / "out"), env_extra={"FER_EDGE_PI_CACHE": str(tmp_path / "c")})
     assert f"root: {tmp_path / 'c'}/bookworm-arm64 " in res.stdout
@@ -127,6 +134,7 @@ BAD_ARGS = {
     "models dir without the file": (["--models-dir", "{tmp}", "{video}", "{out}"], f"has no {DETECTOR_FILE}"),
     "bad min face frames": (["--min-face-frames", "many", "{video}", "{out}"], "whole number"),
     "cache inside the repository": (["--cache", str(REPO / "cache"), "{video}", "{out}"], "outside the repository"),
+    "unknown pi": (["--pi", "3", "{video}", "{out}"], "--pi expects 4 or 5"),
 }
 
 
@@ -143,7 +151,7 @@ def test_bad_arguments_exit_2_with_a_message(case, tmp_path, video):
 def test_help_lists_every_option():
     res = run_script("--help")
     assert res.returncode == 0
-    for opt in ("--cache", "--models-dir", "--model-url-base", "--mirror", "--min-face-frames", "--rebuild",
+    for opt in ("--cache", "--models-dir", "--model-url-base", "--mirror", "--min-face-frames", "--pi", "--rebuild",
                 "--print-plan", "VIDEO OUTDIR"):
         assert opt in res.stdout
 
