@@ -54,6 +54,7 @@ class RunConfig:
     append: bool = False
     save_video: str | None = None
     out_dir: str | None = None
+    stats_interval_s: float = 60.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
@@ -123,6 +124,9 @@ def register(sub) -> None:
     o.add_argument("--out-dir", default=None,
                    help="image/folder sources: annotated images and results.jsonl go here "
                    "(other sources: results.jsonl)")
+    o.add_argument("--stats-interval-s", type=float, default=60.0,
+                   help="with --headless, log an 'alive' line this often (frames, faces, frames/s, drops, "
+                   "memory), so a service's journal shows it is working; 0: never")
     p.set_defaults(func=_cmd_run)
 
 
@@ -149,6 +153,25 @@ def _check_display(config: RunConfig, spec) -> None:
         raise CliError("no display ($DISPLAY is not set), so no window can open. Add --headless to write "
                        "JSON Lines to stdout (or --jsonl FILE), with --save-video FILE for an annotated video"
                        + (" or --out-dir DIR for annotated images" if spec.images else ""))
+
+
+def opencv_has_gui(build_info: str | None = None) -> bool:
+    """False for OpenCV's headless builds (the Linux aarch64 / Raspberry Pi install), which cannot open windows."""
+    import cv2
+
+    text = cv2.getBuildInformation() if build_info is None else build_info
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "GUI":
+            return value.strip().upper() != "NONE"
+    return True  # no GUI line: let OpenCV itself say what it can do
+
+
+def _check_window_support(config: RunConfig) -> None:
+    if not config.headless and not opencv_has_gui():
+        raise CliError("this OpenCV is a headless build (the one a Raspberry Pi / Linux aarch64 install gets), "
+                       "so no window can open. Add --headless to write JSON Lines (--save-video FILE for an "
+                       "annotated video), or watch in a browser: fer-edge serve --source " + config.source)
 
 
 def _build_pipeline(config: RunConfig):
@@ -217,6 +240,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     import cv2
 
     from edge.capture import Capture, EndOfStream, SourceError, parse_source
+    from edge.heartbeat import Heartbeat
     from edge.overlay import draw
     from edge.sinks import ImageDirSink, JsonlSink, RunSummary, VideoSink, frame_record
 
@@ -225,8 +249,9 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     except SourceError as exc:
         raise CliError(str(exc)) from None
     _check_display(config, spec)
-    if config.max_fps < 0 or (config.threads is not None and config.threads < 1):
-        raise CliError("--max-fps must be >= 0 and --threads >= 1")
+    _check_window_support(config)
+    if config.max_fps < 0 or (config.threads is not None and config.threads < 1) or config.stats_interval_s < 0:
+        raise CliError("--max-fps and --stats-interval-s must be >= 0, and --threads >= 1")
     stop = stop or threading.Event()
     window = not config.headless
     try:  # the file name is checked here, before any work; the file opens on the first frame
@@ -256,6 +281,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
         fps = None
         t_prev = None
         t_start = time.perf_counter()
+        heartbeat = Heartbeat(config.stats_interval_s if config.headless else 0.0, time.monotonic())
         with _StopOnSignals(stop), capture:
             last = -1
             while not stop.is_set():
@@ -266,6 +292,9 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
                 except SourceError as exc:
                     error = _source_error(spec, exc)
                     break
+                if heartbeat.due(now_s := time.monotonic()):  # also while a camera is stalled
+                    cs = capture.stats
+                    log.info("%s", heartbeat.beat(now_s, cs.drops, cs.skipped, cs.reconnects).text())
                 if frame is None:
                     if window and (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):
                         break
@@ -275,6 +304,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
                     pipeline.reset()  # unrelated stills: no tracks or smoothing across them
                 result = pipeline.process_frame(frame)
                 summary.add(result)
+                heartbeat.add(len(result.faces))
                 now = time.perf_counter()
                 if t_prev is not None:
                     inst = 1.0 / max(now - t_prev, 1e-6)
