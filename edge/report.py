@@ -100,20 +100,22 @@ class RunLog:
     def n_segments(self) -> int:
         return int(self.segment.max()) if self.n_frames else 0
 
-    def columns(self) -> dict[str, np.ndarray]:
-        """One flat column per field of frames.csv, one row per face per frame."""
-        f = self.row_frame
+    def columns(self, rows: slice = slice(None)) -> dict[str, np.ndarray]:
+        """One flat column per field of frames.csv, one row per face per frame (`rows` of them)."""
+        f = self.row_frame[rows]
+        box = self.box[rows]
         cols: dict[str, np.ndarray] = {
             "segment": self.segment[f], "frame": self.frame[f], "t": self.t[f],
             "source": np.asarray([self.source[i] for i in f.tolist()], dtype=object),
-            "track_id": self.track_id,
-            "x1": self.box[:, 0], "y1": self.box[:, 1], "x2": self.box[:, 2], "y2": self.box[:, 3],
-            "score": self.score,
-            "emotion": np.asarray(self.labels, dtype=object)[self.label] if self.n_faces else np.zeros(0, object),
-            "confidence": self.confidence,
+            "track_id": self.track_id[rows],
+            "x1": box[:, 0], "y1": box[:, 1], "x2": box[:, 2], "y2": box[:, 3],
+            "score": self.score[rows],
+            "emotion": np.asarray(self.labels or ("",), dtype=object)[self.label[rows]],
+            "confidence": self.confidence[rows],
         }
+        probs = self.probs[rows]
         for k, name in enumerate(self.labels):
-            cols[f"p_{name}"] = self.probs[:, k]
+            cols[f"p_{name}"] = probs[:, k]
         return cols
 
 
@@ -181,14 +183,37 @@ def _number(value, what: str) -> float:
 
 
 class _Columns:
-    """Growing python lists for one parse; turned into arrays once at the end."""
+    """One parse's columns: short python lists, turned into arrays every CHUNK rows, so that a
+    day-long file costs the memory of its arrays, not of millions of python floats."""
+
+    CHUNK = 65_536
+    DTYPES = {"frame": np.int64, "t": np.float64, "row_frame": np.int64, "track_id": np.int64,
+              "box": np.float64, "score": np.float32, "label": np.int64, "confidence": np.float32,
+              "probs": np.float32}
 
     def __init__(self):
         self.labels: tuple[str, ...] | None = None  # from the first face's probs, in their order
         self.label_index: dict[str, int] = {}
-        self.frame, self.t, self.source = [], [], []
+        self.n_frames = 0
+        self.source: list[str] = []
+        self.frame, self.t = [], []
         self.row_frame, self.track_id, self.box, self.score = [], [], [], []
         self.label, self.confidence, self.probs = [], [], []
+        self._arrays: dict[str, list[np.ndarray]] = {k: [] for k in self.DTYPES}
+
+    def flush(self, force: bool = False) -> None:
+        if not force and len(self.row_frame) < self.CHUNK and len(self.frame) < self.CHUNK:
+            return
+        for name, dtype in self.DTYPES.items():
+            pending = getattr(self, name)
+            if pending:
+                self._arrays[name].append(np.asarray(pending, dtype))
+                setattr(self, name, [])
+
+    def array(self, name: str, tail: tuple[int, ...] = ()) -> np.ndarray:
+        self.flush(force=True)
+        parts = self._arrays[name]
+        return np.concatenate(parts) if parts else np.zeros((0, *tail), self.DTYPES[name])
 
 
 def _parse_record(line: str, cols: _Columns) -> None:
@@ -240,7 +265,8 @@ def _parse_record(line: str, cols: _Columns) -> None:
         score = math.nan if score is None else _number(score, f"{where}: 'score'")
         parsed.append((tid, box, score, li, conf, p))
     # Only a whole valid line is kept: its frame and all its faces, or nothing.
-    fi = len(cols.frame)
+    fi = cols.n_frames
+    cols.n_frames += 1
     cols.frame.append(frame)
     cols.t.append(t)
     src = rec.get("source", "")
@@ -285,6 +311,7 @@ def read_run(path: str | Path, *, strict: bool = False, max_gap_s: float = 1.0, 
                 lines += 1
                 try:
                     _parse_record(line.decode("utf-8"), cols)
+                    cols.flush()
                 except (ValueError, UnicodeDecodeError) as exc:
                     reason = str(exc) if isinstance(exc, ValueError) else "not UTF-8 text"
                     if strict:
@@ -295,25 +322,22 @@ def read_run(path: str | Path, *, strict: bool = False, max_gap_s: float = 1.0, 
     finally:
         if bar is not None:
             bar.close()
-    if not cols.frame:
+    if not cols.n_frames:
         first = f"; line {bad[0][0]}: {bad[0][1]}" if bad else ""
         raise ReportError(f"{path}: no valid record in {lines} line(s){first}")
     labels = cols.labels or ()  # frames but never a face: the labels are unknown, and not needed
-    frame = np.asarray(cols.frame, np.int64)
-    t = np.asarray(cols.t, np.float64)
+    frame = cols.array("frame")
+    t = cols.array("t")
     # An appended file restarts at frame 0: each restart begins a new segment.
     restart = np.concatenate([[False], frame[1:] <= frame[:-1]])
     segment = (np.cumsum(restart) + 1).astype(np.int32)
-    c = len(labels)
-    n = len(cols.row_frame)
     return RunLog(
         path=path, labels=tuple(labels), frame=frame, t=t, segment=segment,
         weight_s=_frame_weights(t, segment, max_gap_s), source=tuple(cols.source),
-        row_frame=np.asarray(cols.row_frame, np.int64), track_id=np.asarray(cols.track_id, np.int64),
-        box=np.asarray(cols.box, np.float64).reshape(n, 4).round().astype(np.int32),
-        score=np.asarray(cols.score, np.float32), label=np.asarray(cols.label, np.int64),
-        confidence=np.asarray(cols.confidence, np.float32),
-        probs=np.asarray(cols.probs, np.float32).reshape(n, c),
+        row_frame=cols.array("row_frame"), track_id=cols.array("track_id"),
+        box=cols.array("box", (4,)).round().astype(np.int32), score=cols.array("score"),
+        label=cols.array("label"), confidence=cols.array("confidence"),
+        probs=cols.array("probs", (len(labels),)),
         lines=lines, bad_lines=tuple(bad), n_bad=n_bad, images=any(cols.source))
 
 
@@ -437,11 +461,12 @@ def moments(log: RunLog, summary: TrackSummary, tracks, min_s: float, max_gap_s:
 # ------------------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, write) -> Path:
-    """write(text_file) into a temporary file beside path, then rename it over path."""
+def _atomic_write(path: Path, write, binary: bool = False) -> Path:
+    """write(file) into a temporary file beside path, then rename it over path: a report
+    rewritten in place (run --report on each restart) is never seen half written."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as f:
             write(f)
         os.replace(tmp, path)
     except BaseException:
@@ -455,22 +480,24 @@ def _fmt(v, nd: int = 4):
     return "" if isinstance(v, float) and math.isnan(v) else round(v, nd) if isinstance(v, float) else v
 
 
-def write_frames_csv(log: RunLog, path: str | Path) -> Path:
-    cols = log.columns()
-    names = list(cols)
-    rounded = []
-    for name in names:
-        col = cols[name]
+def _csv_columns(cols: dict[str, np.ndarray]) -> list[list]:
+    """Columns as python lists for csv: floats rounded to 4 places, NaN as an empty cell."""
+    out = []
+    for col in cols.values():
         if col.dtype.kind == "f":
             col = np.round(col.astype(np.float64), 4)
-            rounded.append(["" if math.isnan(v) else v for v in col.tolist()] if np.isnan(col).any() else col.tolist())
+            out.append(["" if math.isnan(v) else v for v in col.tolist()] if np.isnan(col).any() else col.tolist())
         else:
-            rounded.append(col.tolist())
+            out.append(col.tolist())
+    return out
 
+
+def write_frames_csv(log: RunLog, path: str | Path, chunk: int = 65_536) -> Path:
     def write(f):
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(names)
-        w.writerows(zip(*rounded))
+        w.writerow(list(log.columns(slice(0, 0))))
+        for start in range(0, log.n_faces, chunk):
+            w.writerows(zip(*_csv_columns(log.columns(slice(start, start + chunk)))))
 
     return _atomic_write(Path(path), write)
 
@@ -597,19 +624,12 @@ def write_timeline_png(log: RunLog, summary: TrackSummary, path: str | Path, con
     # Fixed margins in inches (tight_layout would cost a third of the chart's time).
     fig.subplots_adjust(left=0.8 / 11, right=1.0 - 1.0 / 11, bottom=0.55 / fig_h, top=1.0 - 0.75 / fig_h,
                         hspace=0.12)
-    fig.canvas.draw()  # render before the atomic write, so a failure leaves no partial file
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Title": title, "Software": "fer-edge report"})
-    plt.close(fig)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        fig.savefig(buf, format="png", dpi=100, metadata={"Title": title, "Software": "fer-edge report"})
+    finally:
+        plt.close(fig)
+    return _atomic_write(path, lambda f: f.write(buf.getvalue()), binary=True)
 
 
 def _pct(v: float) -> str:

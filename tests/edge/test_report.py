@@ -267,3 +267,16 @@ def test_strict_read_raises_with_the_line_number(tmp_path):
     with pytest.raises(ReportError, match="line 2: not a JSON object"):
         read_run(path, strict=True)
     assert read_run(path).n_bad == 1
+
+
+def test_reading_and_writing_in_chunks_gives_the_same_tables(run_jsonl, tmp_path, monkeypatch):
+    from edge import report
+
+    whole = read_run(run_jsonl)
+    report.write_frames_csv(whole, tmp_path / "whole.csv")
+    monkeypatch.setattr(report._Columns, "CHUNK", 7)  # a long file's path on a short one
+    chunked = read_run(run_jsonl)
+    report.write_frames_csv(chunked, tmp_path / "chunked.csv", chunk=9)
+    for name in ("frame", "t", "segment", "row_frame", "track_id", "box", "label", "probs", "confidence"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name), err_msg=name)
+    assert (tmp_path / "whole.csv").read_text() == (tmp_path / "chunked.csv").read_text()
