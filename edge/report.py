@@ -27,7 +27,7 @@ import io
 import json
 import math
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -463,14 +463,15 @@ def moments(log: RunLog, summary: TrackSummary, tracks, min_s: float, max_gap_s:
 
 def _atomic_write(path: Path, write, binary: bool = False) -> Path:
     """write(file) into a temporary file beside path, then rename it over path: a report
-    rewritten in place (run --report on each restart) is never seen half written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    rewritten in place (run --report on each restart) is never seen half written. The file is
+    created with open(), not mkstemp, so it gets the user's umask (mkstemp's are 0600)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as f:
+        with (open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8", newline="")) as f:
             write(f)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

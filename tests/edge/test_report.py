@@ -280,3 +280,14 @@ def test_reading_and_writing_in_chunks_gives_the_same_tables(run_jsonl, tmp_path
     for name in ("frame", "t", "segment", "row_frame", "track_id", "box", "label", "probs", "confidence"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name), err_msg=name)
     assert (tmp_path / "whole.csv").read_text() == (tmp_path / "chunked.csv").read_text()
+
+
+def test_report_files_get_the_users_umask_like_any_other_file(run_jsonl, tmp_path):
+    old = os.umask(0o022)
+    try:
+        outcome = make_report(run_jsonl, tmp_path / "r")
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in outcome.paths.values()} == {
+        "timeline.png": 0o644, "summary.csv": 0o644, "frames.csv": 0o644, "report.md": 0o644}
+    assert [p.name for p in (tmp_path / "r").iterdir() if p.name.startswith(".")] == []  # no temporary left
