@@ -6,10 +6,9 @@ then matched to tracks that missed frames when their centres are close and their
 Unmatched detections start new tracks. A track expires once it has gone unmatched for more
 than `max_missed` frames AND more than `max_age_s` seconds (when frame times are given), so a
 short miss (a turned head, a hand, a detector flicker) keeps one id per person at any frame
-rate. Per track the
-class probabilities are an exponential moving average, and the shown label changes only when
-a challenger beats it by `hysteresis_margin` or stays the top class for `hysteresis_frames`
-frames in a row.
+rate. Per track the class probabilities are an exponential moving average, and the shown label
+changes only when a challenger beats it by `hysteresis_margin` or stays the top class for
+`hysteresis_frames` frames in a row.
 """
 
 from __future__ import annotations
