@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "train.cli",  # data, train, evaluate
     "convert.cli",  # convert
     "edge.run_cli",  # run
+    "edge.report_cli",  # report
     "edge.models_cli",  # models
     "benchmarks.cli",  # bench
     "edge.web.cli",  # serve

@@ -43,7 +43,8 @@ class PipelineConfig:
     ema_alpha: float = 0.4
     hysteresis_margin: float = 0.15
     hysteresis_frames: int = 3
-    max_missed: int = 10  # frames a track survives without a detection
+    max_missed: int = 10  # frames a track survives without a detection ...
+    max_age_s: float = 2.0  # ... or seconds, whichever is longer
     iou_threshold: float = 0.3
     # One classifier call for all faces of a frame. Measured (x86, 2 cores, XNNPACK, p50 ms per
     # call, batched vs one-by-one, face count changing every frame): 24x24 int8 model 1 face
@@ -53,8 +54,8 @@ class PipelineConfig:
     batch: bool = True
 
     def tracker_config(self) -> TrackerConfig:
-        return TrackerConfig(iou_threshold=self.iou_threshold, max_missed=self.max_missed, smooth=self.smooth,
-                             ema_alpha=self.ema_alpha, hysteresis_margin=self.hysteresis_margin,
+        return TrackerConfig(iou_threshold=self.iou_threshold, max_missed=self.max_missed, max_age_s=self.max_age_s,
+                             smooth=self.smooth, ema_alpha=self.ema_alpha, hysteresis_margin=self.hysteresis_margin,
                              hysteresis_frames=self.hysteresis_frames)
 
 
@@ -135,7 +136,7 @@ class Pipeline:
             t_pre = time.perf_counter()
             probs = np.zeros((0, len(self.labels)), np.float32)
         t_cls = time.perf_counter()
-        tracks = self.tracker.update(faces.xyxy, probs)
+        tracks = self.tracker.update(faces.xyxy, probs, t=frame.t)
         t_end = time.perf_counter()
         timings = StageTimings(detect_ms=(t_detect - t_start) * 1e3, preprocess_ms=(t_pre - t_detect) * 1e3,
                                classify_ms=(t_cls - t_pre) * 1e3, track_ms=(t_end - t_cls) * 1e3,

@@ -49,12 +49,14 @@ class RunConfig:
     ema_alpha: float = 0.4
     score_threshold: float = 0.5
     max_missed: int = 10
+    max_age_s: float = 2.0
     headless: bool = False
     jsonl: str | None = None
     append: bool = False
     save_video: str | None = None
     out_dir: str | None = None
     stats_interval_s: float = 60.0
+    report: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
@@ -67,7 +69,7 @@ class RunConfig:
         return PipelineConfig(detector=self.detector, range=self.range, detector_model=self.detector_model,
                               emotion_model=self.model, threads=self.threads,
                               score_threshold=self.score_threshold, smooth=self.smooth,
-                              ema_alpha=self.ema_alpha, max_missed=self.max_missed)
+                              ema_alpha=self.ema_alpha, max_missed=self.max_missed, max_age_s=self.max_age_s)
 
 
 def add_model_arguments(m) -> None:
@@ -113,7 +115,9 @@ def register(sub) -> None:
     r.add_argument("--no-smooth", action="store_true",
                    help="raw per-frame labels (no EMA of probabilities, no label hysteresis)")
     r.add_argument("--ema-alpha", type=float, default=0.4, help="weight of the newest frame in the smoothing")
-    r.add_argument("--max-missed", type=int, default=10, help="frames a face track survives without a detection")
+    r.add_argument("--max-missed", type=int, default=10, help="frames a face track survives without a detection...")
+    r.add_argument("--max-age-s", type=float, default=2.0,
+                   help="...or seconds, whichever is longer: a face missed this briefly keeps its id")
     o = p.add_argument_group("outputs")
     o.add_argument("--headless", action="store_true",
                    help="no window; JSON Lines to stdout unless --jsonl or --out-dir says where")
@@ -127,6 +131,10 @@ def register(sub) -> None:
     o.add_argument("--stats-interval-s", type=float, default=60.0,
                    help="with --headless, log an 'alive' line this often (frames, faces, frames/s, drops, "
                    "memory), so a service's journal shows it is working; 0: never")
+    o.add_argument("--report", default=None, metavar="DIR",
+                   help="when the run ends (also on Ctrl-C or SIGTERM), write the `fer-edge report` of its JSONL "
+                   "here: timeline.png, summary.csv, frames.csv, report.md (the JSONL goes to DIR/run.jsonl "
+                   "unless --jsonl or --out-dir names it)")
     p.set_defaults(func=_cmd_run)
 
 
@@ -252,6 +260,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     _check_window_support(config)
     if config.max_fps < 0 or (config.threads is not None and config.threads < 1) or config.stats_interval_s < 0:
         raise CliError("--max-fps and --stats-interval-s must be >= 0, and --threads >= 1")
+    report_config = _check_report(config)
     stop = stop or threading.Event()
     window = not config.headless
     try:  # the file name is checked here, before any work; the file opens on the first frame
@@ -270,6 +279,8 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
             jsonl = JsonlSink(config.jsonl, append=config.append)
         elif config.out_dir:
             jsonl = JsonlSink(Path(config.out_dir) / "results.jsonl")
+        elif config.report:
+            jsonl = JsonlSink(Path(config.report) / "run.jsonl")
         elif config.headless:
             jsonl = JsonlSink(stream=sys.stdout)
         if config.out_dir and spec.images:
@@ -343,9 +354,43 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
             cv2.waitKey(1)
         if error is None or summary.frames:  # a source that never delivered ends with its error alone
             print(summary.text(), file=sys.stderr, flush=True)
+    if report_config is not None:
+        _write_run_report(config, report_config, error)
     if error is not None:
         raise error
     return 0
+
+
+def _check_report(config: RunConfig):
+    """The ReportConfig for --report, checked before the run starts (None without --report)."""
+    if not config.report:
+        return None
+    from edge.report import ReportConfig
+    from edge.report_cli import check_chart
+
+    if config.jsonl == "-":
+        raise CliError("--report reads the run's JSONL back: give --jsonl a file name, not -")
+    report_config = ReportConfig()
+    check_chart(report_config)
+    return report_config
+
+
+def _write_run_report(config: RunConfig, report_config, error: CliError | None) -> None:
+    from edge.report_cli import write_report
+
+    # The file the JSONL sink wrote (the same precedence as in run()).
+    if config.jsonl:
+        jsonl_path = Path(config.jsonl)
+    elif config.out_dir:
+        jsonl_path = Path(config.out_dir) / "results.jsonl"
+    else:
+        jsonl_path = Path(config.report) / "run.jsonl"
+    try:
+        write_report(jsonl_path, config.report, report_config)
+    except CliError as exc:
+        if error is None:
+            raise
+        print(f"no report: {exc}", file=sys.stderr)  # the run's own error is the one to show
 
 
 def _show(annotated, stop: threading.Event, still: bool) -> bool:

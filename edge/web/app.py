@@ -304,6 +304,7 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
             "seq": frame.seq if frame else -1,
             "faces": frame.faces if frame else [],
             "stats": live.stats(),
+            "shares": live.shares(),
         })
 
     @app.get("/stream.mjpg")

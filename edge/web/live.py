@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edge.types import Frame, FrameResult
+from edge.web.shares import LabelShares
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class LiveStream:
         self._frames = 0
         self._capture_stats = None
         self._publish_times: deque[float] = deque(maxlen=30)
+        self._shares = LabelShares(window_s=60.0)  # the live page's rolling chart
         self._thread = threading.Thread(target=self._run, name="web-live", daemon=True)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -146,6 +148,7 @@ class LiveStream:
             return
         h, w = frame.image.shape[:2]
         now = time.monotonic()
+        self._shares.add(now, result.label_indices, len(result.labels))
         with self._cond:
             seq = self._latest.seq + 1 if self._latest is not None else 0
             self._latest = LiveFrame(seq=seq, jpeg=buf.tobytes(), width=w, height=h,
@@ -206,6 +209,10 @@ class LiveStream:
             seq = frame.seq
             yield (b"--" + boundary + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
                    + str(len(frame.jpeg)).encode() + b"\r\n\r\n" + frame.jpeg + b"\r\n")
+
+    def shares(self) -> dict:
+        """Faces per label per second over the last minute (edge.web.shares.LabelShares.snapshot)."""
+        return self._shares.snapshot(time.monotonic())
 
     def fps(self) -> float:
         """Published frames per second over the last ~30 frames (0 when idle for 2 s)."""

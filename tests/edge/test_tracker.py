@@ -131,3 +131,54 @@ def test_smoothed_probabilities_are_an_ema():
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         TrackerConfig(**kwargs)
+
+
+def step_t(tracker: Tracker, boxes: list[list[float]], t: float):
+    xyxy = np.asarray(boxes, np.int32).reshape(-1, 4)
+    return tracker.update(xyxy, np.tile(onehot(0), (len(xyxy), 1)).astype(np.float32), t=t)
+
+
+@pytest.mark.parametrize("fps, gap_frames, max_missed, max_age_s, same_id", [
+    (30.0, 45, 10, 2.0, True),  # 1.5 s unseen at 30 fps: more than 10 frames, less than 2 s
+    (30.0, 75, 10, 2.0, False),  # 2.5 s: both limits passed
+    (2.0, 8, 10, 2.0, True),  # 4 s at 2 frames/s: the frame limit is the longer one
+    (2.0, 11, 10, 2.0, False),
+    (30.0, 45, 10, 0.0, False),  # max_age_s 0: frames only, as before
+])
+def test_a_short_miss_keeps_the_id_at_any_frame_rate(fps, gap_frames, max_missed, max_age_s, same_id):
+    tr = Tracker(TrackerConfig(max_missed=max_missed, max_age_s=max_age_s))
+    first = step_t(tr, [box(0, 0)], 0.0).ids[0]
+    for k in range(1, gap_frames + 1):
+        step_t(tr, [], k / fps)
+    again = step_t(tr, [box(3, 3)], (gap_frames + 1) / fps).ids[0]
+    assert bool(again == first) is same_id
+
+
+@pytest.mark.parametrize("shift, distance, same_id", [
+    (40, 0.8, True),  # moved 0.4 of its side while unseen: IoU 0.43 would match anyway
+    (75, 0.8, True),  # 0.75 side: IoU 0.14, below the threshold; near enough to reacquire
+    (75, 0.0, False),  # reacquiring off
+    (200, 0.8, False),  # two sides away: someone else
+])
+def test_a_face_that_moved_while_unseen_is_reacquired(shift, distance, same_id):
+    tr = Tracker(TrackerConfig(reacquire_distance=distance))
+    first = step_t(tr, [box(100, 100)], 0.0).ids[0]
+    for k in range(1, 6):
+        step_t(tr, [], k / 30)
+    again = step_t(tr, [box(100 + shift, 100)], 6 / 30).ids[0]
+    assert bool(again == first) is same_id
+
+
+def test_reacquiring_needs_a_similar_size_and_never_takes_a_face_from_a_seen_track():
+    tr = Tracker(TrackerConfig())
+    a, b = step_t(tr, [box(0, 0), box(150, 0)], 0.0).ids
+    step_t(tr, [box(0, 0)], 1 / 30)  # b unseen for a frame
+    # A detection near b but twice its size is someone else (closer to the camera).
+    out = step_t(tr, [box(0, 0), box(150, 0, 200)], 2 / 30)
+    assert out.ids[0] == a and out.ids[1] not in (a, b)
+    # a is still seen and keeps its own detection even though lost b is close to it.
+    tr2 = Tracker(TrackerConfig())
+    a, b = step_t(tr2, [box(0, 0), box(70, 0)], 0.0).ids
+    step_t(tr2, [box(0, 0)], 1 / 30)
+    out = step_t(tr2, [box(5, 0), box(130, 0)], 2 / 30)
+    assert out.ids.tolist() == [a, b]

@@ -1,4 +1,5 @@
-// Live page: the annotated MJPEG stream plus per-face emotions and counters polled from /api/live.
+// Live page: the annotated MJPEG stream plus per-face emotions and counters polled from /api/live,
+// and a rolling chart of the share of each expression per second over the last minute.
 "use strict";
 
 (function () {
@@ -16,6 +17,83 @@
     // A fresh URL each time, so the browser really reconnects instead of reusing a dead stream.
     img.src = fe.withToken("/stream.mjpg?t=" + Date.now());
     streamOpen = true;
+  }
+
+  const chart = document.getElementById("shares");
+  const legend = document.getElementById("shares-legend");
+  for (const label of fe.labels) {
+    const item = document.createElement("span");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = fe.colorFor(label);
+    item.append(swatch, label);
+    legend.appendChild(item);
+  }
+
+  // One stacked column per second: the share of the faces seen in that second showing each
+  // label. Drawn from the server's per-second counts, so a late or slow poll misses nothing.
+  function drawShares(shares) {
+    const dpr = window.devicePixelRatio || 1;
+    const cssW = chart.clientWidth;
+    const cssH = chart.clientHeight;
+    if (chart.width !== Math.round(cssW * dpr) || chart.height !== Math.round(cssH * dpr)) {
+      chart.width = Math.round(cssW * dpr);
+      chart.height = Math.round(cssH * dpr);
+    }
+    const ctx = chart.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, cssW, cssH);
+    const left = 40, right = 8, top = 6, bottom = 20;
+    const w = cssW - left - right;
+    const h = cssH - top - bottom;
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.fillStyle = "#60646c";
+    ctx.strokeStyle = "#dfe3e6";
+    ctx.lineWidth = 1;
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "right";
+    for (const f of [0, 0.5, 1]) {
+      const y = Math.round(top + h * (1 - f)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + w, y);
+      ctx.stroke();
+      ctx.fillText(Math.round(f * 100) + "%", left - 4, y);
+    }
+    ctx.textBaseline = "top";
+    const slots = Math.round(shares.window_s / shares.bucket_s);
+    [[0, "-" + shares.window_s + " s"], [0.5, "-" + shares.window_s / 2 + " s"], [1, "now"]].forEach(([f, text]) => {
+      ctx.textAlign = f === 0 ? "left" : f === 1 ? "right" : "center";
+      ctx.fillText(text, left + w * f, top + h + 4);
+    });
+    const bw = w / slots;
+    let drawn = 0;
+    let last = null;
+    shares.age_s.forEach((age, i) => {
+      const counts = shares.counts[i];
+      const total = counts.reduce((a, b) => a + b, 0);
+      if (!total) return;  // a second without a face stays empty
+      const x = left + w - (age / shares.bucket_s + 1) * bw;
+      let y = top + h;
+      last = {};
+      counts.forEach((c, k) => {
+        last[fe.labels[k]] = c / total;
+        if (!c) return;
+        const bh = (h * c) / total;
+        ctx.fillStyle = fe.colorFor(fe.labels[k]);
+        ctx.fillRect(x, y - bh, Math.max(1, bw - 1), bh);
+        y -= bh;
+      });
+      drawn += 1;
+    });
+    if (!drawn) {
+      ctx.fillStyle = "#60646c";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText("No face in the last " + shares.window_s + " s.", left + w / 2, top + h / 2);
+    }
+    chart.dataset.buckets = String(drawn);
+    chart.dataset.last = JSON.stringify(last);
   }
 
   img.addEventListener("load", () => { img.dataset.loaded = "1"; });
@@ -49,6 +127,7 @@
       field("st-clients").textContent = st.clients + " / " + st.max_clients;
       field("st-latency").textContent = st.latency_ms == null ? "–" : st.latency_ms.toFixed(0) + " ms";
       showState(st);
+      drawShares(data.shares);
       facesBox.dataset.seq = String(data.seq);
       if (st.state !== lastState || data.seq >= 0) {
         fe.renderFaces(facesBox, data.faces, data.seq < 0 ? "Waiting for frames…" : "No face in this frame.");

@@ -1,0 +1,715 @@
+"""Emotion timelines: the JSON Lines of `fer-edge run` -> per-track tables, a chart and a report.
+
+    from edge.report import load_jsonl
+    faces = load_jsonl("faces.jsonl")   # a pandas DataFrame when pandas is installed, else columns
+
+    from edge.report import ReportConfig, make_report
+    outcome = make_report("faces.jsonl", "report/", ReportConfig(top=6))
+
+`make_report` writes `timeline.png` (matplotlib), `summary.csv` (one row per track),
+`frames.csv` (one row per face per frame) and `report.md`. Malformed lines are skipped, counted
+and listed with their line numbers (`RunLog.bad_lines`); `strict=True` raises on the first.
+
+Times: `t` is the record's own time (video position, seconds since a camera started, or the
+image's index for folders). A file that `--append` extended holds several runs, each starting
+again at frame 0: they are numbered `segment` 1, 2, ... and a track is (segment, track_id).
+Shares of time weight each face by its frame's duration (the gap to the next frame, at most
+`max_gap_s`), so a camera whose frame rate varies is still measured in seconds.
+
+Neither pandas nor matplotlib is imported at module import: pandas only when `load_jsonl`
+returns a DataFrame, matplotlib only to draw the chart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CHART_EXTRA = "report"  # pip install 'fer-edge[report]' brings matplotlib and pandas
+MAX_LISTED_BAD_LINES = 20  # malformed lines kept with their reason; the rest are only counted
+MAX_LISTED_MOMENTS = 20  # per track in report.md
+_MAX_POINTS = 2000  # per track on the chart; longer tracks are thinned after smoothing
+
+
+class ReportError(ValueError):
+    """The file cannot be reported on (missing, empty, no valid line, or malformed in strict mode)."""
+
+
+class MissingChartDependency(ImportError):
+    """matplotlib is needed for timeline.png."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    top: int = 6  # tracks on the chart and in report.md's table, longest on screen first
+    smooth_s: float = 1.0  # centred moving average of the charted probabilities
+    min_moment_s: float = 1.0  # report.md lists label runs held at least this long
+    max_gap_s: float = 1.0  # a face unseen for longer breaks its line; also caps a frame's weight
+    chart: bool = True
+    strict: bool = False  # raise on the first malformed line instead of skipping it
+
+    def __post_init__(self):
+        if self.top < 1:
+            raise ValueError(f"top must be >= 1, got {self.top}")
+        if self.smooth_s < 0 or self.min_moment_s < 0 or self.max_gap_s <= 0:
+            raise ValueError("smooth_s and min_moment_s must be >= 0 and max_gap_s > 0")
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """A parsed run in columns: m frames, n face rows, C labels."""
+
+    path: Path
+    labels: tuple[str, ...]  # C, the column order of `probs`
+    # per frame (m,)
+    frame: np.ndarray  # int64, the record's frame index
+    t: np.ndarray  # float64 seconds as written
+    segment: np.ndarray  # int32, 1-based run within the file
+    weight_s: np.ndarray  # float64 duration each frame stands for (see module docstring)
+    source: tuple[str, ...]  # per frame; "" unless image/folder mode
+    # per face row (n,)
+    row_frame: np.ndarray  # int64 index into the frame columns
+    track_id: np.ndarray  # int64, -1 when the run had no tracking
+    box: np.ndarray  # (n, 4) int32 x1, y1, x2, y2 in source pixels
+    score: np.ndarray  # float32 detector confidence (NaN when absent)
+    label: np.ndarray  # int64 shown label, index into labels
+    confidence: np.ndarray  # float32
+    probs: np.ndarray  # (n, C) float32
+    lines: int  # non-blank lines read
+    bad_lines: tuple[tuple[int, str], ...] = ()  # (line number, reason), the first MAX_LISTED_BAD_LINES
+    n_bad: int = 0
+    images: bool = False  # records carried "source": t counts images, not seconds
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frame.shape[0])
+
+    @property
+    def n_faces(self) -> int:
+        return int(self.track_id.shape[0])
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.segment.max()) if self.n_frames else 0
+
+    def columns(self, rows: slice = slice(None)) -> dict[str, np.ndarray]:
+        """One flat column per field of frames.csv, one row per face per frame (`rows` of them)."""
+        f = self.row_frame[rows]
+        box = self.box[rows]
+        cols: dict[str, np.ndarray] = {
+            "segment": self.segment[f], "frame": self.frame[f], "t": self.t[f],
+            "source": np.asarray([self.source[i] for i in f.tolist()], dtype=object),
+            "track_id": self.track_id[rows],
+            "x1": box[:, 0], "y1": box[:, 1], "x2": box[:, 2], "y2": box[:, 3],
+            "score": self.score[rows],
+            "emotion": np.asarray(self.labels or ("",), dtype=object)[self.label[rows]],
+            "confidence": self.confidence[rows],
+        }
+        probs = self.probs[rows]
+        for k, name in enumerate(self.labels):
+            cols[f"p_{name}"] = probs[:, k]
+        return cols
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """One row per track, in columns, longest on screen first (k tracks)."""
+
+    labels: tuple[str, ...]
+    segment: np.ndarray  # (k,) int32
+    track_id: np.ndarray  # (k,) int64
+    first_s: np.ndarray  # (k,) float64, the segment's own t
+    last_s: np.ndarray
+    seen_s: np.ndarray  # time on screen: the summed weights of its frames
+    frames: np.ndarray  # (k,) int64
+    share: np.ndarray  # (k, C) float64 share of seen_s per shown label
+    dominant: np.ndarray  # (k,) int64
+    mean_confidence: np.ndarray  # (k,) float64
+    label_changes: np.ndarray  # (k,) int64 changes of the shown label
+    rows: tuple[np.ndarray, ...]  # per track, its face rows in time order (indices into RunLog rows)
+
+    def __len__(self) -> int:
+        return int(self.track_id.shape[0])
+
+    def name(self, i: int) -> str:
+        """`#7`, or `2:#7` when the file holds several runs."""
+        return f"#{int(self.track_id[i])}" if int(self.segment.max()) <= 1 else \
+            f"{int(self.segment[i])}:#{int(self.track_id[i])}"
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A label a track held without a break for at least ReportConfig.min_moment_s."""
+
+    track: int  # index into TrackSummary
+    label: int
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    log: RunLog
+    summary: TrackSummary
+    paths: dict[str, Path] = field(default_factory=dict)  # kind -> written file
+    shares: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (C,) all faces, time-weighted
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+_NUMBER_TYPES = frozenset({int, float})  # bool is an int subclass, and not a number here
+
+
+def _numbers(values, what: str) -> list:
+    """values (a list) when every item is an int or float, else ValueError naming `what`."""
+    if not _NUMBER_TYPES.issuperset(map(type, values)):
+        raise ValueError(f"{what} holds a value that is not a number")
+    return values
+
+
+def _number(value, what: str) -> float:
+    if type(value) not in _NUMBER_TYPES:
+        raise ValueError(f"{what} is not a number")
+    return float(value)
+
+
+class _Columns:
+    """One parse's columns: short python lists, turned into arrays every CHUNK rows, so that a
+    day-long file costs the memory of its arrays, not of millions of python floats."""
+
+    CHUNK = 65_536
+    DTYPES = {"frame": np.int64, "t": np.float64, "row_frame": np.int64, "track_id": np.int64,
+              "box": np.float64, "score": np.float32, "label": np.int64, "confidence": np.float32,
+              "probs": np.float32}
+
+    def __init__(self):
+        self.labels: tuple[str, ...] | None = None  # from the first face's probs, in their order
+        self.label_index: dict[str, int] = {}
+        self.n_frames = 0
+        self.source: list[str] = []
+        self.frame, self.t = [], []
+        self.row_frame, self.track_id, self.box, self.score = [], [], [], []
+        self.label, self.confidence, self.probs = [], [], []
+        self._arrays: dict[str, list[np.ndarray]] = {k: [] for k in self.DTYPES}
+
+    def flush(self, force: bool = False) -> None:
+        if not force and len(self.row_frame) < self.CHUNK and len(self.frame) < self.CHUNK:
+            return
+        for name, dtype in self.DTYPES.items():
+            pending = getattr(self, name)
+            if pending:
+                self._arrays[name].append(np.asarray(pending, dtype))
+                setattr(self, name, [])
+
+    def array(self, name: str, tail: tuple[int, ...] = ()) -> np.ndarray:
+        self.flush(force=True)
+        parts = self._arrays[name]
+        return np.concatenate(parts) if parts else np.zeros((0, *tail), self.DTYPES[name])
+
+
+def _parse_record(line: str, cols: _Columns) -> None:
+    """Append one record's frame and faces to cols, or raise ValueError and append nothing."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    if type(rec) is not dict:
+        raise ValueError("not a JSON object")
+    for key in ("frame", "t", "faces"):
+        if key not in rec:
+            raise ValueError(f"no {key!r} field (is this the JSONL of `fer-edge run`?)")
+    frame = rec["frame"]
+    if type(frame) is not int:
+        raise ValueError("'frame' is not an integer")
+    t = _number(rec["t"], "'t'")
+    faces = rec["faces"]
+    if type(faces) is not list:
+        raise ValueError("'faces' is not a list")
+    parsed = []
+    for j, face in enumerate(faces):
+        where = f"face {j}"
+        if type(face) is not dict:
+            raise ValueError(f"{where} is not an object")
+        try:
+            probs, emotion, box = face["probs"], face["emotion"], face["box"]
+        except KeyError as exc:
+            raise ValueError(f"{where} has no {exc.args[0]!r}") from None
+        if type(probs) is not dict or not probs:
+            raise ValueError(f"{where}: 'probs' is not a label -> probability object")
+        if cols.labels is None:
+            cols.labels = tuple(probs)
+            cols.label_index = {name: k for k, name in enumerate(cols.labels)}
+        elif tuple(probs) != cols.labels:
+            raise ValueError(f"{where}: 'probs' labels {list(probs)} differ from the file's {list(cols.labels)}")
+        li = cols.label_index.get(emotion) if type(emotion) is str else None
+        if li is None:
+            raise ValueError(f"{where}: emotion {emotion!r} is not one of the labels")
+        if type(box) is not list or len(box) != 4:
+            raise ValueError(f"{where}: 'box' is not [x1, y1, x2, y2]")
+        tid = face.get("id", -1)
+        if type(tid) is not int:
+            raise ValueError(f"{where}: 'id' is not an integer")
+        p = _numbers(list(probs.values()), f"{where}: 'probs'")
+        _numbers(box, f"{where}: 'box'")
+        conf = _number(face.get("confidence", probs[emotion]), f"{where}: 'confidence'")
+        score = face.get("score")
+        score = math.nan if score is None else _number(score, f"{where}: 'score'")
+        parsed.append((tid, box, score, li, conf, p))
+    # Only a whole valid line is kept: its frame and all its faces, or nothing.
+    fi = cols.n_frames
+    cols.n_frames += 1
+    cols.frame.append(frame)
+    cols.t.append(t)
+    src = rec.get("source", "")
+    cols.source.append(src if type(src) is str else str(src))
+    for tid, box, score, li, conf, p in parsed:
+        cols.row_frame.append(fi)
+        cols.track_id.append(tid)
+        cols.box.append(box)
+        cols.score.append(score)
+        cols.label.append(li)
+        cols.confidence.append(conf)
+        cols.probs.append(p)
+
+
+def read_run(path: str | Path, *, strict: bool = False, max_gap_s: float = 1.0, progress: bool = False) -> RunLog:
+    """Parse a `fer-edge run` JSONL file into columns.
+
+    Malformed lines are skipped and listed in `bad_lines` with their 1-based line numbers;
+    with strict=True the first one raises ReportError. Raises ReportError when the file is
+    missing or holds no valid record.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"{path}: no such file (expected the JSONL of `fer-edge run --jsonl FILE`)")
+    cols = _Columns()
+    bad: list[tuple[int, str]] = []
+    n_bad = lines = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc=f"reading {path.name}", leave=False, mininterval=0.5)
+    try:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if bar is not None:
+                    bar.update(len(raw))
+                line = raw.strip()
+                if not line:
+                    continue
+                lines += 1
+                try:
+                    _parse_record(line.decode("utf-8"), cols)
+                    cols.flush()
+                except (ValueError, UnicodeDecodeError) as exc:
+                    reason = str(exc) if isinstance(exc, ValueError) else "not UTF-8 text"
+                    if strict:
+                        raise ReportError(f"{path}: line {number}: {reason}") from None
+                    n_bad += 1
+                    if len(bad) < MAX_LISTED_BAD_LINES:
+                        bad.append((number, reason))
+    finally:
+        if bar is not None:
+            bar.close()
+    if not cols.n_frames:
+        first = f"; line {bad[0][0]}: {bad[0][1]}" if bad else ""
+        raise ReportError(f"{path}: no valid record in {lines} line(s){first}")
+    labels = cols.labels or ()  # frames but never a face: the labels are unknown, and not needed
+    frame = cols.array("frame")
+    t = cols.array("t")
+    # An appended file restarts at frame 0: each restart begins a new segment.
+    restart = np.concatenate([[False], frame[1:] <= frame[:-1]])
+    segment = (np.cumsum(restart) + 1).astype(np.int32)
+    return RunLog(
+        path=path, labels=tuple(labels), frame=frame, t=t, segment=segment,
+        weight_s=_frame_weights(t, segment, max_gap_s), source=tuple(cols.source),
+        row_frame=cols.array("row_frame"), track_id=cols.array("track_id"),
+        box=cols.array("box", (4,)).round().astype(np.int32), score=cols.array("score"),
+        label=cols.array("label"), confidence=cols.array("confidence"),
+        probs=cols.array("probs", (len(labels),)),
+        lines=lines, bad_lines=tuple(bad), n_bad=n_bad, images=any(cols.source))
+
+
+def _frame_weights(t: np.ndarray, segment: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """Seconds each frame stands for: the gap to the next frame of its segment, capped at
+    max_gap_s (a paused source is not time on screen); a segment's last frame gets the median."""
+    w = np.zeros_like(t)
+    if len(t) > 1:
+        same = segment[1:] == segment[:-1]
+        gap = np.clip(np.diff(t), 0.0, max_gap_s)
+        w[:-1] = np.where(same, gap, np.nan)
+    w[-1] = np.nan
+    for s in np.unique(segment):
+        sel = segment == s
+        known = w[sel][~np.isnan(w[sel])]
+        fill = float(np.median(known)) if known.size and np.median(known) > 0 else min(1.0, max_gap_s)
+        ws = w[sel]
+        ws[np.isnan(ws)] = fill
+        w[sel] = ws
+    if not np.any(w > 0):  # every frame at the same t: count frames instead
+        w[:] = 1.0
+    return w
+
+
+def load_jsonl(path: str | Path, *, as_frame: bool | None = None, strict: bool = False, progress: bool = False):
+    """One row per face per frame, the columns of frames.csv.
+
+    as_frame: None returns a pandas DataFrame when pandas is installed, else a dict of NumPy
+    columns; True insists on pandas (ImportError without it); False always returns the dict.
+    Malformed lines are skipped (see read_run); strict=True raises ReportError on the first.
+    """
+    cols = read_run(path, strict=strict, progress=progress).columns()
+    if as_frame is False:
+        return cols
+    try:
+        import pandas as pd
+    except ImportError:
+        if as_frame:
+            raise ImportError(f"as_frame=True needs pandas: pip install 'fer-edge[{CHART_EXTRA}]'") from None
+        return cols
+    return pd.DataFrame(cols)
+
+
+# ------------------------------------------------------------------------------------- summary
+
+
+def summarize(log: RunLog) -> TrackSummary:
+    """Per track (segment, track_id): times, frames, label shares, dominant label, confidence."""
+    c = len(log.labels)
+    if log.n_faces == 0:
+        z = np.zeros(0)
+        return TrackSummary(labels=log.labels, segment=np.zeros(0, np.int32), track_id=np.zeros(0, np.int64),
+                            first_s=z, last_s=z, seen_s=z, frames=np.zeros(0, np.int64), share=np.zeros((0, c)),
+                            dominant=np.zeros(0, np.int64), mean_confidence=z,
+                            label_changes=np.zeros(0, np.int64), rows=())
+    seg = log.segment[log.row_frame].astype(np.int64)
+    keys, inverse = np.unique(np.stack([seg, log.track_id], axis=1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    k = len(keys)
+    t = log.t[log.row_frame]
+    w = log.weight_s[log.row_frame]
+    order = np.lexsort((t, inverse))  # rows grouped by track, in time order within each
+    starts = np.searchsorted(inverse[order], np.arange(k))
+    ends = np.append(starts[1:], len(order))
+    frames = np.bincount(inverse, minlength=k)
+    seen = np.bincount(inverse, weights=w, minlength=k)
+    per_label = np.bincount(inverse * c + log.label, weights=w, minlength=k * c).reshape(k, c)
+    share = per_label / np.maximum(seen, 1e-12)[:, None]
+    conf = np.bincount(inverse, weights=log.confidence.astype(np.float64), minlength=k) / np.maximum(frames, 1)
+    lab = log.label[order]
+    change = np.concatenate([[0], (lab[1:] != lab[:-1]).astype(np.int64)])
+    change[starts] = 0  # the first row of a track is not a change
+    changes = np.add.reduceat(change, starts) if len(order) else np.zeros(k, np.int64)
+    first = t[order][starts]
+    last = t[order][ends - 1]
+    rank = np.lexsort((keys[:, 1], keys[:, 0], -seen))  # longest on screen first; ties by segment, id
+    rows = tuple(order[starts[i]:ends[i]] for i in rank)
+    return TrackSummary(labels=log.labels, segment=keys[rank, 0].astype(np.int32), track_id=keys[rank, 1],
+                        first_s=first[rank], last_s=last[rank], seen_s=seen[rank], frames=frames[rank],
+                        share=share[rank], dominant=np.argmax(share[rank], axis=1), mean_confidence=conf[rank],
+                        label_changes=changes[rank], rows=rows)
+
+
+def label_shares(log: RunLog) -> np.ndarray:
+    """(C,) share of all face time per shown label, time-weighted (zeros when no face)."""
+    c = len(log.labels)
+    if log.n_faces == 0:
+        return np.zeros(c)
+    per = np.bincount(log.label, weights=log.weight_s[log.row_frame], minlength=c)
+    return per / max(per.sum(), 1e-12)
+
+
+def moments(log: RunLog, summary: TrackSummary, tracks, min_s: float, max_gap_s: float) -> list[Moment]:
+    """Per track (indices into summary), the labels held at least min_s, in time order.
+
+    A run of one shown label ends at a change of label or an unseen gap over max_gap_s; runs
+    shorter than min_s are dropped, and two kept runs of the same label with less than min_s
+    between them (a brief other label, or a brief miss) become one.
+    """
+    out = []
+    for i in tracks:
+        rows = summary.rows[i]
+        fr = log.row_frame[rows]
+        t = log.t[fr]
+        end_t = t + log.weight_s[fr]
+        lab = log.label[rows]
+        brk = np.flatnonzero((lab[1:] != lab[:-1]) | (np.diff(t) > max_gap_s)) + 1
+        kept: list[Moment] = []
+        for a, b in zip(np.concatenate([[0], brk]), np.concatenate([brk, [len(rows)]])):
+            start, end = float(t[a]), float(end_t[b - 1])
+            if end - start < min_s:
+                continue
+            if kept and kept[-1].label == int(lab[a]) and start - kept[-1].end_s < min_s:
+                kept[-1] = Moment(track=i, label=int(lab[a]), start_s=kept[-1].start_s, end_s=end)
+            else:
+                kept.append(Moment(track=i, label=int(lab[a]), start_s=start, end_s=end))
+        out += kept
+    return out
+
+
+# ------------------------------------------------------------------------------------- writing
+
+
+def _atomic_write(path: Path, write, binary: bool = False) -> Path:
+    """write(file) into a temporary file beside path, then rename it over path: a report
+    rewritten in place (run --report on each restart) is never seen half written. The file is
+    created with open(), not mkstemp, so it gets the user's umask (mkstemp's are 0600)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with (open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8", newline="")) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _fmt(v, nd: int = 4):
+    """Floats rounded for CSV; NaN as an empty cell."""
+    return "" if isinstance(v, float) and math.isnan(v) else round(v, nd) if isinstance(v, float) else v
+
+
+def _csv_columns(cols: dict[str, np.ndarray]) -> list[list]:
+    """Columns as python lists for csv: floats rounded to 4 places, NaN as an empty cell."""
+    out = []
+    for col in cols.values():
+        if col.dtype.kind == "f":
+            col = np.round(col.astype(np.float64), 4)
+            out.append(["" if math.isnan(v) else v for v in col.tolist()] if np.isnan(col).any() else col.tolist())
+        else:
+            out.append(col.tolist())
+    return out
+
+
+def write_frames_csv(log: RunLog, path: str | Path, chunk: int = 65_536) -> Path:
+    def write(f):
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(list(log.columns(slice(0, 0))))
+        for start in range(0, log.n_faces, chunk):
+            w.writerows(zip(*_csv_columns(log.columns(slice(start, start + chunk)))))
+
+    return _atomic_write(Path(path), write)
+
+
+def write_summary_csv(summary: TrackSummary, path: str | Path) -> Path:
+    labels = summary.labels
+
+    def write(f):
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["segment", "track_id", "first_s", "last_s", "seen_s", "frames",
+                    *(f"share_{x}" for x in labels), "dominant", "mean_confidence", "label_changes"])
+        for i in range(len(summary)):
+            w.writerow([int(summary.segment[i]), int(summary.track_id[i]), _fmt(float(summary.first_s[i]), 3),
+                        _fmt(float(summary.last_s[i]), 3), _fmt(float(summary.seen_s[i]), 3), int(summary.frames[i]),
+                        *(_fmt(float(v)) for v in summary.share[i]), labels[int(summary.dominant[i])],
+                        _fmt(float(summary.mean_confidence[i])), int(summary.label_changes[i])])
+
+    return _atomic_write(Path(path), write)
+
+
+def _rgb(label: str, index: int) -> tuple[float, float, float]:
+    from edge.overlay import label_color
+
+    b, g, r = label_color(label, index)
+    return (r / 255.0, g / 255.0, b / 255.0)
+
+
+def _rolling_mean(x: np.ndarray, half: int) -> np.ndarray:
+    """Centred moving average over 2*half+1 rows (fewer at the ends); x is (n, C)."""
+    if half <= 0 or len(x) < 2:
+        return x
+    n = len(x)
+    c = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0, dtype=np.float64)])
+    idx = np.arange(n)
+    lo, hi = np.clip(idx - half, 0, n), np.clip(idx + half + 1, 0, n)
+    return (c[hi] - c[lo]) / (hi - lo)[:, None]
+
+
+def _import_pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingChartDependency(
+            f"timeline.png needs matplotlib: pip install 'fer-edge[{CHART_EXTRA}]' "
+            "(or leave the chart out with --no-chart)") from None
+    return plt
+
+
+def check_chart_dependency() -> None:
+    """Raise MissingChartDependency now, before a long run, rather than at its end."""
+    _import_pyplot()
+
+
+def _segment_offsets(log: RunLog) -> np.ndarray:
+    """Per segment (index s-1), the shift that puts it after the previous one on the chart's axis."""
+    offsets = np.zeros(log.n_segments)
+    for s in range(1, log.n_segments):
+        prev = log.segment == s
+        nxt = log.segment == s + 1
+        end = offsets[s - 1] + float(log.t[prev].max() + log.weight_s[prev][-1])
+        offsets[s] = end - float(log.t[nxt].min())
+    return offsets
+
+
+def write_timeline_png(log: RunLog, summary: TrackSummary, path: str | Path, config: ReportConfig) -> Path:
+    """Per track, stacked smoothed probabilities over time in the overlay's label colours."""
+    plt = _import_pyplot()
+    path = Path(path)
+    labels = log.labels
+    colors = [_rgb(x, k) for k, x in enumerate(labels)]
+    shown = min(config.top, len(summary))
+    offsets = _segment_offsets(log)
+    x0 = float(log.t[0] + offsets[log.segment[0] - 1])
+    x1 = float(log.t[-1] + offsets[log.segment[-1] - 1] + log.weight_s[-1])
+    unit = "image" if log.images else "seconds"
+    fig_h = 1.3 + 1.1 * max(shown, 1)
+    fig, axes = plt.subplots(max(shown, 1), 1, figsize=(11, fig_h), sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    if len(summary) == 0:
+        axes[0].text(0.5, 0.5, "no face in this run", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].set_yticks([])
+    dt = float(np.median(log.weight_s)) or 1.0
+    half = int(round(config.smooth_s / dt / 2)) if config.smooth_s > 0 else 0
+    for row in range(shown):
+        ax = axes[row]
+        rows = summary.rows[row]
+        fr = log.row_frame[rows]
+        x = log.t[fr] + offsets[log.segment[fr] - 1]
+        p = log.probs[rows].astype(np.float64)
+        # Separate pieces where the face was unseen for longer than max_gap_s: no line across a gap.
+        cuts = np.flatnonzero(np.diff(x) > config.max_gap_s) + 1
+        for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(x)]])):
+            px, pp = x[a:b], _rolling_mean(p[a:b], half)
+            step = max(1, math.ceil(len(px) / _MAX_POINTS))
+            px, pp = px[::step], pp[::step]
+            if len(px) == 1:  # one frame: a sliver of its own width
+                px = np.array([px[0], px[0] + log.weight_s[fr[a]]])
+                pp = np.repeat(pp, 2, axis=0)
+            ax.stackplot(px, pp.T, colors=colors, linewidth=0)
+        ax.set_ylim(0, 1)
+        ax.set_yticks([0, 0.5, 1])
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylabel(summary.name(row), rotation=0, ha="right", va="center", fontsize=10)
+        dom = int(summary.dominant[row])
+        ax.text(1.005, 0.5, f"{labels[dom]}\n{100 * summary.share[row, dom]:.0f}% of\n"
+                f"{summary.seen_s[row]:.1f} {'images' if log.images else 's'}",
+                transform=ax.transAxes, fontsize=8, va="center")
+        for s in range(2, log.n_segments + 1):  # where an appended run begins
+            ax.axvline(float(log.t[log.segment == s].min() + offsets[s - 1]), color="k", lw=0.8, ls="--")
+    axes[-1].set_xlim(x0, max(x1, x0 + 1e-3))
+    axes[-1].set_xlabel(unit)
+    which = (f"all {len(summary)} track{'s' if len(summary) != 1 else ''}" if shown == len(summary)
+             else f"top {shown} of {len(summary)} tracks by time on screen")
+    smooth = f", smoothed over {config.smooth_s:g} s" if half > 0 else ""
+    title = f"{log.path.name}: emotion probabilities per face ({which}{smooth})"
+    fig.suptitle(title, fontsize=11)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=col) for col in colors]
+    if labels:
+        fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.5, 1.0 - 0.3 / fig_h))
+    # Fixed margins in inches (tight_layout would cost a third of the chart's time).
+    fig.subplots_adjust(left=0.8 / 11, right=1.0 - 1.0 / 11, bottom=0.55 / fig_h, top=1.0 - 0.75 / fig_h,
+                        hspace=0.12)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100, metadata={"Title": title, "Software": "fer-edge report"})
+    finally:
+        plt.close(fig)
+    return _atomic_write(path, lambda f: f.write(buf.getvalue()), binary=True)
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def report_markdown(log: RunLog, summary: TrackSummary, shares: np.ndarray, config: ReportConfig,
+                    files: dict[str, str]) -> str:
+    """report.md: the run at a glance, label shares, the top tracks and their moments."""
+    labels = log.labels
+    span = float(log.weight_s.sum())
+    unit = "images" if log.images else "s"
+    lines = [f"# Emotion report: {log.path.name}", ""]
+    facts = [f"{log.n_frames:,} frames" + (f", {span:.1f} {unit} of footage" if not log.images else ""),
+             f"{log.n_faces:,} faces in {len(summary)} track{'s' if len(summary) != 1 else ''}",
+             f"{log.n_faces / max(log.n_frames, 1):.2f} faces per frame"]
+    if log.n_segments > 1:
+        facts.append(f"{log.n_segments} runs appended to one file (tracks are named run:#id)")
+    lines += [f"Source: `{log.path}`: " + "; ".join(facts) + ".", ""]
+    if log.n_bad:
+        listed = ", ".join(str(n) for n, _ in log.bad_lines)
+        more = f" (the first {len(log.bad_lines)} listed)" if log.n_bad > len(log.bad_lines) else ""
+        lines += [f"**{log.n_bad} malformed line{'s' if log.n_bad != 1 else ''} skipped**{more}: "
+                  f"line {listed}. First: line {log.bad_lines[0][0]}: {log.bad_lines[0][1]}.", ""]
+    links = [f"[{name}]({name})" for name in files.values()]
+    lines += ["Files: " + ", ".join(links) + ".", ""]
+    if "timeline" in files:
+        lines += [f"![emotion timeline]({files['timeline']})", ""]
+    if labels and log.n_faces:
+        lines += ["## Share of each label", "",
+                  "Time each shown label held, over all faces" + ("" if log.images else ", weighted by frame duration")
+                  + ".", "",
+                  "| " + " | ".join(labels) + " |", "|" + "---:|" * len(labels),
+                  "| " + " | ".join(_pct(v) for v in shares) + " |", ""]
+    shown = min(config.top, len(summary))
+    if shown:
+        which = f"all {len(summary)}" if shown == len(summary) else f"top {shown} of {len(summary)}"
+        lines += [f"## Tracks ({which}, longest on screen first)", "",
+                  f"| track | first {unit} | last {unit} | on screen {unit} | frames | dominant | its share | "
+                  "mean confidence | label changes |",
+                  "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for i in range(shown):
+            d = int(summary.dominant[i])
+            lines.append(f"| {summary.name(i)} | {summary.first_s[i]:.1f} | {summary.last_s[i]:.1f} | "
+                         f"{summary.seen_s[i]:.1f} | {int(summary.frames[i])} | {labels[d]} | "
+                         f"{_pct(summary.share[i, d])} | {summary.mean_confidence[i]:.2f} | "
+                         f"{int(summary.label_changes[i])} |")
+        lines.append("")
+        found = moments(log, summary, range(shown), config.min_moment_s, config.max_gap_s)
+        lines += [f"## Moments (a label held for at least {config.min_moment_s:g} {unit})", ""]
+        if not found:
+            lines += ["None.", ""]
+        for i in range(shown):
+            mine = [m for m in found if m.track == i]
+            if mine:
+                more = len(mine) - MAX_LISTED_MOMENTS
+                lines.append(f"- {summary.name(i)}: " + "; ".join(
+                    f"{labels[m.label]} {m.start_s:.1f}-{m.end_s:.1f} {unit}" for m in mine[:MAX_LISTED_MOMENTS])
+                    + (f"; ... and {more} more (frames.csv has every frame)" if more > 0 else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def make_report(jsonl: str | Path, out_dir: str | Path, config: ReportConfig = ReportConfig(), *,
+                progress: bool = False) -> ReportOutcome:
+    """Read a run's JSONL and write timeline.png (unless config.chart is off), summary.csv,
+    frames.csv and report.md into out_dir. Raises ReportError, MissingChartDependency."""
+    if config.chart:
+        check_chart_dependency()
+    log = read_run(jsonl, strict=config.strict, max_gap_s=config.max_gap_s, progress=progress)
+    summary = summarize(log)
+    shares = label_shares(log)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    if config.chart:
+        paths["timeline"] = write_timeline_png(log, summary, out / "timeline.png", config)
+    paths["summary"] = write_summary_csv(summary, out / "summary.csv")
+    paths["frames"] = write_frames_csv(log, out / "frames.csv")
+    md = report_markdown(log, summary, shares, config, {k: p.name for k, p in paths.items()})
+    paths["report"] = _atomic_write(out / "report.md", lambda f: f.write(md))
+    return ReportOutcome(log=log, summary=summary, paths=paths, shares=shares)
