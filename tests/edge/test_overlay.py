@@ -262,3 +262,77 @@ def test_run_window_under_xvfb_shows_the_overlay(xvfb, tmp_path, fer_dir, detect
         assert _longest_run(mask) >= 0.9 * (x2 - x1), f"no {face['emotion']} box edge on screen"
         assert _longest_run(mask.T) >= 0.9 * (y2 - y1), f"no {face['emotion']} box side on screen"
     assert "frames" in err and "p95" in err  # the exit summary
+
+
+def test_run_window_plays_a_video_at_its_own_rate_without_qt_warnings(xvfb, tmp_path, fer_dir, detector_dir):
+    video = _gray_scene_video(tmp_path / "gray.avi", fer_dir, n_frames=30)  # 3 s at 10 frames/s
+    env = {**os.environ, "DISPLAY": xvfb, "FER_EDGE_MODEL_DIR": str(detector_dir), "QT_QPA_PLATFORM": "xcb"}
+    done = subprocess.run([sys.executable, "-m", "edge", "run", "--source", str(video), "--jsonl",
+                           str(tmp_path / "o.jsonl")], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "QFontDatabase" not in done.stderr and "XNNPACK" not in done.stderr
+    assert "at its own frame rate" in done.stderr and "--fast" in done.stderr
+    # Paced by the file's own clock: 30 frames at 10 frames/s cannot be over before about 3 s.
+    wall_s = float(done.stderr.split(" frames/s over ")[1].split(" s")[0])
+    assert wall_s >= 2.5, done.stderr
+
+
+def _find_frame(screen: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
+    """The part of a screenshot that shows `frame`, found by its (unannotated) top-left corner."""
+    h, w = frame.shape[:2]
+    found = cv2.matchTemplate(screen, frame[10:110, 10:110], cv2.TM_SQDIFF)
+    ox, oy = (int(v) - 10 for v in cv2.minMaxLoc(found)[2])
+    shown = screen[max(oy, 0):oy + h, max(ox, 0):ox + w]
+    if shown.shape != frame.shape or np.abs(shown[10:110, 10:110].astype(int) - frame[10:110, 10:110]).mean() > 8:
+        return None
+    return shown
+
+
+def test_run_window_on_an_image_folder_shows_which_keys_it_waits_for(xvfb, tmp_path, fer_dir, detector_dir):
+    from benchmarks.scenes import make_scene_image
+    from edge_runtime_helpers import fer_faces
+
+    faces, labels = fer_faces(fer_dir, per_class=1)
+    src = tmp_path / "photos"
+    src.mkdir()
+    for k in range(2):
+        image, _ = make_scene_image(faces, labels, size=(640, 480), faces_per_frame=1, face_px=(200, 240), seed=k,
+                                    background="gradient")
+        cv2.imwrite(str(src / f"img{k}.png"), image)
+    jsonl = tmp_path / "out.jsonl"
+    env = {**os.environ, "DISPLAY": xvfb, "FER_EDGE_MODEL_DIR": str(detector_dir), "QT_QPA_PLATFORM": "xcb"}
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", str(src), "--jsonl", str(jsonl)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (jsonl.is_file() and jsonl.read_text().strip()):
+            if proc.poll() is not None:
+                pytest.fail(f"fer-edge run exited early ({proc.returncode}): {proc.communicate()[1][-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("no image processed within 300 s")
+            time.sleep(0.2)
+        # The window waits for a key, so it stays on the first image: screenshots until it is painted.
+        first = cv2.imread(str(src / "img0.png"))
+        shot = tmp_path / "screen.png"
+        while True:
+            subprocess.run(["import", "-display", xvfb, "-window", "root", str(shot)], check=True, timeout=30)
+            shown = _find_frame(cv2.imread(str(shot)), first)
+            if shown is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        tree = subprocess.run(["xwininfo", "-display", xvfb, "-root", "-tree"], capture_output=True, text=True,
+                              timeout=30).stdout if shutil.which("xwininfo") else ""
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert len(jsonl.read_text().splitlines()) == 1  # still on image 1 of 2: it waits for the key
+    assert shown is not None, "the frame never appeared on screen"
+    # The hint: a black strip along the frame's bottom left with white text in it.
+    strip = shown[462:478, 2:150]
+    assert (strip < 30).all(axis=-1).mean() > 0.5, "no dark hint strip at the bottom left"
+    assert (strip > 220).all(axis=-1).sum() > 30, "no text in the hint strip"
+    assert not (first[462:478, 2:150] < 30).all(axis=-1).any()  # the scene itself has no black there
+    if tree:
+        assert "any key: next image" in tree and "q or Esc: quit" in tree  # the window title says it too
+    assert "QFontDatabase" not in err
