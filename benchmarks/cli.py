@@ -118,6 +118,10 @@ def register(sub) -> None:
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.set_defaults(func=_cmd_all)
 
+    from benchmarks import threshold
+
+    threshold.register(bsub)
+
     # Sibling benchmarks owned elsewhere; absent ones are simply not offered.
     for module, fn in (("benchmarks.scenes", "register"), ("benchmarks.calibrate", "register_calibrate"),
                        ("benchmarks.scenes", "register_calibrate")):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from edge.cli import CliError, HelpFormatter
+from edge.detector import DEFAULT_SCORE_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class RunConfig:
     max_fps: float = 0.0
     smooth: bool = True
     ema_alpha: float = 0.4
-    score_threshold: float = 0.5
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
     max_missed: int = 10
     headless: bool = False
     jsonl: str | None = None
@@ -78,7 +79,9 @@ def add_model_arguments(m) -> None:
                    "`fer-edge models pull` downloads it)")
     m.add_argument("--model", "--emotion-model", dest="model", default=None,
                    help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
-    m.add_argument("--score-threshold", type=float, default=0.5, help="detector confidence")
+    m.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                   help="detector confidence below which a face is dropped; lower finds fainter faces and "
+                   "more false ones (default: %(default)s, read off the curve `fer-edge bench threshold` measures)")
 
 
 def register(sub) -> None:

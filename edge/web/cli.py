@@ -80,6 +80,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def public_source_name(spec) -> str:
+    """How the pages name the live source: a file's name without its folders, a URL without
+    its user and password."""
+    from pathlib import Path
+    from urllib.parse import urlsplit, urlunsplit
+
+    if spec.kind in ("video", "image", "folder"):
+        return Path(spec.target).name or spec.target
+    if spec.kind == "url":
+        parts = urlsplit(spec.target)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return spec.target
+
+
 def _check_args(args: argparse.Namespace) -> str | None:
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
     if token is not None and not token.strip():
@@ -175,9 +193,9 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
 
     still_pipelines, live_pipeline = _build_pipelines(args, args.pipelines)
     first = still_pipelines[0]
-    model_path = str(first.classifier.model_path)
     stills = StillPool(still_pipelines, labels=first.labels, model_name=first.classifier.model_path.name)
-    info = {"model_path": model_path, "detector": args.detector, "range": args.range,
+    # Public: file names only, never where files live on this machine.
+    info = {"detector": args.detector, "range": args.range, "score_threshold": args.score_threshold,
             "metrics": first.card.metrics}
     live = None
     if spec is not None:
@@ -195,7 +213,7 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
             lambda: Capture.from_spec(spec, width=args.width, height=args.height, fps=args.fps, realtime=True),
             process, lambda image, result, fps: draw(image, result, fps),
             lambda result: face_records(result, with_ids=True),
-            source_name=args.source, jpeg_quality=args.jpeg_quality, max_clients=max_clients,
+            source_name=public_source_name(spec), jpeg_quality=args.jpeg_quality, max_clients=max_clients,
             max_fps=args.max_fps)
 
     config = WebConfig(token=token, max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels)
