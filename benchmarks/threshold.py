@@ -4,9 +4,10 @@ faces, for a range of score thresholds; the default threshold is read off this c
 Face-free videos (nothing in them is a face, so every box is a false positive):
   - scenes without people: the synthetic backgrounds of benchmarks.scenes (a room, a textured
     wall, blurred shapes, gradients), seen by a slowly panning camera with sensor grain;
-  - test patterns: colour bars, a rotating checkerboard, a zone plate, a page of text, and a
-    green "fake camera" pattern like Chromium's (a rotating wedge and a running clock), which
-    a user saw boxed as a face at scores 0.55-0.62;
+  - test patterns: colour bars, a rotating checkerboard, a zone plate, a page of text, a green
+    test card with a rotating wedge and a running clock;
+  - Chromium's own fake camera (when Chromium and Playwright are installed), grabbed through
+    getUserMedia: a user saw this green test card boxed as "angry 41%" at scores 0.55-0.62;
   - skin-coloured ovals without features, the closest thing to a face that is not one;
   - optionally the user's own face-free footage (--extra SOURCE).
 Faces: synthetic scene videos with FER-2013 **PublicTest** faces (the validation split: the
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 THRESHOLDS = tuple(round(0.30 + 0.05 * k, 2) for k in range(14))  # 0.30 ... 0.95
 NEGATIVE_KINDS = ("room", "noise", "shapes", "gradient", "bars", "checker", "zoneplate", "text",
-                  "fake_camera", "ovals")
+                  "green_card", "ovals")
 DEFAULT_OUT = "reports/threshold"
 DEFAULT_DATA = "../shared/data/fer2013"
 DEFAULT_MAX_FP_RATE = 0.005  # at most 1 face-free frame in 200 with a box
@@ -98,7 +99,7 @@ def _text_page(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     return page
 
 
-def _fake_camera(w: int, h: int, i: int, fps: float) -> np.ndarray:
+def _green_card(w: int, h: int, i: int, fps: float) -> np.ndarray:
     """A green test card: a light-green disc with a rotating wedge cut out, a running clock."""
     img = np.empty((h, w, 3), np.uint8)
     img[:] = (0, 128, 0)
@@ -155,8 +156,8 @@ def negative_frames(kind: str, size: tuple[int, int], n_frames: int, seed: int, 
     elif kind == "text":
         canvas = _text_page(w, h, rng)
         make = lambda i: canvas[int(i * h / max(n_frames, 1)):][:h]  # noqa: E731  (scrolls down the page)
-    elif kind == "fake_camera":
-        make = lambda i: _fake_camera(w, h, i, fps)  # noqa: E731
+    elif kind == "green_card":
+        make = lambda i: _green_card(w, h, i, fps)  # noqa: E731
     elif kind == "ovals":
         canvas = _ovals(w + w // 4, h + h // 4, rng)
         make = lambda i: _pan(canvas, size, i, n_frames)  # noqa: E731
@@ -167,6 +168,49 @@ def negative_frames(kind: str, size: tuple[int, int], n_frames: int, seed: int, 
         if grain > 0:
             frame = np.clip(frame + rng.normal(0, grain, frame.shape), 0, 255).astype(np.uint8)
         yield frame
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def chromium_fake_camera(n_frames: int, size: tuple[int, int] = (640, 480), executable: str = CHROMIUM,
+                         interval_ms: int = 100) -> list[np.ndarray]:
+    """n_frames (H, W, 3) uint8 BGR frames of Chromium's own fake camera (its green test card),
+    grabbed through getUserMedia in headless Chromium; [] when Chromium or Playwright is missing."""
+    import base64
+
+    if not Path(executable).exists():
+        return []
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return []
+    page_html = "<video id=v autoplay muted playsinline></video><canvas id=c></canvas>"
+    grab = """() => { const v = document.getElementById('v'), c = document.getElementById('c');
+                      c.width = v.videoWidth; c.height = v.videoHeight; c.getContext('2d').drawImage(v, 0, 0);
+                      return c.toDataURL('image/png'); }"""
+    frames = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+        try:
+            page = browser.new_page()
+            # getUserMedia needs a secure origin; localhost is one, and nothing leaves the browser.
+            page.route("http://localhost/**", lambda route: route.fulfill(body=page_html, content_type="text/html"))
+            page.goto("http://localhost/")
+            page.evaluate("""async ([w, h]) => { const v = document.getElementById('v');
+                               v.srcObject = await navigator.mediaDevices.getUserMedia(
+                                   {video: {width: {exact: w}, height: {exact: h}}});
+                               await v.play(); }""", list(size))
+            for _ in range(n_frames):
+                data = page.evaluate(grab)
+                png = np.frombuffer(base64.b64decode(data.split(",", 1)[1]), np.uint8)
+                frames.append(cv2.imdecode(png, cv2.IMREAD_COLOR))
+                page.wait_for_timeout(interval_ms)
+        finally:
+            browser.close()
+    return frames
 
 
 def _extra_frames(source: str, max_frames: int) -> Iterator[np.ndarray]:
@@ -202,10 +246,11 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
                             size: tuple[int, int] = (640, 480), negative_videos: int = 2, negative_frames_n: int = 60,
                             face_videos: int = 24, face_frames: int = 30, face_px: tuple[int, int] = (60, 300),
                             seed: int = 0, extra: tuple[str, ...] = (), max_fp_rate: float = DEFAULT_MAX_FP_RATE,
-                            faces=None, progress: bool = False) -> dict:
+                            chromium: bool = True, faces=None, progress: bool = False) -> dict:
     """Measure face-free false positives and face recall per threshold; return the report dict.
 
     faces: optional (images (n, 48, 48) uint8, labels (n,)) instead of FER-2013 PublicTest.
+    chromium: also Chromium's fake camera, when Chromium and Playwright are there.
     """
     import tempfile
 
@@ -223,6 +268,12 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
         for kind in NEGATIVE_KINDS:
             for v in range(negative_videos):
                 sources.append((kind, negative_frames(kind, size, negative_frames_n, seed=seed * 1000 + v)))
+        if chromium:
+            grabbed = chromium_fake_camera(negative_frames_n * negative_videos, size)
+            if grabbed:
+                sources.append(("chromium_fake_camera", iter(grabbed)))
+            else:
+                log.info("Chromium or Playwright missing: its fake camera is not measured")
         for src in extra:
             sources.append((f"extra: {Path(src).name}", _extra_frames(src, max_frames=100_000)))
         bar = _bar(progress, len(sources) + face_videos)
@@ -419,6 +470,8 @@ def register(sub) -> None:
     p.add_argument("--face-frames", type=int, default=30, help="frames per face video")
     p.add_argument("--extra", action="append", default=[], metavar="SOURCE",
                    help="your own face-free footage: a video, image, folder or glob; repeatable (default: none)")
+    p.add_argument("--chromium", choices=("auto", "off"), default="auto",
+                   help="also Chromium's fake camera (auto: when /usr/bin/chromium and Playwright are installed)")
     p.add_argument("--max-fp-rate", type=float, default=DEFAULT_MAX_FP_RATE,
                    help="the default is the lowest threshold with at most this share of face-free frames boxed")
     p.add_argument("--seed", type=int, default=0, help="seed of the videos")
@@ -439,7 +492,8 @@ def _cmd_threshold(args) -> int:
                                          detector_model=args.detector_model, negative_videos=args.negative_videos,
                                          negative_frames_n=args.negative_frames, face_videos=args.face_videos,
                                          face_frames=args.face_frames, seed=args.seed, extra=tuple(args.extra),
-                                         max_fp_rate=args.max_fp_rate, progress=not args.no_progress)
+                                         max_fp_rate=args.max_fp_rate, chromium=args.chromium == "auto",
+                                         progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
     command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -33,7 +33,7 @@ NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth, right ear tragion, le
 SCORE_CLIP = 100.0
 # Faces scoring below this are dropped. Read off the curve `fer-edge bench threshold` measures
 # (reports/threshold/): the lowest threshold that boxes at most 0.5 % of face-free frames.
-DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_SCORE_THRESHOLD = 0.65
 
 
 class BlazeFaceDetector:
