@@ -35,20 +35,26 @@ def camera_file(tmp_path_factory, fer_faces) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser(camera_file):
-    # Imported here: a missing playwright fails these tests (pip install 'fer-edge[dev]'); only a
+def pw():
+    """One Playwright per module: its sync API cannot run twice at once in a thread."""
+    # Imported here: a missing playwright fails these tests (pip install '.[dev]'); only a
     # missing Chromium skips them.
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                  f"--use-file-for-fake-video-capture={camera_file}"])
-        yield browser
-        browser.close()
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(pw, camera_file):
+    browser = pw.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+              f"--use-file-for-fake-video-capture={camera_file}"])
+    yield browser
+    browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -281,23 +287,20 @@ def test_live_cards_name_faces_by_track_id_and_nothing_shows_local_paths(browser
 
 
 @pytest.fixture(scope="module")
-def test_card_browser():
+def card_browser(pw):
     """Chromium with its own fake camera: a green test card with a rotating wedge, no face."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
-        yield browser
-        browser.close()
+    browser = pw.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+              "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+    yield browser
+    browser.close()
 
 
-def test_chromiums_test_card_is_not_boxed_as_a_face(server, test_card_browser, tmp_path):
+def test_chromiums_test_card_is_not_boxed_as_a_face(server, card_browser, tmp_path):
     """The issue's case: Chromium's fake camera was boxed as "angry 41%" at detector scores
     0.55-0.62. At the measured default threshold, frame after frame has no face."""
-    page = test_card_browser.new_page()
+    page = card_browser.new_page()
     try:
         page.goto(f"{server.url}/webcam?token={TOKEN}")
         page.click("#start")
