@@ -435,28 +435,31 @@ def _pair(text: str) -> tuple[int, int]:
 
 def register_calibrate(sub) -> None:
     """Add `calibrate` to the `fer-edge bench` subparsers."""
+    from edge.cli import HelpFormatter
+
     p = sub.add_parser("calibrate", help="calibrate the crop policy (margin, shift_y, align) on PublicTest faces",
                        description="Paste FER-2013 PublicTest faces into synthetic stills at known squares, "
                        "detect them, and find the crop margin / vertical shift / eye alignment that makes "
                        "detector crops look like FER-2013's framing (geometry + a grid measured by agreement "
                        "with the classifier on the original crops). PrivateTest only reports the effect.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
     p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
-    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface")
-    p.add_argument("--range", choices=("short", "full"), default="short")
-    p.add_argument("--detector-model", default=None, help="detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
+    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
+    p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
+    p.add_argument("--detector-model", default=None,
+                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then the user cache)")
     p.add_argument("--faces", type=int, default=480, help="upright faces to place per split")
     p.add_argument("--rotated", type=int, default=240, help="faces rotated by +-ANGLE to place per split")
     p.add_argument("--angle", type=float, default=15.0, help="rotation in degrees for the rotated faces")
-    p.add_argument("--size", type=_pair, default=(640, 480), help="still size WxH")
-    p.add_argument("--face-px", type=_pair, default=(120, 280), help="placed square side range, px")
+    p.add_argument("--size", type=_pair, default=(640, 480), help="still size WxH (default: 640x480)")
+    p.add_argument("--face-px", type=_pair, default=(120, 280), help="placed square side range, px (default: 120,280)")
     p.add_argument("--margins", type=_floats, default=None, help="grid margins (default: around the geometric estimate)")
     p.add_argument("--shifts", type=_floats, default=None, help="grid shift_y values (default: around the geometric estimate)")
     p.add_argument("--choose-by", choices=CHOOSE_BY, default="pixel_corr",
                    help="pick the cell with the best pixel correlation to the original crops (model-independent) "
                    "or the best agreement with the classifier on them")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the stills (faces, places, backgrounds)")
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for calibration.json/.md and crop_policy.json")
     p.set_defaults(func=_cmd_calibrate)
 

@@ -14,24 +14,26 @@ import logging
 import sys
 from pathlib import Path
 
+from edge.cli import HelpFormatter
 from edge.run_cli import add_model_arguments
 from train.data import DATA_ENV, default_data_path
 
 log = logging.getLogger(__name__)
 
-_FMT = argparse.ArgumentDefaultsHelpFormatter
+_FMT = HelpFormatter
 
 
 def _add_pipeline_args(p: argparse.ArgumentParser, frames: int, json_help: str) -> None:
-    p.add_argument("--source", default=None, help="video file or camera index (0, 1, ...)")
+    p.add_argument("--source", default=None, help="video file or camera index (0, 1, ...); no default: required")
     p.add_argument("--frames", type=int, default=frames, help="frames to measure (a short video is rewound)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="measure for S seconds instead of --frames")
+                   help="measure for S seconds instead of --frames (default: count frames)")
     p.add_argument("--warmup", type=int, default=10, help="frames run before measuring")
-    p.add_argument("--threads", type=int, default=None, help="interpreter threads per model (default: runtime's)")
+    p.add_argument("--threads", type=int, default=None, help="interpreter threads per model (default: the runtime's)")
     p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
     p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
-    p.add_argument("--detector-model", default=None, help="detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
+    p.add_argument("--detector-model", default=None,
+                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then the user cache)")
     p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
     p.add_argument("--no-draw", action="store_true", help="do not time the overlay")
     p.add_argument("--json", default=None, metavar="OUT", help=json_help)
@@ -83,7 +85,7 @@ def register(sub) -> None:
     c.add_argument("--threads", default="1,2,4", help="comma-separated thread counts")
     c.add_argument("--batch-size", type=int, default=4, help="faces per call in batched mode")
     c.add_argument("--iters", type=int, default=300, help="timed calls per (threads, mode)")
-    c.add_argument("--limit", type=int, default=None, help="use only the first N PrivateTest crops")
+    c.add_argument("--limit", type=int, default=None, help="use only the first N PrivateTest crops (default: all)")
     c.add_argument("--peer", choices=("auto", "on", "off"), default="auto", help="also the peer's classifier")
     c.add_argument("--json", default="reports/classifier.json", metavar="OUT", help="JSON report (.md beside it)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -122,7 +124,7 @@ def register(sub) -> None:
     a.add_argument("--out", default="reports", help="output folder")
     a.add_argument("--data", default=default_data_path(), help=f"FER-2013 folder or fer2013.csv (or set ${DATA_ENV})")
     a.add_argument("--frames", type=int, default=300, help="frames per pipeline run")
-    a.add_argument("--threads", type=int, default=None, help="interpreter threads (default: runtime's)")
+    a.add_argument("--threads", type=int, default=None, help="interpreter threads (default: the runtime's)")
     a.add_argument("--model", default=None, help="emotion .tflite (default: the shipped one)")
     a.add_argument("--models-dir", default=None, help="classifier variants folder (default: the shipped models/)")
     a.add_argument("--classifier-iters", type=int, default=300, help="timed calls per classifier cell")
@@ -130,9 +132,14 @@ def register(sub) -> None:
     a.add_argument("--peer", choices=("auto", "on", "off"), default="auto", help="also run the peer `fer`")
     a.add_argument("--scenes", choices=("auto", "off"), default="auto",
                    help="end-to-end accuracy on synthetic scenes (when benchmarks.scenes provides it)")
-    a.add_argument("--limit", type=int, default=None, help="use only the first N PrivateTest crops (quick runs)")
+    a.add_argument("--limit", type=int, default=None,
+                   help="use only the first N PrivateTest crops, for quick runs (default: all)")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.set_defaults(func=_cmd_all)
+
+    from benchmarks import threshold
+
+    threshold.register(bsub)
 
     # Sibling benchmarks owned elsewhere; absent ones are simply not offered.
     for module, fn in (("benchmarks.scenes", "register"), ("benchmarks.calibrate", "register_calibrate"),

@@ -842,32 +842,33 @@ def _int_pair(text: str) -> tuple[int, int]:
 
 def register(sub) -> None:
     """Add `scenes` to the `fer-edge bench` subparsers."""
-    import argparse
+    from edge.cli import HelpFormatter
 
     p = sub.add_parser("scenes", help="end-to-end accuracy on synthetic videos with known faces",
                        description="Paste FER-2013 faces (PrivateTest by default) into synthetic videos at known "
                        "places, run the real pipeline on them with smoothing on and off, and report detection "
                        "recall/precision, accuracy on detected faces against the labels and against the classifier "
                        "on the original crops, and label flips per track per second.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for scenes.json/.md/.png and videos/")
     p.add_argument("--videos", type=int, default=40, help="number of synthetic videos (each with 1-4 new faces)")
     p.add_argument("--frames", type=int, default=45, help="frames per video")
-    p.add_argument("--fps", type=float, default=15.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=15.0, help="frame rate of the videos")
+    p.add_argument("--seed", type=int, default=0, help="seed of the scenes (faces, places, backgrounds)")
     p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
-    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface")
-    p.add_argument("--range", choices=("short", "full"), default="short")
-    p.add_argument("--detector-model", default=None, help="detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
+    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
+    p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
+    p.add_argument("--detector-model", default=None,
+                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then the user cache)")
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
     p.add_argument("--split", choices=("public", "private"), default="private", help="which test faces to place")
-    p.add_argument("--size", type=_int_pair, default=(640, 480), help="frame size WxH")
-    p.add_argument("--faces-per-frame", type=_int_pair, default=(1, 4), help="faces per video: N or MIN,MAX")
-    p.add_argument("--face-px", type=_int_pair, default=(60, 300), help="placed square side range MIN,MAX px")
+    p.add_argument("--size", type=_int_pair, default=(640, 480), help="frame size WxH (default: 640x480)")
+    p.add_argument("--faces-per-frame", type=_int_pair, default=(1, 4), help="faces per video: N or MIN,MAX (default: 1,4)")
+    p.add_argument("--face-px", type=_int_pair, default=(60, 300), help="placed square side range MIN,MAX px (default: 60,300)")
     p.add_argument("--iou", type=float, default=MATCH_IOU, help="IoU to count a detection as a placed face")
-    p.add_argument("--crop-margin", type=float, default=None, help="override the sidecar's crop margin")
-    p.add_argument("--crop-shift-y", type=float, default=None, help="override the sidecar's crop shift_y")
-    p.add_argument("--crop-align", choices=("on", "off"), default=None, help="override the sidecar's eye alignment")
+    p.add_argument("--crop-margin", type=float, default=None, help="crop margin (default: the sidecar's)")
+    p.add_argument("--crop-shift-y", type=float, default=None, help="crop shift_y (default: the sidecar's)")
+    p.add_argument("--crop-align", choices=("on", "off"), default=None, help="eye alignment (default: the sidecar's)")
     p.add_argument("--no-keep-videos", action="store_true", help="delete the videos after the run")
     p.set_defaults(func=_cmd_scenes)
 

@@ -24,8 +24,79 @@ _COMMAND_MODULES = (
 )
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_LOG_LEVEL = "info"
+# Our own loggers follow --log-level; other libraries' are held at warning, so the console
+# carries fer-edge's lines only (native libraries' chatter is routed in edge.console).
+OWN_LOGGERS = ("edge", "benchmarks", "convert", "train")
+
+
 class CliError(Exception):
     """An error the user can fix; printed without a traceback, exit code 2."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows each option's default once, and keeps the examples as written.
+
+    The default is appended unless the help text already says it; options whose default is
+    unset (None) or off (False) get none appended: their help says what happens without them.
+    A description or epilog with line breaks (examples) is kept as written, others are wrapped.
+    """
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def version_text() -> str:
+    """`fer-edge --version`: ours, and the versions that decide how models run."""
+    from importlib import metadata
+
+    from edge import __version__
+
+    parts = [f"fer-edge {__version__}", f"Python {sys.version.split()[0]}"]
+    for dist in ("ai-edge-litert", "opencv-contrib-python", "numpy"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def _add_log_level(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=default,
+                        help=f"console log level (default: {DEFAULT_LOG_LEVEL}); native libraries' "
+                        "messages show at debug")
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    """Every subcommand's parser, nested ones too, each once."""
+    seen: set[int] = set()
+    stack = [parser]
+    while stack:
+        for action in stack.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    if id(child) not in seen:
+                        seen.add(id(child))
+                        stack.append(child)
+                        yield child
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `fer-edge COMMAND --help` for each command's options.\n"
         "Start here: `fer-edge run` (camera 0, window) or `fer-edge run --source video.mp4`.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging: the same as --log-level debug")
+    _add_log_level(parser, DEFAULT_LOG_LEVEL)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:
@@ -48,17 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that stage is not part of this install
             raise
         module.register(sub)
+    for child in _subparsers(parser):
+        # Also after the subcommand (`fer-edge run --log-level debug`); unset there, the
+        # top-level value stands.
+        _add_log_level(child, argparse.SUPPRESS)
     return parser
+
+
+def configure_logging(level_name: str) -> None:
+    """Our loggers at `level_name`, everyone else's at warning (or debug, when asked for)."""
+    level = getattr(logging, level_name.upper())
+    logging.basicConfig(level=max(level, logging.WARNING) if level > logging.DEBUG else level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging("debug" if args.verbose else args.log_level)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -72,12 +155,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def install_hint(extra: str) -> str:
+    """The pip command that adds an extra, for an install made from a checkout (`pip install .`)."""
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parents[1]
+    pyproject = checkout / "pyproject.toml"
+    if pyproject.is_file() and 'name = "fer-edge"' in pyproject.read_text(errors="replace"):
+        return f"pip install '.[{extra}]' (in {checkout})"
+    return f"pip install '.[{extra}]' in the fer-edge checkout you installed from"
+
+
 def require(module: str, extra: str) -> None:
     """Fail with the install command when an optional dependency is missing."""
     try:
         importlib.import_module(module)
     except ImportError:
-        raise CliError(f"this command needs {module!r}: pip install 'fer-edge[{extra}]'") from None
+        raise CliError(f"this command needs {module!r}: {install_hint(extra)}") from None
 
 
 if __name__ == "__main__":

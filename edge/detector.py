@@ -3,7 +3,7 @@
 Backend "blazeface" (default) needs only the TFLite interpreter; it reproduces MediaPipe's face
 detection graph: letterboxed RGB input in [-1, 1], SSD anchors (edge.anchors), box and keypoint
 decoding, sigmoid scores, and MediaPipe's weighted non-maximum suppression. Backend "mediapipe"
-runs the MediaPipe Tasks FaceDetector itself (pip install 'fer-edge[mediapipe]'), short range
+runs the MediaPipe Tasks FaceDetector itself (pip install '.[mediapipe]'), short range
 only, and maps its result into the same `Faces`.
 
     with make_detector(range="short") as detector:
@@ -31,6 +31,9 @@ RANGES = ("short", "full")
 NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth, right ear tragion, left ear tragion
 # MediaPipe clips the logits before the sigmoid (tensors_to_detections: score_clipping_thresh).
 SCORE_CLIP = 100.0
+# Faces scoring below this are dropped. Read off the curve `fer-edge bench threshold` measures
+# (reports/threshold/): the lowest threshold that boxes at most 0.5 % of face-free frames.
+DEFAULT_SCORE_THRESHOLD = 0.65
 
 
 class BlazeFaceDetector:
@@ -41,7 +44,7 @@ class BlazeFaceDetector:
     """
 
     def __init__(self, model_path: str | os.PathLike, *, full_range: bool = False,
-                 score_threshold: float = 0.5, iou_threshold: float = 0.3,
+                 score_threshold: float = DEFAULT_SCORE_THRESHOLD, iou_threshold: float = 0.3,
                  num_threads: int | None = None):
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
@@ -205,7 +208,7 @@ class MediaPipeDetector:
     """
 
     def __init__(self, model_path: str | os.PathLike, *, full_range: bool = False,
-                 score_threshold: float = 0.5, iou_threshold: float = 0.3,
+                 score_threshold: float = DEFAULT_SCORE_THRESHOLD, iou_threshold: float = 0.3,
                  num_threads: int | None = None):
         if full_range:
             raise ValueError("the MediaPipe Tasks FaceDetector runs only the short-range model; "
@@ -215,7 +218,7 @@ class MediaPipeDetector:
             from mediapipe.tasks.python import BaseOptions
             from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
         except ImportError as exc:
-            raise ImportError("the mediapipe backend needs MediaPipe: pip install 'fer-edge[mediapipe]' "
+            raise ImportError("the mediapipe backend needs MediaPipe: pip install '.[mediapipe]' in the fer-edge checkout "
                               "(or use the default blazeface backend)") from exc
         del num_threads  # Tasks picks its own threading
         self._detector = None
@@ -275,7 +278,7 @@ class MediaPipeDetector:
 
 
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
-                  score_threshold: float = 0.5, num_threads: int | None = None
+                  score_threshold: float = DEFAULT_SCORE_THRESHOLD, num_threads: int | None = None
                   ) -> BlazeFaceDetector | MediaPipeDetector:
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);

@@ -38,7 +38,11 @@ def load_interpreter(model_path: str | os.PathLike, num_threads: int | None = No
     """Build and allocate an interpreter once; callers keep it for the life of the stage."""
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"{model_path}: model file not found")
+    from edge.console import native_stderr_to_log
+
     cls = interpreter_class()
-    interp = cls(model_path=str(model_path), num_threads=num_threads)
-    interp.allocate_tensors()
+    # LiteRT announces its XNNPACK delegate on fd 2 while allocating; that goes to our log.
+    with native_stderr_to_log(log):
+        interp = cls(model_path=str(model_path), num_threads=num_threads)
+        interp.allocate_tensors()
     return interp

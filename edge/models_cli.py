@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge.cli import CliError
+from edge.cli import CliError, HelpFormatter
 from edge import models
 
-_FMT = argparse.ArgumentDefaultsHelpFormatter
+_FMT = HelpFormatter
 
 
 def register(sub) -> None:
@@ -28,10 +28,10 @@ def register(sub) -> None:
     pull.add_argument("--range", choices=("short", "full", "all"), default="short",
                       help="short: faces within ~2 m (128x128); full: up to ~5 m (192x192)")
     pull.add_argument("--dest", default=None,
-                      help=f"download into this directory instead of the cache ({models.cache_dir()})")
+                      help=f"download into this directory (default: the user cache, {models.cache_dir()})")
     pull.add_argument("--url-base", default=None,
-                      help=f"fetch URL_BASE/<file name> instead of the official URL (a mirror); "
-                      f"also ${models.ENV_URL_BASE}")
+                      help=f"fetch URL_BASE/<file name> from a mirror (default: ${models.ENV_URL_BASE}, else the "
+                      "official URL)")
     pull.add_argument("--force", action="store_true", help="download again even if a good copy exists")
     pull.add_argument("--timeout-s", type=float, default=30.0, help="network timeout per read, seconds")
     pull.set_defaults(func=_cmd_pull)

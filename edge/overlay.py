@@ -2,9 +2,19 @@
 
 On the hot path, so only OpenCV primitives on the frame (no alpha blending of the whole image).
 Shared by the run window, `--save-video`, the web UI and the benchmarks.
+
+Crowds decide the layout (`layout()`): every label is a solid block kept inside the frame and
+placed where it covers the fewest pixels of the HUD, other labels and other faces' boxes
+(above the box, else below, else inside its top edge, ...). The 7-row probability panel is drawn
+only where it fits beside its box without covering anything; otherwise the label carries a
+compact stacked bar of the same probabilities. Label text is black or white, whichever
+contrasts more with the label's colour.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -27,6 +37,17 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 _CYCLE = tuple(PALETTE.values())
 HUD_BG = (0, 0, 0)
 HUD_FG = (255, 255, 255)
+PANEL_BG = (32, 32, 32)
+BLACK = (0, 0, 0)
+WHITE = (255, 255, 255)
+
+# How much covering each kind of pixel costs a label position: the HUD and the hint never
+# (unless nothing else is left), other labels hardly ever, other faces rarely; its own face
+# only a little (a label inside its own box top is fine when nothing outside fits).
+_COST_HUD = 1000.0
+_COST_LABEL = 50.0
+_COST_OTHER_FACE = 10.0
+_COST_OWN_FACE = 1.0
 
 
 def label_color(label: str, index: int = 0) -> tuple[int, int, int]:
@@ -34,72 +55,223 @@ def label_color(label: str, index: int = 0) -> tuple[int, int, int]:
     return PALETTE.get(label, _CYCLE[index % len(_CYCLE)])
 
 
-def draw(image_bgr: np.ndarray, result: FrameResult, fps: float | None = None, *, bars: bool = True,
-         hud: bool = True, copy: bool = True) -> np.ndarray:
-    """(H, W, 3) uint8 BGR -> annotated (H, W, 3) uint8 BGR (a copy unless copy=False).
+def _luminance(bgr) -> float:
+    """WCAG relative luminance of an sRGB colour given as BGR 0-255."""
+    c = np.asarray(bgr, np.float64)[::-1] / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2])
 
-    Boxes are in the colour of the face's label, with "#id label 87%" above and one bar per
-    class beside it; the HUD (top left) shows the frames/s when given and the stage latencies.
+
+def text_color_on(bg_bgr) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on this background."""
+    return _text_color_on(tuple(int(v) for v in bg_bgr))
+
+
+def contrast_ratio(a_bgr, b_bgr) -> float:
+    """WCAG contrast ratio of two BGR colours, 1 (none) to 21 (black on white)."""
+    la, lb = _luminance(a_bgr), _luminance(b_bgr)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+@lru_cache(maxsize=64)
+def _text_color_on(bg_bgr: tuple[int, int, int]) -> tuple[int, int, int]:
+    return BLACK if contrast_ratio(BLACK, bg_bgr) >= contrast_ratio(WHITE, bg_bgr) else WHITE
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Text and block sizes for one frame size (they follow the frame's width)."""
+
+    scale: float
+    thick: int
+    caption_fs: float
+    pad: int
+    strip_h: int  # the compact probability bar under a label
+    row_h: int  # one row of the full probability panel
+    row_fs: float
+    name_w: int
+    bar_w: int
+    hud_fs: float
+    caption_base: int  # Hershey text: height and baseline depend on the size only, not the text
+    hud_th: int
+
+    @classmethod
+    @lru_cache(maxsize=8)
+    def for_width(cls, w: int) -> "Metrics":
+        scale = float(np.clip(w / 1280.0, 0.6, 1.0))
+        thick = 1 if w < 900 else 2
+        row_fs = 0.33 * scale + 0.12
+        name_w = cv2.getTextSize("sur", FONT, row_fs, 1)[0][0]
+        caption_fs, hud_fs = 0.5 * scale + 0.15, 0.4 * scale + 0.2
+        return cls(scale=scale, thick=thick, caption_fs=caption_fs, pad=max(2, round(3 * scale)),
+                   strip_h=max(5, round(7 * scale)), row_h=max(10, round(15 * scale)), row_fs=row_fs,
+                   name_w=name_w, bar_w=max(36, round(70 * scale)), hud_fs=hud_fs,
+                   caption_base=cv2.getTextSize("Ag", FONT, caption_fs, thick)[1],
+                   hud_th=cv2.getTextSize("Ag", FONT, hud_fs, thick)[0][1])
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where everything goes on one frame; rectangles are x1, y1, x2, y2 (x2, y2 exclusive).
+
+    captions: (n, 4) int32, each face's label block (the compact bar included when drawn);
+    panels: (n, 4) int32, each face's full probability panel, rows of -1 where it did not fit.
     """
-    out = image_bgr.copy() if copy else image_bgr
-    h, w = out.shape[:2]
-    scale = max(0.35, min(1.0, w / 1280.0))  # text size follows the frame size
-    thick = 1 if w < 900 else 2
-    label_idx = result.label_indices
-    for i in range(len(result.faces)):
-        x1, y1, x2, y2 = (int(v) for v in result.faces.xyxy[i])
-        li = int(label_idx[i])
-        label = result.labels[li]
-        color = label_color(label, li)
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
-        tid = int(result.track_ids[i]) if len(result.track_ids) > i else -1
-        caption = f"{'#%d ' % tid if tid >= 0 else ''}{label} {result.probs[i, li] * 100:.0f}%"
-        (tw, th), base = cv2.getTextSize(caption, FONT, 0.5 * scale + 0.1, thick)
-        ty = y1 - 4 if y1 - th - base - 4 >= 0 else min(h - 1, y2 + th + 4)
-        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 4, ty + base // 2), color, -1)
-        cv2.putText(out, caption, (x1 + 2, ty - base // 2), FONT, 0.5 * scale + 0.1, (0, 0, 0), thick, cv2.LINE_AA)
-        if bars:
-            _bars(out, result, i, (x1, y1, x2, y2), scale)
-    if hud:
-        _hud(out, result, fps, scale, thick)
-    return out
+
+    hud: tuple[int, int, int, int] | None
+    hint: tuple[int, int, int, int] | None
+    captions: np.ndarray
+    panels: np.ndarray
+    compact: np.ndarray  # (n,) bool: the label carries the compact bar
+
+    @property
+    def has_panel(self) -> np.ndarray:
+        return self.panels[:, 0] >= 0
 
 
-def _bars(out: np.ndarray, result: FrameResult, i: int, box: tuple[int, int, int, int], scale: float) -> None:
-    h, w = out.shape[:2]
-    x1, y1, x2, _ = box
-    n = len(result.labels)
-    row = max(9, int(16 * scale))
-    bar_w = max(40, int(90 * scale))
-    text_w = int(34 * scale) + 8
-    panel_w = text_w + bar_w
-    # Right of the box when it fits, else left of it, else inside the frame's edge.
-    px = x2 + 6 if x2 + 6 + panel_w <= w else max(0, x1 - 6 - panel_w)
-    py = max(0, min(y1, h - row * n))
-    font_scale = 0.32 * scale + 0.08
-    for k in range(n):
-        y = py + k * row
-        if y + row > h:
-            break
-        p = float(result.probs[i, k])
-        color = label_color(result.labels[k], k)
-        cv2.putText(out, result.labels[k][:3], (px, y + row - 3), FONT, font_scale, HUD_FG, 1, cv2.LINE_AA)
-        bx = px + text_w
-        cv2.rectangle(out, (bx, y + 2), (bx + bar_w, y + row - 2), (60, 60, 60), 1)
-        fill = int(round(p * bar_w))
-        if fill > 0:
-            cv2.rectangle(out, (bx, y + 2), (bx + fill, y + row - 2), color, -1)
+def _caption_text(result: FrameResult, i: int, li: int) -> str:
+    tid = int(result.track_ids[i]) if len(result.track_ids) > i else -1
+    return f"{'#%d ' % tid if tid >= 0 else ''}{result.labels[li]} {result.probs[i, li] * 100:.0f}%"
 
 
-def _hud(out: np.ndarray, result: FrameResult, fps: float | None, scale: float, thick: int) -> None:
+def _hud_text(result: FrameResult, fps: float | None) -> str:
     t = result.timings
     parts = []
     if fps is not None:
         parts.append(f"{fps:.1f} fps")
     parts.append(f"det {t.detect_ms:.1f} ms  cls {t.preprocess_ms + t.classify_ms:.1f} ms  "
                  f"total {t.total_ms:.1f} ms  faces {len(result.faces)}")
-    text = "  |  ".join(parts)
-    fs = 0.45 * scale + 0.1
-    (tw, th), base = cv2.getTextSize(text, FONT, fs, thick)
-    cv2.rectangle(out, (0, 0), (tw + 10, th + base + 8), HUD_BG, -1)
-    cv2.putText(out, text, (5, th + 4), FONT, fs, HUD_FG, thick, cv2.LINE_AA)
+    return "  |  ".join(parts)
+
+
+def _strip_rect(text: str, m: Metrics, w: int, h: int, top: bool, fs: float) -> tuple[int, int, int, int]:
+    (tw, th), base = cv2.getTextSize(text, FONT, fs, m.thick)
+    bw, bh = min(w, tw + 10), min(h, th + base + 8)
+    return (0, 0, bw, bh) if top else (0, h - bh, bw, h)
+
+
+def _overlap(rects: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(c,) total overlap area of each of rects (c, 4) with all of others (k, 4)."""
+    if len(others) == 0:
+        return np.zeros((len(rects),), np.float64)
+    a, b = rects[:, None, :], others[None, :, :]
+    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    return (np.maximum(iw, 0) * np.maximum(ih, 0)).sum(axis=1).astype(np.float64)
+
+
+def layout(result: FrameResult, shape: tuple[int, ...], fps: float | None = None, *, bars: bool = True,
+           hud: bool = True, hint: str | None = None) -> Layout:
+    """Place the HUD, the hint and every face's label and probability bars on an (H, W) frame."""
+    h, w = int(shape[0]), int(shape[1])
+    m = Metrics.for_width(w)
+    n = len(result.faces)
+    hud_rect = _strip_rect(_hud_text(result, fps), m, w, h, True, m.hud_fs) if hud else None
+    hint_rect = _strip_rect(hint, m, w, h, False, m.hud_fs) if hint else None
+    fixed = np.asarray([r for r in (hud_rect, hint_rect) if r is not None], np.int64).reshape(-1, 4)
+    # A box outline is 2 px wide, centred on the box edge.
+    boxes = np.asarray(result.faces.xyxy, np.int64).reshape(-1, 4) + np.array([-1, -1, 2, 2])
+    label_idx = result.label_indices
+    captions = np.full((n, 4), -1, np.int32)
+    order = sorted(range(n), key=lambda i: (int(boxes[i, 1]), int(boxes[i, 0])))
+    for i in order:
+        text = _caption_text(result, i, int(label_idx[i]))
+        (tw, th), base = cv2.getTextSize(text, FONT, m.caption_fs, m.thick)
+        bw = min(w, tw + 2 * m.pad)
+        bh = min(h, th + base + 2 * m.pad + (m.strip_h if bars else 0))
+        x1, y1, x2, y2 = (int(v) for v in boxes[i])
+        # In order of preference: above the box, below it, right-aligned above / below, inside
+        # its top / bottom edge, beside it. Clamped into the frame; the cheapest one wins.
+        cand = np.array([(x1, y1 - bh), (x1, y2), (x2 - bw, y1 - bh), (x2 - bw, y2), (x1, y1), (x1, y2 - bh),
+                         (x2, y1), (x1 - bw, y1)], np.int64)
+        cand[:, 0] = np.clip(cand[:, 0], 0, w - bw)
+        cand[:, 1] = np.clip(cand[:, 1], 0, h - bh)
+        rects = np.concatenate([cand, cand + (bw, bh)], axis=1)
+        cost = (_COST_HUD * _overlap(rects, fixed) + _COST_LABEL * _overlap(rects, captions[captions[:, 0] >= 0])
+                + _COST_OTHER_FACE * _overlap(rects, np.delete(boxes, i, axis=0))
+                + _COST_OWN_FACE * _overlap(rects, boxes[i:i + 1]))
+        captions[i] = rects[int(np.argmin(cost))]  # the first of equal costs: the preferred place
+    panels = np.full((n, 4), -1, np.int32)
+    if bars and n:
+        pw = m.pad + m.name_w + 4 + m.bar_w + m.pad
+        ph = len(result.labels) * m.row_h + 2 * m.pad
+        for i in order:
+            x1, y1, x2, y2 = (int(v) for v in boxes[i])
+            taken = np.concatenate([fixed, boxes, captions, panels[panels[:, 0] >= 0]])
+            py = min(max(y1, 0), h - ph)
+            for px in (x2 + 2, x1 - 2 - pw):  # right of the box, else left of it
+                r = np.array([[px, py, px + pw, py + ph]], np.int64)
+                if px >= 0 and px + pw <= w and py >= 0 and _overlap(r, taken)[0] == 0:
+                    panels[i] = r[0]
+                    break
+    compact = np.zeros((n,), bool) if not bars else panels[:, 0] < 0
+    return Layout(hud=hud_rect, hint=hint_rect, captions=captions, panels=panels, compact=compact)
+
+
+def draw(image_bgr: np.ndarray, result: FrameResult, fps: float | None = None, *, bars: bool = True,
+         hud: bool = True, hint: str | None = None, copy: bool = True) -> np.ndarray:
+    """(H, W, 3) uint8 BGR -> annotated (H, W, 3) uint8 BGR (a copy unless copy=False).
+
+    Boxes are in the colour of the face's label, with "#id label 87%" on a solid block next to
+    the box; `bars`: the class probabilities as a panel beside the box where it fits, else as a
+    compact bar under the label; `hud`: frames/s and stage latencies, top left; `hint`: one
+    line of text at the bottom left (such as the keys a window listens to).
+    """
+    out = image_bgr.copy() if copy else image_bgr
+    lay = layout(result, out.shape, fps, bars=bars, hud=hud, hint=hint)
+    m = Metrics.for_width(out.shape[1])
+    label_idx = result.label_indices
+    colors = [label_color(result.labels[k], k) for k in range(len(result.labels))]
+    for i in range(len(result.faces)):
+        x1, y1, x2, y2 = (int(v) for v in result.faces.xyxy[i])
+        cv2.rectangle(out, (x1, y1), (x2, y2), colors[int(label_idx[i])], 2)
+    for i in range(len(result.faces)):
+        li = int(label_idx[i])
+        color = colors[li]
+        cx1, cy1, cx2, cy2 = (int(v) for v in lay.captions[i])
+        cv2.rectangle(out, (cx1, cy1), (cx2 - 1, cy2 - 1), color, -1)
+        text = _caption_text(result, i, li)
+        text_bottom = cy2 - (m.strip_h if lay.compact[i] else 0)
+        cv2.putText(out, text, (cx1 + m.pad, text_bottom - m.pad - m.caption_base), FONT,
+                    m.caption_fs, text_color_on(color), m.thick, cv2.LINE_AA)
+        if lay.compact[i]:
+            _compact_bar(out, result.probs[i], colors, (cx1, text_bottom, cx2, cy2))
+        elif lay.has_panel[i]:
+            _panel(out, result, i, colors, tuple(int(v) for v in lay.panels[i]), m)
+    if lay.hud is not None:
+        _text_strip(out, _hud_text(result, fps), lay.hud, m)
+    if lay.hint is not None:
+        _text_strip(out, hint, lay.hint, m)
+    return out
+
+
+def _compact_bar(out: np.ndarray, probs: np.ndarray, colors, rect: tuple[int, int, int, int]) -> None:
+    """All class probabilities as one stacked bar, on a dark ground."""
+    x1, y1, x2, y2 = rect
+    cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), PANEL_BG, -1)
+    width = x2 - x1
+    edges = np.round(np.concatenate([[0.0], np.cumsum(probs)]) / max(float(probs.sum()), 1e-6) * width).astype(int)
+    for k in range(len(probs)):
+        a, b = x1 + edges[k], x1 + edges[k + 1]
+        if b - 1 > a:  # a 1 px gap of dark ground between segments
+            cv2.rectangle(out, (a, y1 + 1), (b - 2, y2 - 2), colors[k], -1)
+
+
+def _panel(out: np.ndarray, result: FrameResult, i: int, colors, rect: tuple[int, int, int, int], m: Metrics) -> None:
+    """One row per class on a dark panel: the 3-letter name in white, then its bar."""
+    x1, y1, x2, y2 = rect
+    cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), PANEL_BG, -1)
+    bx = x1 + m.pad + m.name_w + 4
+    for k, name in enumerate(result.labels):
+        y = y1 + m.pad + k * m.row_h
+        cv2.putText(out, name[:3], (x1 + m.pad, y + m.row_h - 3), FONT, m.row_fs, WHITE, 1, cv2.LINE_AA)
+        cv2.rectangle(out, (bx, y + 2), (bx + m.bar_w, y + m.row_h - 2), (90, 90, 90), 1)
+        fill = int(round(float(result.probs[i, k]) * m.bar_w))
+        if fill > 0:
+            cv2.rectangle(out, (bx, y + 2), (bx + fill, y + m.row_h - 2), colors[k], -1)
+
+
+def _text_strip(out: np.ndarray, text: str, rect: tuple[int, int, int, int], m: Metrics) -> None:
+    x1, y1, x2, y2 = rect
+    cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), HUD_BG, -1)
+    cv2.putText(out, text, (x1 + 5, y1 + 4 + m.hud_th), FONT, m.hud_fs, HUD_FG, m.thick, cv2.LINE_AA)

@@ -19,7 +19,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from edge.cli import CliError
+from edge.cli import CliError, HelpFormatter
+from edge.detector import DEFAULT_SCORE_THRESHOLD
 
 if TYPE_CHECKING:
     from edge.sinks import RunSummary
@@ -39,6 +40,7 @@ class RunConfig:
     height: int | None = None
     fps: float | None = None
     realtime: bool = False
+    fast: bool = False
     detector: str = "blazeface"
     range: str = "short"
     detector_model: str | None = None
@@ -47,7 +49,7 @@ class RunConfig:
     max_fps: float = 0.0
     smooth: bool = True
     ema_alpha: float = 0.4
-    score_threshold: float = 0.5
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
     max_missed: int = 10
     max_age_s: float = 2.0
     headless: bool = False
@@ -57,6 +59,8 @@ class RunConfig:
     out_dir: str | None = None
     stats_interval_s: float = 60.0
     report: str | None = None
+    hud: bool | None = None  # None: in the window for videos and cameras only
+    bars: bool = True
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
@@ -83,13 +87,15 @@ def add_model_arguments(m) -> None:
                    "`fer-edge models pull` downloads it)")
     m.add_argument("--model", "--emotion-model", dest="model", default=None,
                    help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
-    m.add_argument("--score-threshold", type=float, default=0.5, help="detector confidence")
+    m.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                   help="detector confidence below which a face is dropped; lower finds fainter faces and "
+                   "more false ones (default: %(default)s, read off the curve `fer-edge bench threshold` measures)")
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "run", help="recognise expressions live (camera) or in videos, images and streams",
-        formatter_class=_Fmt,
+        formatter_class=HelpFormatter,
         description="Detect faces, classify their expressions and track them. Default: camera 0\n"
         "in a window (q or Esc quits). --headless writes one JSON object per frame to stdout.",
         epilog="examples:\n  fer-edge run\n  fer-edge run --source video.mp4 --headless --jsonl out.jsonl\n"
@@ -101,12 +107,14 @@ def register(sub) -> None:
     s.add_argument("--source", default="0",
                    help="camera index, video file, image file, folder (its top level only) or quoted glob of "
                    "images ('photos/**/*.jpg' takes sub-folders too), rtsp/http URL, or picamera2 (Raspberry Pi camera)")
-    s.add_argument("--width", type=int, default=None, help="camera capture width (camera, picamera2)")
-    s.add_argument("--height", type=int, default=None, help="camera capture height")
-    s.add_argument("--fps", type=float, default=None, help="camera capture frame rate")
+    s.add_argument("--width", type=int, default=None, help="camera capture width (camera, picamera2; default: the camera's own)")
+    s.add_argument("--height", type=int, default=None, help="camera capture height (default: the camera's own)")
+    s.add_argument("--fps", type=float, default=None, help="camera capture frame rate (default: the camera's own)")
     s.add_argument("--realtime", action="store_true",
-                   help="play files at their frame rate and drop frames when processing falls behind "
-                   "(default for files: process every frame)")
+                   help="play video files at their own frame rate, dropping frames when processing falls "
+                   "behind (the default in a window; headless runs process every frame)")
+    s.add_argument("--fast", action="store_true",
+                   help="in a window, process a video file as fast as possible instead of at its frame rate")
     add_model_arguments(p.add_argument_group("models"))
     r = p.add_argument_group("runtime")
     r.add_argument("--threads", type=int, default=None,
@@ -121,13 +129,15 @@ def register(sub) -> None:
     o = p.add_argument_group("outputs")
     o.add_argument("--headless", action="store_true",
                    help="no window; JSON Lines to stdout unless --jsonl or --out-dir says where")
-    o.add_argument("--jsonl", default=None, help="write one JSON object per processed frame to this file")
+    o.add_argument("--jsonl", default=None,
+                   help="write one JSON object per processed frame to this file (default: none, or stdout "
+                   "with --headless)")
     o.add_argument("--append", action="store_true", help="append to --jsonl instead of overwriting it (services)")
     o.add_argument("--save-video", default=None,
-                   help="write the annotated frames to this video (.mp4, .m4v, .mov, .mkv or .avi)")
+                   help="write the annotated frames to this video, .mp4, .m4v, .mov, .mkv or .avi (default: none)")
     o.add_argument("--out-dir", default=None,
-                   help="image/folder sources: annotated images and results.jsonl go here "
-                   "(other sources: results.jsonl)")
+                   help="image/folder sources: annotated images and results.jsonl go here; other "
+                   "sources: results.jsonl (default: none)")
     o.add_argument("--stats-interval-s", type=float, default=60.0,
                    help="with --headless, log an 'alive' line this often (frames, faces, frames/s, drops, "
                    "memory), so a service's journal shows it is working; 0: never")
@@ -135,16 +145,13 @@ def register(sub) -> None:
                    help="when the run ends (also on Ctrl-C or SIGTERM), write the `fer-edge report` of its JSONL "
                    "here: timeline.png, summary.csv, frames.csv, report.md (the JSONL goes to DIR/run.jsonl "
                    "unless --jsonl or --out-dir names it)")
+    o.add_argument("--hud", action=argparse.BooleanOptionalAction, default=None,
+                   help="frames/s and stage latencies at the top left (default: in the window for videos "
+                   "and cameras; not on images, nor in saved videos and images)")
+    o.add_argument("--bars", action=argparse.BooleanOptionalAction, default=True,
+                   help="class probabilities beside each face, or a compact bar under its label where "
+                   "there is no room")
     p.set_defaults(func=_cmd_run)
-
-
-class _Fmt(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in --help (not the empty None/False ones), and the examples kept as written."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -260,9 +267,18 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     _check_window_support(config)
     if config.max_fps < 0 or (config.threads is not None and config.threads < 1) or config.stats_interval_s < 0:
         raise CliError("--max-fps and --stats-interval-s must be >= 0, and --threads >= 1")
+    if config.fast and config.realtime:
+        raise CliError("--fast and --realtime contradict each other: choose one")
     report_config = _check_report(config)
     stop = stop or threading.Event()
     window = not config.headless
+    # A video in a window plays at its own speed, as a player would; headless runs process
+    # every frame as fast as they can.
+    realtime = config.realtime or (window and spec.kind == "video" and not config.fast)
+    if realtime and window and not config.realtime:
+        log.info("playing %s at its own frame rate; --fast processes it as fast as possible", config.source)
+    hud_window = config.hud if config.hud is not None else not spec.images
+    hud_saved = bool(config.hud)  # frames/s of this run mean nothing in a file watched later
     try:  # the file name is checked here, before any work; the file opens on the first frame
         video = VideoSink(config.save_video, fps=config.fps or config.max_fps or 25.0) if config.save_video else None
     except ValueError as exc:
@@ -271,8 +287,9 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
 
     jsonl = images = None
     summary = summary if summary is not None else RunSummary()
+    frames_with_faces = 0
     capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps,
-                                realtime=config.realtime)
+                                realtime=realtime)
     error: CliError | None = None
     try:
         if config.jsonl:
@@ -286,9 +303,11 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
         if config.out_dir and spec.images:
             images = ImageDirSink(config.out_dir)
         if window:
+            from edge.console import use_system_fonts_for_qt
+
+            use_system_fonts_for_qt()
             cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
         min_dt = 1.0 / config.max_fps if config.max_fps > 0 else 0.0
-        need_image = window or images is not None or video is not None
         fps = None
         t_prev = None
         t_start = time.perf_counter()
@@ -316,6 +335,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
                 result = pipeline.process_frame(frame)
                 summary.add(result)
                 heartbeat.add(len(result.faces))
+                frames_with_faces += len(result.faces) > 0
                 now = time.perf_counter()
                 if t_prev is not None:
                     inst = 1.0 / max(now - t_prev, 1e-6)
@@ -323,15 +343,24 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
                 t_prev = now
                 if jsonl is not None:
                     jsonl.write(frame_record(result))
-                if need_image:
-                    annotated = draw(frame.image, result, fps)
+                saved = None
+                if images is not None or video is not None:
+                    saved = draw(frame.image, result, fps, hud=hud_saved, bars=config.bars)
                     if images is not None:
-                        images.write(annotated, frame.source, frame.index)
+                        images.write(saved, frame.source, frame.index)
                     if video is not None:
                         if video.frames == 0 and not config.fps and capture.media_fps:
                             video.fps = capture.media_fps
-                        video.write(annotated)
-                    if window and _show(annotated, stop, still=spec.images):
+                        video.write(saved)
+                if window:
+                    hint = _still_hint(spec, frame.source) if spec.images else None
+                    if saved is not None and hint is None and hud_window == hud_saved:
+                        shown = saved
+                    else:
+                        shown = draw(frame.image, result, fps, hud=hud_window, bars=config.bars, hint=hint)
+                    if hint:
+                        cv2.setWindowTitle(WINDOW, f"{WINDOW}: {Path(frame.source).name} ({hint})")
+                    if _show(shown, stop, still=spec.images):
                         break
                 if on_frame is not None:
                     on_frame(result)
@@ -358,6 +387,9 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
         _write_run_report(config, report_config, error)
     if error is not None:
         raise error
+    hint = no_face_hint(summary.frames, frames_with_faces, config)
+    if hint:
+        print(hint, file=sys.stderr, flush=True)
     return 0
 
 
@@ -391,6 +423,35 @@ def _write_run_report(config: RunConfig, report_config, error: CliError | None) 
         if error is None:
             raise
         print(f"no report: {exc}", file=sys.stderr)  # the run's own error is the one to show
+
+
+# Below this share of frames with a face, a run ends with advice on finding faces.
+NO_FACE_SHARE = 0.05
+
+
+def no_face_hint(frames: int, frames_with_faces: int, config: RunConfig) -> str | None:
+    """What to try when faces were found in fewer than NO_FACE_SHARE of the frames; else None."""
+    if frames == 0 or frames_with_faces >= NO_FACE_SHARE * frames:
+        return None
+    tips = []
+    if config.range == "short" and config.detector == "blazeface":
+        tips.append("--range full, when faces are small or far away (the default short range sees the "
+                    "whole frame at 128x128 pixels: it finds faces wider than about a quarter of the frame)")
+    if config.score_threshold > 0.5:
+        tips.append(f"--score-threshold 0.5 (now {config.score_threshold:g}) finds fainter faces, "
+                    "at the cost of more false ones")
+    tips.append("a closer, frontal, evenly lit view of the faces")
+    share = 100.0 * frames_with_faces / frames
+    return (f"hint: faces were found in {frames_with_faces} of {frames} frames ({share:.1f} %). If there are "
+            "people in view, try:\n" + "\n".join(f"  - {t}" for t in tips))
+
+
+def _still_hint(spec, source: str) -> str:
+    """The keys a still waits for, shown in its window (it waits for a key without saying so)."""
+    n = len(spec.paths)
+    k = spec.paths.index(source) + 1 if source in spec.paths else 0
+    where = f"image {k}/{n}: " if n > 1 and k else ""
+    return where + ("any key: next image   q or Esc: quit" if k < n else "any key or q: close")
 
 
 def _show(annotated, stop: threading.Event, still: bool) -> bool:

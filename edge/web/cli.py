@@ -11,7 +11,7 @@ import sys
 import threading
 from dataclasses import replace
 
-from edge.cli import CliError
+from edge.cli import CliError, HelpFormatter
 from edge.run_cli import add_model_arguments
 
 log = logging.getLogger(__name__)
@@ -22,16 +22,12 @@ TOKEN_ENV = "FER_EDGE_TOKEN"
 DEFAULT_PIPELINES = 1
 
 
-class _Fmt(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in --help, and the examples kept as written."""
-
-
 def register(sub) -> None:
     from edge.web import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB
 
     p = sub.add_parser(
         "serve", help="web UI and JSON API: upload photos, watch a live annotated stream, use the browser's webcam",
-        formatter_class=_Fmt,
+        formatter_class=HelpFormatter,
         description="Serve the web UI (Upload, Live, Webcam pages) and the JSON API with waitress.\n"
         "Binds to 127.0.0.1 unless --host says otherwise; with --token (or $FER_EDGE_TOKEN) every\n"
         "API and stream request needs the token (open a page once as /?token=T).",
@@ -46,7 +42,7 @@ def register(sub) -> None:
                    help="address to listen on; 0.0.0.0 exposes the server to the network (use --token)")
     s.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port, printed at start)")
     s.add_argument("--token", default=None,
-                   help=f"access token for the API and the stream (default: ${TOKEN_ENV}; none: no auth)")
+                   help=f"access token for the API and the stream (default: ${TOKEN_ENV}; neither: no auth)")
     s.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help="largest accepted upload; bigger ones get HTTP 413")
     s.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -59,10 +55,10 @@ def register(sub) -> None:
                    help="MJPEG viewers at once (default: --threads minus 2, so the API stays responsive)")
     lv = p.add_argument_group("live source (the Live page)")
     lv.add_argument("--source", default=None,
-                    help="camera index, video file, rtsp/http URL or picamera2; none: no Live stream")
-    lv.add_argument("--width", type=int, default=None, help="camera capture width")
-    lv.add_argument("--height", type=int, default=None, help="camera capture height")
-    lv.add_argument("--fps", type=float, default=None, help="camera capture frame rate")
+                    help="camera index, video file, rtsp/http URL or picamera2 (default: none, no Live stream)")
+    lv.add_argument("--width", type=int, default=None, help="camera capture width (default: the camera's own)")
+    lv.add_argument("--height", type=int, default=None, help="camera capture height (default: the camera's own)")
+    lv.add_argument("--fps", type=float, default=None, help="camera capture frame rate (default: the camera's own)")
     lv.add_argument("--max-fps", type=float, default=0.0,
                     help="process at most this many live frames/s, leaving CPU for the API (0: no limit)")
     lv.add_argument("--no-smooth", action="store_true", help="raw per-frame labels on the live stream")
@@ -70,8 +66,8 @@ def register(sub) -> None:
     m = p.add_argument_group("models")
     add_model_arguments(m)
     m.add_argument("--model-threads", type=int, default=None,
-                   help="interpreter threads per model (as `fer-edge run --threads`); default: the "
-                   "runtime's choice, and 1 per still pipeline when --pipelines > 1")
+                   help="interpreter threads per model, as `fer-edge run --threads` (default: the "
+                   "runtime's choice, and 1 per still pipeline when --pipelines > 1)")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -82,6 +78,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def public_source_name(spec) -> str:
+    """How the pages name the live source: a file's name without its folders, a URL without
+    its user and password."""
+    from pathlib import Path
+    from urllib.parse import urlsplit, urlunsplit
+
+    if spec.kind in ("video", "image", "folder"):
+        return Path(spec.target).name or spec.target
+    if spec.kind == "url":
+        parts = urlsplit(spec.target)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return spec.target
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -179,9 +193,9 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
 
     still_pipelines, live_pipeline = _build_pipelines(args, args.pipelines)
     first = still_pipelines[0]
-    model_path = str(first.classifier.model_path)
     stills = StillPool(still_pipelines, labels=first.labels, model_name=first.classifier.model_path.name)
-    info = {"model_path": model_path, "detector": args.detector, "range": args.range,
+    # Public: file names only, never where files live on this machine.
+    info = {"detector": args.detector, "range": args.range, "score_threshold": args.score_threshold,
             "metrics": first.card.metrics}
     live = None
     if spec is not None:
@@ -199,7 +213,7 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
             lambda: Capture.from_spec(spec, width=args.width, height=args.height, fps=args.fps, realtime=True),
             process, lambda image, result, fps: draw(image, result, fps),
             lambda result: face_records(result, with_ids=True),
-            source_name=args.source, jpeg_quality=args.jpeg_quality, max_clients=max_clients,
+            source_name=public_source_name(spec), jpeg_quality=args.jpeg_quality, max_clients=max_clients,
             max_fps=args.max_fps)
 
     config = WebConfig(token=token, max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels)

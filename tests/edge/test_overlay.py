@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.overlay import PALETTE, draw, label_color
+from edge.overlay import HUD_BG, PALETTE, PANEL_BG, contrast_ratio, draw, label_color, layout, text_color_on
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +77,102 @@ def test_draw_in_place_and_the_held_label_colour():
     out = draw(image, result_for(image, [[50, 50, 150, 150]], [4], probs=probs), copy=False)
     assert out is image
     assert tuple(int(v) for v in image[150, 100]) == label_color("sad")
+
+
+def _crowd(w=1280, h=720):
+    """12 faces on a gray frame: one under the HUD, some at the edges and corners, some close
+    together (where the 7-bar panels cannot fit), each with its own label colour."""
+    boxes = [[4, 4, 84, 84], [200, 10, 290, 100], [300, 12, 390, 102],  # top left (under the HUD); a tight pair
+             [w - 90, 0, w, 90], [0, h - 80, 80, h], [w - 100, h - 100, w, h],  # corners
+             [560, 300, 640, 380], [650, 300, 730, 380], [560, 390, 640, 470],  # a tight block of three
+             [900, 200, 1040, 340], [80, 330, 200, 450], [1100, 420, 1180, 500]]
+    labels = [k % len(LABELS) for k in range(len(boxes))]
+    image = np.full((h, w, 3), 128, np.uint8)
+    return image, result_for(image, boxes, labels)
+
+
+def _rect_mask(shape, rect) -> np.ndarray:
+    mask = np.zeros(shape[:2], bool)
+    x1, y1, x2, y2 = (max(int(v), 0) for v in rect)
+    mask[y1:y2, x1:x2] = True
+    return mask
+
+
+@pytest.mark.parametrize("bars", [True, False])
+def test_crowd_labels_are_visible_inside_the_frame_and_clear_of_the_hud_and_other_faces(bars):
+    image, result = _crowd()
+    h, w = image.shape[:2]
+    out = draw(image, result, fps=31.5, bars=bars, hud=True)
+    lay = layout(result, image.shape, 31.5, bars=bars, hud=True)
+    hud = _rect_mask(image.shape, lay.hud)
+    # The HUD is intact: only its black ground and gray text, no label colour under or over it.
+    assert (out[hud] == HUD_BG).all(axis=-1).mean() > 0.5
+    spread = out[hud].max(axis=-1).astype(int) - out[hud].min(axis=-1)
+    assert spread.max() == 0
+    for i in range(len(result.faces)):
+        colour = np.asarray(label_color(LABELS[int(result.label_index[i])]), np.uint8)
+        x1, y1, x2, y2 = (int(v) for v in lay.captions[i])
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h, "label block outside the frame"
+        own = _rect_mask(image.shape, lay.captions[i])
+        assert not (own & hud).any()
+        # Most of the label block shows the label's colour: it is drawn and nothing covers it.
+        assert (out[own] == colour).all(axis=-1).mean() > 0.4
+        # Inside every OTHER face's box, nothing of this face's label or bars is drawn: the
+        # pixels there are the frame's own (apart from that face's own label block).
+        for j in range(len(result.faces)):
+            if j == i:
+                continue
+            bx1, by1, bx2, by2 = (int(v) for v in result.faces.xyxy[j])
+            inner = _rect_mask(image.shape, (bx1 + 2, by1 + 2, bx2 - 1, by2 - 1)) & ~_rect_mask(image.shape, lay.captions[j])
+            inner &= ~hud  # the HUD itself is drawn over everything
+            assert (out[inner] == image[inner]).all(), f"face {j}'s box is covered by another label"
+
+
+def test_bars_are_a_panel_where_there_is_room_and_a_compact_bar_where_not():
+    image, result = _crowd()
+    out = draw(image, result, hud=True, bars=True)
+    lay = layout(result, image.shape, hud=True, bars=True)
+    assert lay.has_panel.any() and lay.compact.any()
+    assert (lay.has_panel ^ lay.compact).all()  # each face gets exactly one of them
+    colours = [np.asarray(label_color(name, k), np.uint8) for k, name in enumerate(LABELS)]
+    for i in np.flatnonzero(lay.has_panel):
+        panel = out[_rect_mask(image.shape, lay.panels[i])]
+        assert (panel == PANEL_BG).all(axis=-1).mean() > 0.3  # the dark ground behind the names
+        assert (panel == (255, 255, 255)).all(axis=-1).any()  # the 3-letter names, in white
+    # The compact bar shows the face's probabilities as coloured segments in the label block.
+    i = int(np.flatnonzero(lay.compact)[0])
+    block = out[_rect_mask(image.shape, lay.captions[i])]
+    big = [k for k in range(len(LABELS)) if result.probs[i, k] >= 0.1]
+    assert all((block == colours[k]).all(axis=-1).any() for k in big)
+    plain = draw(image, result, hud=False, bars=False)  # (the HUD's anti-aliased text has grays too)
+    assert not (plain == PANEL_BG).all(axis=-1).any()
+
+
+def test_label_text_contrasts_with_its_background():
+    for k, name in enumerate(LABELS):
+        bg = label_color(name, k)
+        assert contrast_ratio(text_color_on(bg), bg) >= 4.5, name  # WCAG AA for normal text
+    # Drawn: the text of a "sad" label (blue) is white, of a "happy" label (yellow) black.
+    image = np.full((480, 640, 3), 128, np.uint8)
+    result = result_for(image, [[100, 150, 250, 300], [400, 150, 550, 300]], [4, 3])
+    out = draw(image, result, hud=False, bars=False)
+    lay = layout(result, image.shape, hud=False, bars=False)
+    sad, happy = (out[_rect_mask(image.shape, lay.captions[i])] for i in (0, 1))
+    near_white, near_black = (lambda px: (px > 230).all(axis=-1)), (lambda px: (px < 25).all(axis=-1))
+    assert near_white(sad).sum() > 20 and not near_black(sad).any()
+    assert near_black(happy).sum() > 20 and not near_white(happy).any()
+
+
+def test_hint_line_at_the_bottom_and_labels_clear_of_it():
+    image = np.full((480, 640, 3), 128, np.uint8)
+    result = result_for(image, [[20, 380, 140, 479]], [3])
+    out = draw(image, result, hud=False, hint="any key: next image   q: quit")
+    lay = layout(result, image.shape, hud=False, hint="any key: next image   q: quit")
+    x1, y1, x2, y2 = lay.hint
+    assert y2 == 480 and x1 == 0 and x2 > 100
+    hint = _rect_mask(image.shape, lay.hint)
+    assert (out[hint] == HUD_BG).all(axis=-1).mean() > 0.5
+    assert not (_rect_mask(image.shape, lay.captions[0]) & hint).any()
 
 
 # ----------------------------------------------------------------------------- the real window
@@ -166,3 +262,77 @@ def test_run_window_under_xvfb_shows_the_overlay(xvfb, tmp_path, faces_dir, dete
         assert _longest_run(mask) >= 0.9 * (x2 - x1), f"no {face['emotion']} box edge on screen"
         assert _longest_run(mask.T) >= 0.9 * (y2 - y1), f"no {face['emotion']} box side on screen"
     assert "frames" in err and "p95" in err  # the exit summary
+
+
+def test_run_window_plays_a_video_at_its_own_rate_without_qt_warnings(xvfb, tmp_path, fer_dir, detector_dir):
+    video = _gray_scene_video(tmp_path / "gray.avi", fer_dir, n_frames=30)  # 3 s at 10 frames/s
+    env = {**os.environ, "DISPLAY": xvfb, "FER_EDGE_MODEL_DIR": str(detector_dir), "QT_QPA_PLATFORM": "xcb"}
+    done = subprocess.run([sys.executable, "-m", "edge", "run", "--source", str(video), "--jsonl",
+                           str(tmp_path / "o.jsonl")], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "QFontDatabase" not in done.stderr and "XNNPACK" not in done.stderr
+    assert "at its own frame rate" in done.stderr and "--fast" in done.stderr
+    # Paced by the file's own clock: 30 frames at 10 frames/s cannot be over before about 3 s.
+    wall_s = float(done.stderr.split(" frames/s over ")[1].split(" s")[0])
+    assert wall_s >= 2.5, done.stderr
+
+
+def _find_frame(screen: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
+    """The part of a screenshot that shows `frame`, found by its (unannotated) top-left corner."""
+    h, w = frame.shape[:2]
+    found = cv2.matchTemplate(screen, frame[10:110, 10:110], cv2.TM_SQDIFF)
+    ox, oy = (int(v) - 10 for v in cv2.minMaxLoc(found)[2])
+    shown = screen[max(oy, 0):oy + h, max(ox, 0):ox + w]
+    if shown.shape != frame.shape or np.abs(shown[10:110, 10:110].astype(int) - frame[10:110, 10:110]).mean() > 8:
+        return None
+    return shown
+
+
+def test_run_window_on_an_image_folder_shows_which_keys_it_waits_for(xvfb, tmp_path, fer_dir, detector_dir):
+    from benchmarks.scenes import make_scene_image
+    from edge_runtime_helpers import fer_faces
+
+    faces, labels = fer_faces(fer_dir, per_class=1)
+    src = tmp_path / "photos"
+    src.mkdir()
+    for k in range(2):
+        image, _ = make_scene_image(faces, labels, size=(640, 480), faces_per_frame=1, face_px=(200, 240), seed=k,
+                                    background="gradient")
+        cv2.imwrite(str(src / f"img{k}.png"), image)
+    jsonl = tmp_path / "out.jsonl"
+    env = {**os.environ, "DISPLAY": xvfb, "FER_EDGE_MODEL_DIR": str(detector_dir), "QT_QPA_PLATFORM": "xcb"}
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", str(src), "--jsonl", str(jsonl)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (jsonl.is_file() and jsonl.read_text().strip()):
+            if proc.poll() is not None:
+                pytest.fail(f"fer-edge run exited early ({proc.returncode}): {proc.communicate()[1][-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("no image processed within 300 s")
+            time.sleep(0.2)
+        # The window waits for a key, so it stays on the first image: screenshots until it is painted.
+        first = cv2.imread(str(src / "img0.png"))
+        shot = tmp_path / "screen.png"
+        while True:
+            subprocess.run(["import", "-display", xvfb, "-window", "root", str(shot)], check=True, timeout=30)
+            shown = _find_frame(cv2.imread(str(shot)), first)
+            if shown is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        tree = subprocess.run(["xwininfo", "-display", xvfb, "-root", "-tree"], capture_output=True, text=True,
+                              timeout=30).stdout if shutil.which("xwininfo") else ""
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert len(jsonl.read_text().splitlines()) == 1  # still on image 1 of 2: it waits for the key
+    assert shown is not None, "the frame never appeared on screen"
+    # The hint: a black strip along the frame's bottom left with white text in it.
+    strip = shown[462:478, 2:150]
+    assert (strip < 30).all(axis=-1).mean() > 0.5, "no dark hint strip at the bottom left"
+    assert (strip > 220).all(axis=-1).sum() > 30, "no text in the hint strip"
+    assert not (first[462:478, 2:150] < 30).all(axis=-1).any()  # the scene itself has no black there
+    if tree:
+        assert "any key: next image" in tree and "q or Esc: quit" in tree  # the window title says it too
+    assert "QFontDatabase" not in err

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge.cli import build_parser
@@ -214,3 +215,110 @@ def test_help_shows_defaults_and_flags_parse_into_run_config():
     assert cfg == RunConfig(source="v.mp4", smooth=False, max_fps=5.0, threads=4, range="full", max_missed=3)
     pc = cfg.pipeline_config()
     assert (pc.smooth, pc.threads, pc.range, pc.max_missed) == (False, 4, "full", 3)
+
+
+# ------------------------------------------------------------------ console, hints, HUD defaults
+
+
+def _face_free_video(path: Path, n_frames: int = 20, size=(320, 240)) -> Path:
+    from benchmarks.scenes import make_background
+
+    rng = np.random.default_rng(1)
+    base = make_background("room", size, rng)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    for _ in range(n_frames):
+        writer.write(np.clip(base + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8))
+    writer.release()
+    return path
+
+
+def _litert_prints_on_fd2() -> str:
+    """What the interpreter itself writes to stderr when it allocates, without our routing."""
+    code = ("from edge.interpreter import interpreter_class\n"
+            f"i = interpreter_class()(model_path={str(REPO / 'models' / 'emotion_int8.tflite')!r}, num_threads=1)\n"
+            "i.allocate_tensors()\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120).stderr
+
+
+def test_the_console_carries_only_our_lines_at_the_chosen_level(video, detector_dir, tmp_path):
+    env = {**os.environ, "FER_EDGE_MODEL_DIR": str(detector_dir)}
+    cmd = [*fer_edge_cmd(), "run", "--source", str(video), "--headless", "--jsonl", str(tmp_path / "o.jsonl")]
+    quiet = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert quiet.stdout == ""
+    assert quiet.stderr.splitlines()[0].startswith("frames 12 ")  # the summary first: nothing before it
+    assert "XNNPACK" not in quiet.stderr and "INFO:" not in quiet.stderr
+    native = _litert_prints_on_fd2()
+    debug = subprocess.run([*cmd, "--log-level", "debug"], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert debug.returncode == 0, debug.stderr[-2000:]
+    assert "DEBUG edge.models" in debug.stderr  # our own debug lines
+    for line in native.splitlines():  # the interpreter's own words come through our logger
+        assert f"DEBUG edge.interpreter: {line.strip()}" in debug.stderr
+    errors_only = subprocess.run([*cmd, "--log-level", "error"], cwd=REPO, env=env, capture_output=True,
+                                 text=True, timeout=300)
+    assert "DEBUG" not in errors_only.stderr and "INFO" not in errors_only.stderr
+
+
+def test_a_run_that_finds_almost_no_faces_says_what_to_try(tmp_path, detector_dir, capsys):
+    empty = _face_free_video(tmp_path / "wall.avi")
+    assert cli_main(["run", "--headless", "--source", str(empty), "--jsonl", str(tmp_path / "o.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "hint: faces were found in 0 of 20 frames" in err and "--range full" in err
+    assert cli_main(["run", "--headless", "--source", str(empty), "--range", "full",
+                     "--jsonl", str(tmp_path / "o.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "hint:" in err and "--range full" not in err  # only advice that applies
+
+
+def test_no_face_hint_threshold():
+    from edge.run_cli import no_face_hint
+
+    cfg = RunConfig()
+    assert no_face_hint(0, 0, cfg) is None
+    assert no_face_hint(100, 5, cfg) is None  # 5 % of frames with a face: enough
+    assert "4 of 100 frames" in no_face_hint(100, 4, cfg)
+
+
+def test_a_run_with_faces_gives_no_hint(video, detector_dir, capsys):
+    assert cli_main(["run", "--headless", "--source", str(video)]) == 0
+    assert "hint:" not in capsys.readouterr().err
+
+
+def _top_left_is_black(image: np.ndarray) -> bool:
+    """The HUD strip: a black band along the top-left corner."""
+    return float(image[2:12, 2:60].mean()) < 40
+
+
+@pytest.mark.parametrize("hud_flag, expect_hud", [([], False), (["--hud"], True)])
+def test_saved_images_and_videos_carry_the_hud_only_when_asked(hud_flag, expect_hud, tmp_path, video, fer_dir,
+                                                                detector_dir, capsys):
+    from benchmarks.scenes import make_scene_image
+
+    faces, labels = fer_faces(fer_dir, per_class=1)
+    src = tmp_path / "photos"
+    src.mkdir()
+    image, _ = make_scene_image(faces, labels, size=(640, 480), faces_per_frame=1, face_px=(200, 240), seed=2,
+                                background="gradient")
+    image[:40, :200] = 200  # a light corner, so a HUD would show
+    cv2.imwrite(str(src / "a.png"), image)
+    out = tmp_path / "annotated"
+    assert cli_main(["run", "--headless", "--source", str(src), "--out-dir", str(out), *hud_flag]) == 0
+    assert _top_left_is_black(cv2.imread(str(out / "a.jpg"))) == expect_hud
+    saved = tmp_path / "annotated.avi"
+    assert cli_main(["run", "--headless", "--source", str(video), "--save-video", str(saved),
+                     "--jsonl", str(tmp_path / "r.jsonl"), *hud_flag]) == 0
+    cap = cv2.VideoCapture(str(saved))
+    ok, first = cap.read()
+    cap.release()
+    assert ok and _top_left_is_black(first) == expect_hud
+    capsys.readouterr()
+
+
+def test_output_flags_parse_into_run_config():
+    parser = build_parser()
+    cfg = RunConfig.from_args(parser.parse_args(["run", "--no-hud", "--no-bars", "--fast"]))
+    assert (cfg.hud, cfg.bars, cfg.fast, cfg.realtime) == (False, False, True, False)
+    cfg = RunConfig.from_args(parser.parse_args(["run"]))
+    assert (cfg.hud, cfg.bars, cfg.fast) == (None, True, False)
+    assert cli_main(["run", "--fast", "--realtime", "--headless", "--source", "0"]) == 2

@@ -94,6 +94,11 @@
     }
   }
 
+  // A face's name on its card: its track id ("#7", as on the annotated stream) when it has one.
+  function faceName(face, i) {
+    return typeof face.id === "number" && face.id >= 0 ? "#" + face.id : "Face " + (i + 1);
+  }
+
   // Per-face cards: the winning label and one probability bar per label.
   function renderFaces(container, faces, emptyText) {
     container.replaceChildren();
@@ -108,11 +113,12 @@
       const card = document.createElement("article");
       card.className = "face";
       card.dataset.emotion = face.emotion;
+      if (typeof face.id === "number") card.dataset.trackId = String(face.id);
       const h = document.createElement("h2");
       const swatch = document.createElement("span");
       swatch.className = "swatch";
       swatch.style.background = colorFor(face.emotion);
-      h.append(swatch, "Face " + (i + 1) + ": ");
+      h.append(swatch, faceName(face, i) + ": ");
       const strong = document.createElement("strong");
       strong.className = "emotion";
       strong.textContent = face.emotion;
@@ -142,5 +148,5 @@
     });
   }
 
-  window.ferEdge = { api, withToken, authHeaders, drawFaces, renderFaces, colorFor, labels };
+  window.ferEdge = { api, withToken, authHeaders, drawFaces, renderFaces, faceName, colorFor, labels };
 })();

@@ -15,7 +15,21 @@
     status.classList.toggle("error", !!isError);
   }
 
+  // No image or result from an earlier file may stay on screen under a new file's name.
+  function clearResult() {
+    canvas.width = 0;  // a 0-wide canvas hides its stage (app.css)
+    canvas.height = 0;
+    delete canvas.dataset.result;
+    delete canvas.dataset.faces;
+    delete canvas.dataset.scale;
+    facesBox.replaceChildren();
+  }
+
+  let latest = 0;  // only the most recent file's answer may be shown
+
   async function analyse(file) {
+    const mine = ++latest;
+    clearResult();
     canvas.dataset.state = "busy";
     if (maxBytes && file.size > maxBytes) {
       // The server would answer 413 anyway; say it before uploading megabytes for nothing.
@@ -31,9 +45,10 @@
     try {
       result = await fe.api("/api/predict", { method: "POST", body: form });
     } catch (err) {
-      setStatus("Error: " + err.message, true);
+      if (mine !== latest) return;
+      setStatus(file.name + ": " + err.message, true);
+      clearResult();
       canvas.dataset.state = "error";
-      facesBox.replaceChildren();
       return;
     }
     let bitmap;
@@ -42,6 +57,7 @@
     } catch (err) {
       bitmap = null;  // the server decoded it but this browser cannot show it
     }
+    if (mine !== latest) return;  // another file was chosen meanwhile
     // Draw at most 1280 px wide; boxes scale with the image.
     const scale = Math.min(1, 1280 / result.width);
     canvas.width = Math.round(result.width * scale);
