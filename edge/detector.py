@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge.anchors import FULL_RANGE, SHORT_RANGE, AnchorOptions, ssd_anchor_centres
+from edge.boxes import weighted_nms
 from edge.interpreter import load_interpreter
 from edge.types import Faces
 
@@ -158,44 +159,6 @@ def decode(raw: np.ndarray, anchors: np.ndarray, input_size: int) -> tuple[np.nd
     boxes = np.concatenate([centre - half, centre + half], axis=1)
     keypoints = scaled[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None, :]
     return boxes.astype(np.float32), keypoints.astype(np.float32)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes a (n, 4) and b (m, 4) -> (n, m)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MediaPipe's WEIGHTED non-maximum suppression.
-
-    Repeatedly take the best remaining detection; every remaining detection overlapping it by
-    IoU > iou_threshold (itself included) joins its cluster; the output box and keypoints are
-    the score-weighted mean of the cluster, the output score is the best one's score.
-    boxes (k, 4), keypoints (k, 6, 2), scores (k,) -> the same, one row per cluster, best first.
-    """
-    order = np.argsort(-scores, kind="stable")
-    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    iou = iou_matrix(boxes, boxes)
-    remaining = np.ones(len(scores), bool)
-    out_boxes, out_kps, out_scores = [], [], []
-    while remaining.any():
-        best = int(np.argmax(remaining))  # sorted: the first remaining is the best
-        members = remaining & (iou[best] > iou_threshold)
-        members[best] = True
-        weights = scores[members]
-        total = weights.sum()
-        out_boxes.append((boxes[members] * weights[:, None]).sum(axis=0) / total)
-        out_kps.append((keypoints[members] * weights[:, None, None]).sum(axis=0) / total)
-        out_scores.append(scores[best])
-        remaining &= ~members
-    return np.stack(out_boxes), np.stack(out_kps), np.asarray(out_scores, np.float32)
 
 
 class MediaPipeDetector:
