@@ -53,6 +53,8 @@ class SceneFace:
     label: int  # index into edge.labels.LABELS
     src: int  # index of the source crop in the faces array the scene was made from
     angle: float = 0.0  # degrees the face was rotated (counter-clockwise, as cv2) about the box centre
+    occluded: float = 0.0  # fraction of the square's side hidden behind an occluder (group scenes)
+    border: bool = False  # placed across a tile edge of the default tiling (group scenes)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -63,7 +65,8 @@ class SceneFace:
     @classmethod
     def from_json(cls, d: dict) -> "SceneFace":
         return cls(id=int(d["id"]), box=tuple(int(v) for v in d["box"]), label=int(d["label"]),
-                   src=int(d["src"]), angle=float(d.get("angle", 0.0)))
+                   src=int(d["src"]), angle=float(d.get("angle", 0.0)),
+                   occluded=float(d.get("occluded", 0.0)), border=bool(d.get("border", False)))
 
 
 @dataclass(frozen=True)

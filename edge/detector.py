@@ -237,23 +237,46 @@ class MediaPipeDetector:
         return Faces(xyxy, score, keypoints)
 
 
+SCANS = ("auto", "frame", "tiles")
+
+
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
-                  score_threshold: float = 0.5, num_threads: int | None = None
-                  ) -> BlazeFaceDetector | MediaPipeDetector:
+                  score_threshold: float = 0.5, num_threads: int | None = None, scan: str = "frame",
+                  min_face_px: float = 40.0):
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
-    ModelNotFoundError says how to get it."""
+    ModelNotFoundError says how to get it.
+
+    scan: "frame" runs the whole frame through the network once; "tiles" runs the short-range
+    model over a pyramid of windows and finds faces down to `min_face_px` (edge.tiling);
+    "auto" tiles only frames larger than edge.tiling.AUTO_TILES_ABOVE_PX, and only with the
+    short-range BlazeFace backend (elsewhere it means "frame").
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if range not in RANGES:
         raise ValueError(f"unknown detector range {range!r}; choose one of {', '.join(RANGES)}")
+    if scan not in SCANS:
+        raise ValueError(f"unknown scan {scan!r}; choose one of {', '.join(SCANS)}")
     if backend == "mediapipe" and range != "short":
         raise ValueError("the mediapipe backend runs only the short-range model; "
                          "use --detector blazeface for --range full")
+    if scan == "tiles" and (backend != "blazeface" or range != "short"):
+        raise ValueError("tiles run the short-range model on the blazeface backend; "
+                         "use --range short --detector blazeface, or --scan frame")
     from edge.models import resolve_detector_model
 
     # An explicit path is checked too, so a wrong --detector-model gets the same how-to message.
     model_path = resolve_detector_model(range, model_path)
     cls = BlazeFaceDetector if backend == "blazeface" else MediaPipeDetector
-    return cls(model_path, full_range=(range == "full"), score_threshold=score_threshold,
-               num_threads=num_threads)
+    tiled = scan == "tiles" or (scan == "auto" and backend == "blazeface" and range == "short")
+    if not tiled:
+        return cls(model_path, full_range=(range == "full"), score_threshold=score_threshold,
+                   num_threads=num_threads)
+    from edge.tiling import AutoScanDetector, TiledDetector
+
+    tiles = TiledDetector(model_path, score_threshold=score_threshold, num_threads=num_threads,
+                          min_face_px=min_face_px)
+    if scan == "tiles":
+        return tiles
+    return AutoScanDetector(cls(model_path, score_threshold=score_threshold, num_threads=num_threads), tiles)

@@ -39,6 +39,9 @@ class RunConfig:
     detector_model: str | None = None
     model: str | None = None
     threads: int | None = None
+    workers: int | None = None
+    scan: str = "auto"
+    min_face_px: float = 40.0
     max_fps: float = 0.0
     smooth: bool = True
     ema_alpha: float = 0.4
@@ -59,7 +62,8 @@ class RunConfig:
         from edge.pipeline import PipelineConfig
 
         return PipelineConfig(detector=self.detector, range=self.range, detector_model=self.detector_model,
-                              emotion_model=self.model, threads=self.threads,
+                              emotion_model=self.model, threads=self.threads, scan=self.scan,
+                              min_face_px=self.min_face_px,
                               score_threshold=self.score_threshold, smooth=self.smooth,
                               ema_alpha=self.ema_alpha, max_missed=self.max_missed)
 
@@ -76,6 +80,13 @@ def add_model_arguments(m) -> None:
     m.add_argument("--model", "--emotion-model", dest="model", default=None,
                    help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
     m.add_argument("--score-threshold", type=float, default=0.5, help="detector confidence")
+    m.add_argument("--scan", choices=("auto", "frame", "tiles"), default="auto",
+                   help="frame: the whole frame in one detector pass, faces from about 1/4 of the frame's long "
+                   "side (160 px at 640x480); tiles: short range over tiles and regions around known faces, faces "
+                   "from --min-face-px; auto: frame up to 960 px on the long side, tiles above (short range only)")
+    m.add_argument("--min-face-px", type=float, default=40.0,
+                   help="smallest face side the tiles look for, in frame pixels (32 works with lower recall, "
+                   "see README *Benchmarks*)")
 
 
 def register(sub) -> None:
@@ -103,6 +114,9 @@ def register(sub) -> None:
     r = p.add_argument_group("runtime")
     r.add_argument("--threads", type=int, default=None,
                    help="interpreter threads per model (default: 1, fastest for these small models on 2 cores; try 2-4 on a Pi)")
+    r.add_argument("--workers", type=int, choices=(1, 2), default=None,
+                   help="frame-loop threads: 2 detects the next frame while this one is classified, drawn and "
+                   "written; 1 runs every stage on one thread (default: 2)")
     r.add_argument("--max-fps", type=float, default=0.0, help="process at most this many frames/s (0: no limit)")
     r.add_argument("--no-smooth", action="store_true",
                    help="raw per-frame labels (no EMA of probabilities, no label hysteresis)")
@@ -207,6 +221,7 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
 
     from edge.capture import Capture, EndOfStream, SourceError, parse_source
     from edge.overlay import draw
+    from edge.pipeline import stages
     from edge.sinks import ImageDirSink, JsonlSink, RunSummary, VideoSink, frame_record
 
     try:
@@ -243,24 +258,22 @@ def run(config: RunConfig, stop: threading.Event | None = None) -> int:
         fps = None
         t_prev = None
         t_start = time.perf_counter()
-        with _StopOnSignals(stop), capture:
-            last = -1
+        # Unrelated stills: no remembered faces, tracks or smoothing across them.
+        fresh = (lambda _frame: True) if spec.images else None
+        with _StopOnSignals(stop), capture, stages(pipeline, capture, config.workers, fresh=fresh) as loop:
             while not stop.is_set():
                 try:
-                    frame = capture.read(after=last, timeout_s=0.1)
+                    result = loop.next()
                 except EndOfStream:
                     break
                 except SourceError as exc:
                     error = _source_error(spec, exc)
                     break
-                if frame is None:
+                if result is None:
                     if window and (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):
                         break
                     continue
-                last = frame.index
-                if spec.images:
-                    pipeline.reset()  # unrelated stills: no tracks or smoothing across them
-                result = pipeline.process_frame(frame)
+                frame = result.frame
                 summary.add(result)
                 now = time.perf_counter()
                 if t_prev is not None:

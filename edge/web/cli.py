@@ -122,7 +122,8 @@ def _build_pipelines(args: argparse.Namespace, n: int):
         require("mediapipe", "mediapipe")
     live_config = PipelineConfig(detector=args.detector, range=args.range, detector_model=args.detector_model,
                                  emotion_model=args.model, threads=args.model_threads,
-                                 score_threshold=args.score_threshold, smooth=not args.no_smooth)
+                                 score_threshold=args.score_threshold, smooth=not args.no_smooth,
+                                 scan=args.scan, min_face_px=args.min_face_px)
     # With a pool, the parallelism comes from the pool: one interpreter thread per still
     # pipeline unless --model-threads says otherwise (more would only oversubscribe the cores).
     still_threads = args.model_threads if args.model_threads is not None else (1 if n > 1 else None)
