@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 import cv2
@@ -31,7 +31,7 @@ TERMINAL = frozenset({ENDED, FAILED, STOPPED})
 @dataclass(frozen=True, slots=True)
 class LiveFrame:
     seq: int  # strictly increasing per encoded frame
-    jpeg: bytes  # the annotated frame, encoded once for every viewer
+    jpeg: bytes  # the annotated frame, encoded once for every viewer; b"" while nobody watches
     width: int
     height: int
     faces: list = field(default_factory=list)  # API face records (see edge.web.app.face_records)
@@ -77,6 +77,7 @@ class LiveStream:
         self._frames = 0
         self._capture_stats = None
         self._publish_times: deque[float] = deque(maxlen=30)
+        self._unencoded: tuple | None = None  # (image, result, fps) of the latest frame published without a JPEG
         self._thread = threading.Thread(target=self._run, name="web-live", daemon=True)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -128,6 +129,7 @@ class LiveStream:
                         self._capture_stats = capture.stats
                 finally:
                     self._capture_stats = capture.stats
+            self._encode_unwatched_last()  # a viewer who joins after the end still sees the last frame
             if self._stop.is_set():
                 final = STOPPED
         except Exception as exc:  # a source that cannot be opened or dies: shown, not fatal
@@ -135,25 +137,47 @@ class LiveStream:
             final, error = FAILED, str(exc) or type(exc).__name__
         self._set_state(final, error)
 
+    def _encode(self, image: np.ndarray, result: FrameResult, fps: float) -> bytes | None:
+        annotated = self._draw(image, result, fps if fps > 0 else None)
+        ok, buf = cv2.imencode(".jpg", annotated, self._jpeg_params)
+        return buf.tobytes() if ok else None
+
     def _publish(self, frame: Frame) -> None:
         t0 = time.perf_counter()
         result = self._process(frame)
         fps = self.fps()
-        annotated = self._draw(frame.image, result, fps if fps > 0 else None)
-        ok, buf = cv2.imencode(".jpg", annotated, self._jpeg_params)
-        if not ok:
-            log.warning("live frame %d: JPEG encode failed, skipped", frame.index)
-            return
+        with self._cond:
+            watched = self._clients > 0
+        # Drawing and JPEG encoding cost more than the pipeline on a large frame: only for viewers.
+        jpeg = b""
+        if watched:
+            jpeg = self._encode(frame.image, result, fps)
+            if jpeg is None:
+                log.warning("live frame %d: JPEG encode failed, skipped", frame.index)
+                return
+        self._unencoded = None if watched else (frame.image, result, fps)
         h, w = frame.image.shape[:2]
         now = time.monotonic()
         with self._cond:
             seq = self._latest.seq + 1 if self._latest is not None else 0
-            self._latest = LiveFrame(seq=seq, jpeg=buf.tobytes(), width=w, height=h,
+            self._latest = LiveFrame(seq=seq, jpeg=jpeg, width=w, height=h,
                                      faces=self._to_records(result),
                                      latency_ms=(time.perf_counter() - t0) * 1000.0, t=now)
             self._frames += 1
             self._publish_times.append(now)
             self._cond.notify_all()
+
+    def _encode_unwatched_last(self) -> None:
+        pending, self._unencoded = self._unencoded, None
+        if pending is None:
+            return
+        jpeg = self._encode(*pending)
+        if jpeg is None:
+            return
+        with self._cond:
+            if self._latest is not None and not self._latest.jpeg:
+                self._latest = replace(self._latest, jpeg=jpeg)
+                self._cond.notify_all()
 
     # --- viewers ------------------------------------------------------------------------------
 
@@ -204,6 +228,8 @@ class LiveStream:
                     return
                 continue
             seq = frame.seq
+            if not frame.jpeg:  # published before this viewer came; the next one is encoded
+                continue
             yield (b"--" + boundary + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
                    + str(len(frame.jpeg)).encode() + b"\r\n\r\n" + frame.jpeg + b"\r\n")
 

@@ -62,7 +62,7 @@ def test_two_workers_give_the_same_results_in_frame_order(pipeline, video):
 def test_each_model_is_used_by_one_thread(pipeline, video):
     """The detector runs on the worker only, the classifier and tracker on the caller only."""
     seen: dict[str, set[int]] = {"detect": set(), "classify": set(), "track": set()}
-    real_detect, real_classify = pipeline.detector.detect, pipeline.classifier.classify_inputs
+    real_detect, real_classify = pipeline.detector.detect, pipeline.classifier.classify_pixels
     real_update = pipeline.tracker.update
 
     def recorded(name, fn):
@@ -72,7 +72,7 @@ def test_each_model_is_used_by_one_thread(pipeline, video):
         return call
 
     pipeline.detector.detect = recorded("detect", real_detect)
-    pipeline.classifier.classify_inputs = recorded("classify", real_classify)
+    pipeline.classifier.classify_pixels = recorded("classify", real_classify)
     pipeline.tracker.update = recorded("track", real_update)
     _run(pipeline, video, 2)
     caller = threading.get_ident()
