@@ -321,7 +321,10 @@ class TiledDetector:
         boxes = (boxes[ok].reshape(-1, 2, 2) * inv + offset).reshape(-1, 4)
         keypoints = keypoints[ok] * inv + offset
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep][ok], -SCORE_CLIP, SCORE_CLIP)))
-        return boxes.astype(np.float32), keypoints.astype(np.float32), scores.astype(np.float32)
+        # One box per face and window first, as MediaPipe does per network pass; averaging raw
+        # anchors of several scales together in one go let stray boxes pull a face's box away.
+        return weighted_nms(boxes.astype(np.float32), keypoints.astype(np.float32), scores.astype(np.float32),
+                            self.iou_threshold)
 
     def detect(self, image_bgr: np.ndarray) -> Faces:
         """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
