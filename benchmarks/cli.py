@@ -122,7 +122,8 @@ def register(sub) -> None:
     for module, fn, name in (("benchmarks.scenes", "register", "scenes"),
                              ("benchmarks.calibrate", "register_calibrate", "calibrate"),
                              ("benchmarks.scenes", "register_calibrate", "calibrate"),
-                             ("benchmarks.crowd", "register", "crowd")):
+                             ("benchmarks.crowd", "register", "crowd"),
+                             ("benchmarks.gil", "register", "gil")):
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:
