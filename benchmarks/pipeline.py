@@ -296,6 +296,13 @@ class PipelineSide:
             self._stages.close()
             self._stages = None
 
+    @property
+    def resolved_workers(self) -> int | None:
+        """The frame-loop threads really used (the automatic choice, once the first frame made it)."""
+        if self._stages is None:
+            return 1
+        return getattr(self._stages, "workers", self.workers)
+
     def settle(self) -> None:
         """No detection of ours runs ahead while another side is measured."""
         if self._stages is not None:
@@ -552,7 +559,7 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         "machine": info,
         "model": model_info(config.emotion_model),
         **samples_report(samples),
-        "workers": ours.workers,
+        "workers": ours.resolved_workers,
         "rss_alone_mb": rss_alone_mb,
         "rss_alone_includes_tensorflow": tf_already_loaded,
         "rss_series": {"t_s": _thin(samples.t_s), "rss_mb": _thin(samples.rss_mb)},

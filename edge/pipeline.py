@@ -33,8 +33,11 @@ log = logging.getLogger(__name__)
 # 1 thread vs 294 with 2 (`fer-edge bench --threads 1|2`).
 DEFAULT_THREADS = 1
 # Threads that run the stages of the frame loop: 2 detects frame N+1 while frame N is classified,
-# tracked, drawn and written (see DetectAhead). Measured in README *Benchmarks*.
-DEFAULT_WORKERS = 2
+# tracked, drawn and written (see DetectAhead); None chooses from the first frame: 2 when the
+# detector tiles it (a large frame, where detection dominates), else 1, since a 640x480 frame
+# with one face is done in ~3 ms and handing it between threads costs more than it saves.
+# Measured in README *Benchmarks*.
+DEFAULT_WORKERS: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,7 @@ class DetectAhead:
     """
 
     IN_FLIGHT = 2
+    workers = 2
 
     def __init__(self, pipeline: Pipeline, source: FrameSource, *, fresh: Callable[[Frame], bool] | None = None,
                  poll_s: float = 0.1, join_timeout_s: float = 5.0):
@@ -310,6 +314,8 @@ class DetectAhead:
 class InlineStages:
     """Every stage on the caller's thread, with the same `next()` as DetectAhead (workers=1)."""
 
+    workers = 1
+
     def __init__(self, pipeline: Pipeline, source: FrameSource, *, fresh: Callable[[Frame], bool] | None = None,
                  poll_s: float = 0.1):
         self.pipeline = pipeline
@@ -337,11 +343,58 @@ class InlineStages:
         """Nothing runs in the background here."""
 
 
+class AutoStages:
+    """The first frame on the caller's thread; then DetectAhead when the detector tiles frames
+    of that size, else the caller's thread on (see DEFAULT_WORKERS)."""
+
+    def __init__(self, pipeline: Pipeline, source: FrameSource, *, fresh: Callable[[Frame], bool] | None = None):
+        self.pipeline = pipeline
+        self.source = source
+        self.fresh = fresh
+        self._inline = InlineStages(pipeline, source, fresh=fresh)
+        self._ahead: DetectAhead | None = None
+        self._decided = False
+
+    @property
+    def workers(self) -> int | None:
+        """1 or 2 once the first frame decided it, else None."""
+        return (2 if self._ahead is not None else 1) if self._decided else None
+
+    def __enter__(self) -> "AutoStages":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
+
+    def next(self, timeout_s: float | None = None) -> FrameResult | None:
+        if self._ahead is not None:
+            return self._ahead.next(timeout_s)
+        result = self._inline.next(timeout_s)
+        if result is not None and not self._decided:
+            self._decided = True
+            h, w = result.frame.image.shape[:2]
+            uses_tiles = getattr(self.pipeline.detector, "uses_tiles", None)
+            if uses_tiles is not None and uses_tiles(h, w):
+                self._ahead = DetectAhead(self.pipeline, self.source, fresh=self.fresh).__enter__()
+        return result
+
+    def settle(self) -> None:
+        if self._ahead is not None:
+            self._ahead.settle()
+
+
 def stages(pipeline: Pipeline, source: FrameSource, workers: int | None = None, *,
-           fresh: Callable[[Frame], bool] | None = None) -> InlineStages | DetectAhead:
+           fresh: Callable[[Frame], bool] | None = None) -> InlineStages | DetectAhead | AutoStages:
     """The frame loop's driver: 1 worker runs every stage on the caller's thread, 2 detect on a
-    second thread one frame ahead (DetectAhead). None: DEFAULT_WORKERS."""
+    second thread one frame ahead (DetectAhead), None chooses from the first frame (AutoStages)
+    unless DEFAULT_WORKERS says otherwise."""
     workers = DEFAULT_WORKERS if workers is None else workers
+    if workers is None:
+        return AutoStages(pipeline, source, fresh=fresh)
     if workers not in (1, 2):
         raise ValueError(f"workers must be 1 or 2, got {workers}")
     if workers == 1:

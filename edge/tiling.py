@@ -224,6 +224,10 @@ class TiledDetector:
         self._cursor = 0
         self._full_next = True
 
+    def uses_tiles(self, height: int, width: int) -> bool:
+        """Always: every frame is tiled (AutoScanDetector decides by size)."""
+        return True
+
     def plan(self, height: int, width: int) -> tuple[Window, tuple[Window, ...]]:
         """The coarse and level windows of a full scan of a (height, width) frame."""
         return plan_scan(height, width, self.min_face_px, self.tile_px)
