@@ -4,8 +4,11 @@
     with Pipeline.from_defaults(detector="blazeface") as pipe:
         result = pipe.process(image_bgr)      # FrameResult, timings per stage in ms
 
-Every stage is built once. The frame is converted to gray once; each face is cropped with the
-model sidecar's CropPolicy and all crops go through `to_model_input` and one classifier call.
+Every stage is built once. Only the face regions are converted to gray (or the whole frame
+once, when faces cover much of it); each face is cropped with the model sidecar's CropPolicy, all
+crops go through `to_model_input` and one classifier call, which turns pixels into the int8 input
+with a lookup table. `detect` and `classify` are the two halves of `process_frame`, so that
+`DetectAhead` can run them on two threads; `stages()` picks the driver of a frame loop.
 """
 
 from __future__ import annotations

@@ -85,8 +85,8 @@ def add_model_arguments(m) -> None:
                    "side (160 px at 640x480); tiles: short range over tiles and regions around known faces, faces "
                    "from --min-face-px; auto: frame up to 960 px on the long side, tiles above (short range only)")
     m.add_argument("--min-face-px", type=float, default=40.0,
-                   help="smallest face side the tiles look for, in frame pixels (32 works with lower recall, "
-                   "see README *Benchmarks*)")
+                   help="smallest supported face side in tiled frames, in frame pixels; smaller faces are found "
+                   "less often (recall per face size: README *Group scenes*)")
 
 
 def register(sub) -> None:
