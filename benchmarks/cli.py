@@ -31,6 +31,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser, frames: int, json_help: str) 
                    help="frame-loop threads: 2 detects the next frame while this one is classified and drawn "
                    "(default: runtime's)")
     p.add_argument("--scan", choices=("auto", "frame", "tiles"), default="auto", help="detector scan (see fer-edge run)")
+    p.add_argument("--tiles-per-frame", type=int, default=1, help="tiled streams: tiles per frame (see fer-edge run)")
     p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
     p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
     p.add_argument("--detector-model", default=None, help="detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
@@ -53,7 +54,7 @@ def _config(args, peer: str):
     return BenchConfig(source=str(args.source), frames=args.frames, duration_s=args.duration, warmup=args.warmup,
                        threads=args.threads, detector=args.detector, range=args.range,
                        detector_model=args.detector_model, emotion_model=args.model, draw=not args.no_draw,
-                       peer=peer, workers=args.workers, scan=args.scan)
+                       peer=peer, workers=args.workers, scan=args.scan, tiles_per_frame=args.tiles_per_frame)
 
 
 def _default_json(args, prefix: str) -> Path:

@@ -260,7 +260,8 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
                         videos: int = 8, n_frames: int = 45, fps: float = 15.0, seed: int = 0,
                         n_faces: tuple[int, int] = (4, 12), face_px: tuple[int, int] = (32, 160),
                         modes: dict | None = None, model: str | None = None, detector_model: str | None = None,
-                        min_face_px: float | None = None, faces=None, progress: bool = False) -> dict:
+                        min_face_px: float | None = None, tiles_per_frame: int | None = None, faces=None,
+                        progress: bool = False) -> dict:
     """Make `videos` group videos per frame size, run every detector mode over them, report per band.
 
     faces: optional (images (n, 48, 48) uint8, labels (n,)) instead of FER-2013 PrivateTest.
@@ -300,6 +301,8 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
             common = {"smooth": False, "emotion_model": model}
             if min_face_px is not None:
                 common["min_face_px"] = min_face_px
+            if tiles_per_frame is not None:
+                common["tiles_per_frame"] = tiles_per_frame
             if detector_model and overrides.get("range", "short") == "short":
                 common["detector_model"] = detector_model
             with Pipeline.from_defaults(**common, **overrides) as pipe:
@@ -314,7 +317,8 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
                           "fps": fps, "seed": seed, "n_faces": list(n_faces), "face_px": list(face_px),
                           "bands": [list(b) for b in BANDS], "iou_threshold": MATCH_IOU, "source": source,
                           "modes": {m: {"pipeline": o, "reset_every_frame": s} for m, (o, s) in modes.items()},
-                          "model": model or "shipped", "min_face_px": min_face_px or "default"}
+                          "model": model or "shipped", "min_face_px": min_face_px or "default",
+                          "tiles_per_frame": tiles_per_frame or "default"}
     report["elapsed_s"] = time.perf_counter() - t_start
     return report
 
@@ -496,6 +500,7 @@ def register(sub) -> None:
     p.add_argument("--face-px", type=_int_pair, default=(32, 160), help="placed square side range MIN,MAX px")
     p.add_argument("--modes", default="all", help="comma-separated mode numbers (1-4, as in the table) or all")
     p.add_argument("--min-face-px", type=float, default=None, help="smallest face the tiles look for (default: the runtime's)")
+    p.add_argument("--tiles-per-frame", type=int, default=None, help="tiles per streamed frame (default: the runtime's)")
     p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
     p.add_argument("--detector-model", default=None, help="short-range detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
@@ -541,7 +546,8 @@ def _cmd_crowd(args) -> int:
         report = run_crowd_benchmark(out=args.out, data=args.data, sizes=sizes, videos=args.videos,
                                      n_frames=args.frames, seed=args.seed, n_faces=args.faces, face_px=args.face_px,
                                      modes=modes, model=args.model, detector_model=args.detector_model,
-                                     min_face_px=args.min_face_px, progress=True)
+                                     min_face_px=args.min_face_px, tiles_per_frame=args.tiles_per_frame,
+                                     progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
     command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])

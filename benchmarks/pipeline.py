@@ -504,6 +504,7 @@ class BenchConfig:
     peer: str = "auto"  # auto (when fer is installed) | on | off
     workers: int | None = None  # frame-loop threads (None: the runtime's default)
     scan: str = "auto"  # detector scan: auto | frame | tiles
+    tiles_per_frame: int = 1  # tiled streams: tiles per frame
 
 
 def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 25) -> dict:
@@ -516,7 +517,8 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
 
     from benchmarks import peer as peer_mod
 
-    overrides = {"detector": config.detector, "range": config.range, "threads": config.threads, "scan": config.scan}
+    overrides = {"detector": config.detector, "range": config.range, "threads": config.threads, "scan": config.scan,
+                 "tiles_per_frame": config.tiles_per_frame}
     if config.detector_model:
         overrides["detector_model"] = config.detector_model
     if config.emotion_model:

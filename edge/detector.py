@@ -242,7 +242,7 @@ SCANS = ("auto", "frame", "tiles")
 
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
                   score_threshold: float = 0.5, num_threads: int | None = None, scan: str = "frame",
-                  min_face_px: float = 40.0):
+                  min_face_px: float = 40.0, tiles_per_frame: int = 1):
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
     ModelNotFoundError says how to get it.
@@ -276,7 +276,7 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     from edge.tiling import AutoScanDetector, TiledDetector
 
     tiles = TiledDetector(model_path, score_threshold=score_threshold, num_threads=num_threads,
-                          min_face_px=min_face_px)
+                          min_face_px=min_face_px, tiles_per_frame=tiles_per_frame)
     if scan == "tiles":
         return tiles
     return AutoScanDetector(cls(model_path, score_threshold=score_threshold, num_threads=num_threads), tiles)

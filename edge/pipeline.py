@@ -50,6 +50,7 @@ class PipelineConfig:
     # auto: whole frame up to 960 px on the long side, tiles above | frame | tiles (edge.tiling)
     scan: str = "auto"
     min_face_px: float = 40.0  # smallest face side the tiles look for, frame px
+    tiles_per_frame: int = 1  # tiles of the round-robin scan per streamed frame (after the first)
     detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
     threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS
@@ -100,7 +101,8 @@ class Pipeline:
         classifier = EmotionClassifier(emotion_path, num_threads=threads, batch=config.batch)
         detector = make_detector(backend=config.detector, range=config.range, model_path=config.detector_model,
                                  score_threshold=config.score_threshold, num_threads=threads,
-                                 scan=config.scan, min_face_px=config.min_face_px)
+                                 scan=config.scan, min_face_px=config.min_face_px,
+                                 tiles_per_frame=config.tiles_per_frame)
         return cls(config, detector, classifier)
 
     @classmethod

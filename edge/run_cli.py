@@ -42,6 +42,7 @@ class RunConfig:
     workers: int | None = None
     scan: str = "auto"
     min_face_px: float = 40.0
+    tiles_per_frame: int = 1
     max_fps: float = 0.0
     smooth: bool = True
     ema_alpha: float = 0.4
@@ -63,7 +64,7 @@ class RunConfig:
 
         return PipelineConfig(detector=self.detector, range=self.range, detector_model=self.detector_model,
                               emotion_model=self.model, threads=self.threads, scan=self.scan,
-                              min_face_px=self.min_face_px,
+                              min_face_px=self.min_face_px, tiles_per_frame=self.tiles_per_frame,
                               score_threshold=self.score_threshold, smooth=self.smooth,
                               ema_alpha=self.ema_alpha, max_missed=self.max_missed)
 
@@ -87,6 +88,9 @@ def add_model_arguments(m) -> None:
     m.add_argument("--min-face-px", type=float, default=40.0,
                    help="smallest supported face side in tiled frames, in frame pixels; smaller faces are found "
                    "less often (recall per face size: README *Group scenes*)")
+    m.add_argument("--tiles-per-frame", type=int, default=1,
+                   help="tiled streams: tiles scanned per frame besides the regions around known faces; more finds "
+                   "new faces sooner at a higher cost per frame")
 
 
 def register(sub) -> None:

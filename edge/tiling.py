@@ -19,12 +19,12 @@ The scan of a frame (H, W), `plan_scan`:
   window in which it is about 48 px wide.
 
 A full scan runs every window. On a stream (video, camera) the detector runs the coarse pass and
-the regions of interest every frame, and the level windows round-robin, `budget_px` input pixels
+the regions of interest every frame, and the level windows round-robin, `tiles_per_frame` tiles
 per frame: the cost per frame stays bounded, and a face that appears is found within one cycle
-of the schedule (16 frames at 1080p with the defaults) or at once when it is large. The first
+of the schedule (20 frames at 1080p with the defaults) or at once when it is large. The first
 frame after `reset()` (and after the frame size changes) is a full scan, so stills and the first
-frame of a video see every face. Every detection of a frame, from every window, goes through one
-weighted non-maximum suppression in frame pixels.
+frame of a video see every face. Detections go through a weighted non-maximum suppression per
+window, then one across all windows of the frame, in frame pixels.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ class TiledDetector:
 
     def __init__(self, model_path: str | os.PathLike, *, score_threshold: float = 0.5, iou_threshold: float = 0.3,
                  num_threads: int | None = None, min_face_px: float = 40.0, tile_px: int = 384,
-                 budget_px: int = 384 * 384, roi_frames: int = 5, stream: bool = True):
+                 tiles_per_frame: int = 1, roi_frames: int = 5, stream: bool = True):
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         if not os.path.isfile(model_path):
@@ -189,7 +189,9 @@ class TiledDetector:
         self.iou_threshold = float(iou_threshold)
         self.min_face_px = float(min_face_px)
         self.tile_px = int(tile_px)
-        self.budget_px = int(budget_px)
+        if tiles_per_frame < 1:
+            raise ValueError(f"tiles_per_frame must be >= 1, got {tiles_per_frame}")
+        self.budget_px = int(tiles_per_frame) * self.tile_px ** 2  # input pixels of tiles per frame
         self.roi_frames = int(roi_frames)
         self.stream = bool(stream)
         self._num_threads = num_threads

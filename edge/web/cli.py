@@ -123,7 +123,8 @@ def _build_pipelines(args: argparse.Namespace, n: int):
     live_config = PipelineConfig(detector=args.detector, range=args.range, detector_model=args.detector_model,
                                  emotion_model=args.model, threads=args.model_threads,
                                  score_threshold=args.score_threshold, smooth=not args.no_smooth,
-                                 scan=args.scan, min_face_px=args.min_face_px)
+                                 scan=args.scan, min_face_px=args.min_face_px,
+                                 tiles_per_frame=args.tiles_per_frame)
     # With a pool, the parallelism comes from the pool: one interpreter thread per still
     # pipeline unless --model-threads says otherwise (more would only oversubscribe the cores).
     still_threads = args.model_threads if args.model_threads is not None else (1 if n > 1 else None)
