@@ -168,3 +168,13 @@ def test_coarse_window_is_the_letterbox():
     win = coarse_window(480, 640)
     assert win.scale == pytest.approx(0.2)
     assert win.x == pytest.approx(0.0) and win.y == pytest.approx(-80.0)  # 16 input px of padding on top
+
+
+def test_tiles_per_frame_sets_the_scan_budget(detector_dir):
+    image = np.full((1080, 1920, 3), 140, np.uint8)
+    with TiledDetector(detector_dir / SHORT, num_threads=1, tiles_per_frame=3) as det:
+        det.detect(image)  # the full scan
+        det.detect(image)
+        assert det.windows_last_frame.count("tile") == 3
+    with pytest.raises(ValueError, match="tiles_per_frame"):
+        TiledDetector(detector_dir / SHORT, tiles_per_frame=0)
