@@ -50,16 +50,19 @@ class LiveStream:
     process: Frame -> FrameResult (the live pipeline; only this thread calls it).
     draw: (image_bgr, FrameResult, fps or None) -> annotated image_bgr.
     to_records: FrameResult -> list of API face records.
+    stages: optional capture -> a frame-loop driver with `next()` (edge.pipeline.stages), used
+    instead of `process`, so that detection can run on a second thread.
     """
 
     def __init__(self, open_capture: Callable[[], object], process: Callable[[Frame], FrameResult],
                  draw: Callable[[np.ndarray, FrameResult, float | None], np.ndarray],
                  to_records: Callable[[FrameResult], list], *, source_name: str = "",
                  jpeg_quality: int = 80, max_clients: int = 4, max_fps: float = 0.0,
-                 join_timeout_s: float = 5.0):
+                 join_timeout_s: float = 5.0, stages: Callable[[object], object] | None = None):
         self.source_name = source_name
         self._open_capture = open_capture
         self._process = process
+        self._stages = stages
         self._draw = draw
         self._to_records = to_records
         self._jpeg_params = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
@@ -119,9 +122,8 @@ class LiveStream:
             with self._open_capture() as capture:
                 self._set_state(RUNNING)
                 try:
-                    for frame in capture.frames(stop=self._stop):
-                        t_frame = time.perf_counter()
-                        self._publish(frame)
+                    for result, t_frame in self._results(capture):
+                        self._publish(result, t_frame)
                         if self._min_dt_s:
                             wait = t_frame + self._min_dt_s - time.perf_counter()
                             if wait > 0 and self._stop.wait(wait):
@@ -137,14 +139,32 @@ class LiveStream:
             final, error = FAILED, str(exc) or type(exc).__name__
         self._set_state(final, error)
 
+    def _results(self, capture) -> Iterator[tuple[FrameResult, float]]:
+        """(result, perf_counter when its processing started), until the end or a stop."""
+        if self._stages is None:
+            for frame in capture.frames(stop=self._stop):
+                t0 = time.perf_counter()
+                yield self._process(frame), t0
+            return
+        from edge.capture import EndOfStream
+
+        with self._stages(capture) as loop:
+            while not self._stop.is_set():
+                try:
+                    result = loop.next()
+                except EndOfStream:
+                    return
+                if result is not None:
+                    # Detection may have run ahead on another thread: count the stages' own time.
+                    yield result, time.perf_counter() - result.timings.total_ms / 1e3
+
     def _encode(self, image: np.ndarray, result: FrameResult, fps: float) -> bytes | None:
         annotated = self._draw(image, result, fps if fps > 0 else None)
         ok, buf = cv2.imencode(".jpg", annotated, self._jpeg_params)
         return buf.tobytes() if ok else None
 
-    def _publish(self, frame: Frame) -> None:
-        t0 = time.perf_counter()
-        result = self._process(frame)
+    def _publish(self, result: FrameResult, t0: float) -> None:
+        frame = result.frame
         fps = self.fps()
         with self._cond:
             watched = self._clients > 0

@@ -175,3 +175,27 @@ def test_nothing_is_drawn_or_encoded_while_nobody_watches(tmp_path, fer_faces, l
         assert len(drawn) >= 2  # encoded for the viewer only
         image = cv2.imdecode(np.frombuffer(parts[1].split(b"\r\n\r\n", 1)[1][:-2], np.uint8), cv2.IMREAD_COLOR)
         assert image is not None and image.shape == (240, 320, 3)
+
+
+def test_a_stages_driver_publishes_every_frame_in_order(tmp_path, fer_faces, live_pipeline):
+    """With `stages` (detection possibly on a second thread), frames still come out in order."""
+    from edge.pipeline import stages
+
+    video = write_video(tmp_path / "v.avi", fer_faces, n_frames=12)
+    live_pipeline.reset()
+    spec = parse_source(str(video))
+    seen = []
+
+    def records(result):
+        seen.append(result.frame.index)
+        return face_records(result, with_ids=True)
+
+    live = LiveStream(lambda: Capture.from_spec(spec, realtime=False), live_pipeline.process_frame,
+                      lambda image, result, fps: draw(image, result, fps), records, source_name=str(video),
+                      stages=lambda capture: stages(live_pipeline, capture, 2))
+    with live:
+        wait_for(lambda: live.finished, what="the end of the video")
+        assert live.stats()["state"] == ENDED and live.stats()["frames"] == 12
+        assert live.latest().jpeg  # the last frame is encoded for late viewers
+    assert seen == list(range(12))
+    assert not live._thread.is_alive()
