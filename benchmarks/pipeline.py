@@ -293,6 +293,7 @@ class PipelineSide:
 
     def close(self) -> None:
         if self._stages is not None:
+            self._workers_used = getattr(self._stages, "workers", self.workers)
             self._stages.close()
             self._stages = None
 
@@ -300,7 +301,7 @@ class PipelineSide:
     def resolved_workers(self) -> int | None:
         """The frame-loop threads really used (the automatic choice, once the first frame made it)."""
         if self._stages is None:
-            return 1
+            return getattr(self, "_workers_used", 1)
         return getattr(self._stages, "workers", self.workers)
 
     def settle(self) -> None:

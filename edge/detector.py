@@ -242,7 +242,7 @@ SCANS = ("auto", "frame", "tiles")
 
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
                   score_threshold: float = 0.5, num_threads: int | None = None, scan: str = "frame",
-                  min_face_px: float = 40.0, tiles_per_frame: int = 1):
+                  min_face_px: float = 40.0, tiles_per_frame: int = 1, tile_threads: int | None = None):
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
     ModelNotFoundError says how to get it.
@@ -250,7 +250,8 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     scan: "frame" runs the whole frame through the network once; "tiles" runs the short-range
     model over a pyramid of windows and finds faces down to `min_face_px` (edge.tiling);
     "auto" tiles only frames larger than edge.tiling.AUTO_TILES_ABOVE_PX, and only with the
-    short-range BlazeFace backend (elsewhere it means "frame").
+    short-range BlazeFace backend (elsewhere it means "frame"). tile_threads: interpreter threads
+    of the tiled detector (None: up to 2); num_threads: of the whole-frame one.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -275,7 +276,7 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
                    num_threads=num_threads)
     from edge.tiling import AutoScanDetector, TiledDetector
 
-    tiles = TiledDetector(model_path, score_threshold=score_threshold, num_threads=num_threads,
+    tiles = TiledDetector(model_path, score_threshold=score_threshold, num_threads=tile_threads,
                           min_face_px=min_face_px, tiles_per_frame=tiles_per_frame)
     if scan == "tiles":
         return tiles

@@ -36,11 +36,10 @@ log = logging.getLogger(__name__)
 # 1 thread vs 294 with 2 (`fer-edge bench --threads 1|2`).
 DEFAULT_THREADS = 1
 # Threads that run the stages of the frame loop: 2 detects frame N+1 while frame N is classified,
-# tracked, drawn and written (see DetectAhead); None chooses from the first frame: 2 when the
-# detector tiles it (a large frame, where detection dominates), else 1, since a 640x480 frame
-# with one face is done in ~3 ms and handing it between threads costs more than it saves.
-# Measured in README *Benchmarks*.
-DEFAULT_WORKERS: int | None = None
+# tracked, drawn and written (see DetectAhead). Measured on 2 idle cores (`fer-edge bench
+# --workers 1|2`): 640x480 with 1 face 478 against 389 frames/s, 1080p with 8 faces 37.4 against
+# 35.5; the price is latency, p50 3.0 against 2.5 ms and 29.6 against 27.3 ms. --workers 1 for that.
+DEFAULT_WORKERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +52,7 @@ class PipelineConfig:
     tiles_per_frame: int = 1  # tiles of the round-robin scan per streamed frame (after the first)
     detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
-    threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS
+    threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS (tiles: up to 2)
     score_threshold: float = 0.5  # detector confidence
     smooth: bool = True  # EMA + label hysteresis per track
     ema_alpha: float = 0.4
@@ -102,7 +101,7 @@ class Pipeline:
         detector = make_detector(backend=config.detector, range=config.range, model_path=config.detector_model,
                                  score_threshold=config.score_threshold, num_threads=threads,
                                  scan=config.scan, min_face_px=config.min_face_px,
-                                 tiles_per_frame=config.tiles_per_frame)
+                                 tiles_per_frame=config.tiles_per_frame, tile_threads=config.threads)
         return cls(config, detector, classifier)
 
     @classmethod
@@ -348,58 +347,11 @@ class InlineStages:
         """Nothing runs in the background here."""
 
 
-class AutoStages:
-    """The first frame on the caller's thread; then DetectAhead when the detector tiles frames
-    of that size, else the caller's thread on (see DEFAULT_WORKERS)."""
-
-    def __init__(self, pipeline: Pipeline, source: FrameSource, *, fresh: Callable[[Frame], bool] | None = None):
-        self.pipeline = pipeline
-        self.source = source
-        self.fresh = fresh
-        self._inline = InlineStages(pipeline, source, fresh=fresh)
-        self._ahead: DetectAhead | None = None
-        self._decided = False
-
-    @property
-    def workers(self) -> int | None:
-        """1 or 2 once the first frame decided it, else None."""
-        return (2 if self._ahead is not None else 1) if self._decided else None
-
-    def __enter__(self) -> "AutoStages":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._ahead is not None:
-            self._ahead.close()
-
-    def next(self, timeout_s: float | None = None) -> FrameResult | None:
-        if self._ahead is not None:
-            return self._ahead.next(timeout_s)
-        result = self._inline.next(timeout_s)
-        if result is not None and not self._decided:
-            self._decided = True
-            h, w = result.frame.image.shape[:2]
-            uses_tiles = getattr(self.pipeline.detector, "uses_tiles", None)
-            if uses_tiles is not None and uses_tiles(h, w):
-                self._ahead = DetectAhead(self.pipeline, self.source, fresh=self.fresh).__enter__()
-        return result
-
-    def settle(self) -> None:
-        if self._ahead is not None:
-            self._ahead.settle()
-
-
 def stages(pipeline: Pipeline, source: FrameSource, workers: int | None = None, *,
-           fresh: Callable[[Frame], bool] | None = None) -> InlineStages | DetectAhead | AutoStages:
+           fresh: Callable[[Frame], bool] | None = None) -> InlineStages | DetectAhead:
     """The frame loop's driver: 1 worker runs every stage on the caller's thread, 2 detect on a
-    second thread one frame ahead (DetectAhead), None chooses from the first frame (AutoStages)
-    unless DEFAULT_WORKERS says otherwise."""
+    second thread one frame ahead (DetectAhead). None: DEFAULT_WORKERS."""
     workers = DEFAULT_WORKERS if workers is None else workers
-    if workers is None:
-        return AutoStages(pipeline, source, fresh=fresh)
     if workers not in (1, 2):
         raise ValueError(f"workers must be 1 or 2, got {workers}")
     if workers == 1:

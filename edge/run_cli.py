@@ -117,10 +117,11 @@ def register(sub) -> None:
     add_model_arguments(p.add_argument_group("models"))
     r = p.add_argument_group("runtime")
     r.add_argument("--threads", type=int, default=None,
-                   help="interpreter threads per model (default: 1, fastest for these small models on 2 cores; try 2-4 on a Pi)")
+                   help="interpreter threads per model (default: 1, fastest for these small models on 2 cores, "
+                   "and up to 2 for the tiled detector of large frames; try 2-4 on a Pi)")
     r.add_argument("--workers", type=int, choices=(1, 2), default=None,
                    help="frame-loop threads: 2 detects the next frame while this one is classified, drawn and "
-                   "written; 1 runs every stage on one thread (default: 2 when the frame is tiled, else 1)")
+                   "written (more frames/s); 1 runs every stage on one thread (lower latency) (default: 2)")
     r.add_argument("--max-fps", type=float, default=0.0, help="process at most this many frames/s (0: no limit)")
     r.add_argument("--no-smooth", action="store_true",
                    help="raw per-frame labels (no EMA of probabilities, no label hysteresis)")

@@ -191,8 +191,8 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
         from edge.overlay import draw
         from edge.pipeline import stages
 
-        # Unrelated stills: no remembered faces or tracks across them. Large (tiled) frames are
-        # detected on a second thread while the previous one is drawn and encoded.
+        # Unrelated stills: no remembered faces or tracks across them. Frames are detected on a
+        # second thread while the previous one is drawn and encoded.
         fresh = (lambda _frame: True) if spec.images else None
 
         max_clients = args.max_stream_clients if args.max_stream_clients is not None else max(1, args.threads - 2)

@@ -123,31 +123,6 @@ def test_stills_are_fresh_streams(pipeline, video):
     assert len(set.union(*ids)) == sum(len(i) for i in ids)  # no id is ever reused across stills
 
 
-def test_auto_workers_detect_ahead_only_on_tiled_frames(tmp_path, fer_dir, pipeline, video):
-    with Capture.from_spec(parse_source(str(video))) as capture, stages(pipeline, capture) as loop:
-        assert loop.next(timeout_s=30.0) is not None
-        assert loop.workers == 1  # 640x360: the whole-frame detector, one thread
-    big = tmp_path / "big.mp4"
-    truth, _ = scene_video(big, fer_dir, n_frames=6, size=(1280, 720), faces_per_frame=(2, 2), face_px=(70, 120),
-                           seed=1)
-    big = big.parent / truth.video
-    want = _run(pipeline, big, 1)
-    pipeline.reset()
-    with Capture.from_spec(parse_source(str(big))) as capture, stages(pipeline, capture) as loop:
-        got = []
-        while True:
-            try:
-                result = loop.next(timeout_s=30.0)
-            except EndOfStream:
-                break
-            if result is not None:
-                got.append(result)
-        assert loop.workers == 2  # 1280x720 is tiled: detection moves to a second thread
-    assert [r.frame.index for r in got] == list(range(6))
-    for a, b in zip(got, want):
-        np.testing.assert_array_equal(a.faces.xyxy, b.faces.xyxy)
-
-
 def test_stages_checks_workers(pipeline, video):
     with Capture.from_spec(parse_source(str(video))) as capture:
         assert isinstance(stages(pipeline, capture, 1), InlineStages)
