@@ -39,7 +39,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.scenes import make_scene_image, match_boxes
+from benchmarks.scenes import make_scene_image
+from edge.boxes import match_boxes
 from edge.preprocess import CropPolicy, crop_face, to_gray
 from train.data import default_data_path
 

@@ -30,6 +30,11 @@ def _add_pipeline_args(p: argparse.ArgumentParser, frames: int, json_help: str) 
                    help="measure for S seconds instead of --frames (default: count frames)")
     p.add_argument("--warmup", type=int, default=10, help="frames run before measuring")
     p.add_argument("--threads", type=int, default=None, help="interpreter threads per model (default: the runtime's)")
+    p.add_argument("--workers", type=int, choices=(1, 2), default=None,
+                   help="frame-loop threads: 2 detects the next frame while this one is classified and drawn "
+                   "(default: runtime's)")
+    p.add_argument("--scan", choices=("auto", "frame", "tiles"), default="auto", help="detector scan (see fer-edge run)")
+    p.add_argument("--tiles-per-frame", type=int, default=1, help="tiled streams: tiles per frame (see fer-edge run)")
     p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
     p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
     p.add_argument("--detector-model", default=None,
@@ -53,7 +58,7 @@ def _config(args, peer: str):
     return BenchConfig(source=str(args.source), frames=args.frames, duration_s=args.duration, warmup=args.warmup,
                        threads=args.threads, detector=args.detector, range=args.range,
                        detector_model=args.detector_model, emotion_model=args.model, draw=not args.no_draw,
-                       peer=peer)
+                       peer=peer, workers=args.workers, scan=args.scan, tiles_per_frame=args.tiles_per_frame)
 
 
 def _default_json(args, prefix: str) -> Path:
@@ -142,15 +147,18 @@ def register(sub) -> None:
     threshold.register(bsub)
 
     # Sibling benchmarks owned elsewhere; absent ones are simply not offered.
-    for module, fn in (("benchmarks.scenes", "register"), ("benchmarks.calibrate", "register_calibrate"),
-                       ("benchmarks.scenes", "register_calibrate")):
+    for module, fn, name in (("benchmarks.scenes", "register", "scenes"),
+                             ("benchmarks.calibrate", "register_calibrate", "calibrate"),
+                             ("benchmarks.scenes", "register_calibrate", "calibrate"),
+                             ("benchmarks.crowd", "register", "crowd"),
+                             ("benchmarks.gil", "register", "gil")):
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:
             log.debug("%s not available: %s", module, exc)
             continue
         reg = getattr(mod, fn, None)
-        if reg is not None and not _has_choice(bsub, "scenes" if fn == "register" else "calibrate"):
+        if reg is not None and not _has_choice(bsub, name):
             reg(bsub)
 
 

@@ -24,6 +24,7 @@ import logging
 import os
 import platform
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -212,31 +213,130 @@ def _progress(total: int | None, desc: str, enabled: bool):
                 dynamic_ncols=True, mininterval=0.5)
 
 
+class ReaderSource:
+    """A FrameReader as the runtime's frame source (`read(after, timeout_s)` -> Frame), for the
+    two-thread driver: it notes when each frame's decoding started and how long it took, and
+    which frames start the file again (fresh streams for the detector and the tracker)."""
+
+    def __init__(self, reader: FrameReader):
+        self.reader = reader
+        self._index = 0
+        self._rewinds = reader.rewinds
+        self._lock = threading.Lock()
+        self._timing: dict[int, tuple[float, float]] = {}  # index -> (t_start, decode_ms); popped when used
+        self._fresh: set[int] = set()  # popped when used
+
+    def read(self, after: int = -1, timeout_s: float | None = None):
+        from edge.capture import EndOfStream
+        from edge.types import Frame
+
+        t0 = time.perf_counter()
+        image = self.reader.read()
+        t1 = time.perf_counter()
+        if image is None:
+            raise EndOfStream
+        index = self._index
+        self._index += 1
+        with self._lock:
+            self._timing[index] = (t0, (t1 - t0) * 1e3)
+            if self.reader.rewinds != self._rewinds:
+                self._rewinds = self.reader.rewinds
+                self._fresh.add(index)
+        return Frame(image=image, index=index, t=0.0)
+
+    def fresh(self, frame) -> bool:
+        with self._lock:
+            if frame.index in self._fresh:
+                self._fresh.discard(frame.index)
+                return True
+            return False
+
+    def timing(self, index: int) -> tuple[float, float]:
+        """(perf_counter when decoding started, decode ms) of a frame, once."""
+        with self._lock:
+            return self._timing.pop(index)
+
+
 class PipelineSide:
-    """fer-edge on one reader: `step()` measures one frame (decode, pipeline stages, draw)."""
+    """fer-edge on one reader: `step()` measures one frame (decode, pipeline stages, draw).
+
+    workers=2 detects the next frame on a second thread while this one is classified, tracked
+    and drawn (edge.pipeline.DetectAhead); the frame's latency then runs from the start of its
+    decoding to the end of its drawing. Call `close()` (or use it as a context manager).
+    """
 
     name = "fer-edge"
 
-    def __init__(self, reader: FrameReader, pipeline, draw: bool = True, capacity: int = 4096):
+    def __init__(self, reader: FrameReader, pipeline, draw: bool = True, capacity: int = 4096,
+                 workers: int | None = None):
+        from edge.pipeline import DEFAULT_WORKERS, stages
+
         self.reader, self.pipeline = reader, pipeline
+        self.workers = DEFAULT_WORKERS if workers is None else workers
         self.draw_fn = _draw_fn() if draw else None
         self.samples = RunSamples(capacity=capacity)
         if self.draw_fn is None:
             self.samples.stages_ms.pop("draw")
         self._rewinds = reader.rewinds
         self._fps_shown = None
+        self._source = None
+        self._stages = None
+        if self.workers != 1:
+            self._source = ReaderSource(reader)
+            self._stages = stages(pipeline, self._source, self.workers, fresh=self._source.fresh).__enter__()
+
+    def __enter__(self) -> "PipelineSide":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._stages is not None:
+            self._workers_used = getattr(self._stages, "workers", self.workers)
+            self._stages.close()
+            self._stages = None
+
+    @property
+    def resolved_workers(self) -> int | None:
+        """The frame-loop threads really used (the automatic choice, once the first frame made it)."""
+        if self._stages is None:
+            return getattr(self, "_workers_used", 1)
+        return getattr(self._stages, "workers", self.workers)
+
+    def settle(self) -> None:
+        """No detection of ours runs ahead while another side is measured."""
+        if self._stages is not None:
+            self._stages.settle()
+
+    def _next_threaded(self):
+        from edge.capture import EndOfStream
+
+        try:
+            return self._stages.next(timeout_s=60.0)
+        except EndOfStream:
+            return None
 
     def warmup(self, n: int) -> None:
         for _ in range(n):
-            image = self.reader.read()
-            if image is None:
-                return
-            result = self.pipeline.process(image)
+            if self._stages is not None:
+                result = self._next_threaded()
+                if result is None:
+                    return
+                self._source.timing(result.frame.index)
+                image = result.frame.image
+            else:
+                image = self.reader.read()
+                if image is None:
+                    return
+                result = self.pipeline.process(image)
             if self.draw_fn is not None:
                 self.draw_fn(image, result, copy=False)
 
     def step(self) -> bool:
         """One counted frame; False when the source has no more frames."""
+        if self._stages is not None:
+            return self._step_threaded()
         s = self.samples
         t_a = time.perf_counter()
         image = self.reader.read()
@@ -266,6 +366,33 @@ class PipelineSide:
         n = len(s.end_to_end_ms)
         if n % 30 == 0 and s.wall_s > 0:
             self._fps_shown = n / s.wall_s  # what a live runner's HUD would show
+        return True
+
+    def _step_threaded(self) -> bool:
+        s = self.samples
+        result = self._next_threaded()
+        if result is None:
+            return False
+        t_a, decode_ms = self._source.timing(result.frame.index)
+        t_c = time.perf_counter()
+        if self.draw_fn is not None:
+            self.draw_fn(result.frame.image, result, self._fps_shown, copy=False)
+        t_d = time.perf_counter()
+        tm = result.timings
+        st = s.stages_ms
+        st["decode"].append(decode_ms)
+        st["detect"].append(tm.detect_ms)
+        st["preprocess"].append(tm.preprocess_ms)
+        st["classify"].append(tm.classify_ms)
+        st["track"].append(tm.track_ms)
+        if self.draw_fn is not None:
+            st["draw"].append((t_d - t_c) * 1e3)
+        s.pipeline_ms.append(tm.total_ms)
+        s.end_to_end_ms.append((t_d - t_a) * 1e3)
+        s.faces.append(len(result.faces))
+        n = len(s.end_to_end_ms)
+        if n % 30 == 0 and s.wall_s > 0:
+            self._fps_shown = n / s.wall_s
         return True
 
 
@@ -310,6 +437,9 @@ def run_interleaved(sides: list, *, frames: int, duration_s: float | None = None
                     s.rss_mb.append(proc.memory_info().rss / 2**20)
                     s.t_s.append(s.wall_s + now - t0)
                     bar.update(1)
+                settle = getattr(side, "settle", None)
+                if settle is not None:
+                    settle()  # its worker's frame in flight belongs to this block
                 cpu1 = proc.cpu_times()
                 s.wall_s += time.perf_counter() - t0
                 s.cpu_s += (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
@@ -327,11 +457,11 @@ def run_interleaved(sides: list, *, frames: int, duration_s: float | None = None
 
 
 def measure_pipeline(reader: FrameReader, pipeline, *, frames: int, warmup: int, duration_s: float | None = None,
-                     draw: bool = True, progress: bool = True) -> RunSamples:
+                     draw: bool = True, progress: bool = True, workers: int | None = None) -> RunSamples:
     """Run `warmup` + `frames` frames (or until `duration_s`) through pipeline (+ overlay), alone."""
-    side = PipelineSide(reader, pipeline, draw=draw, capacity=frames + 1)
-    side.warmup(warmup)
-    run_interleaved([side], frames=frames, duration_s=duration_s, block=max(frames, 1), progress=progress)
+    with PipelineSide(reader, pipeline, draw=draw, capacity=frames + 1, workers=workers) as side:
+        side.warmup(warmup)
+        run_interleaved([side], frames=frames, duration_s=duration_s, block=max(frames, 1), progress=progress)
     return side.samples
 
 
@@ -373,6 +503,9 @@ class BenchConfig:
     emotion_model: str | None = None
     draw: bool = True
     peer: str = "auto"  # auto (when fer is installed) | on | off
+    workers: int | None = None  # frame-loop threads (None: the runtime's default)
+    scan: str = "auto"  # detector scan: auto | frame | tiles
+    tiles_per_frame: int = 1  # tiled streams: tiles per frame
 
 
 def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 25) -> dict:
@@ -385,7 +518,8 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
 
     from benchmarks import peer as peer_mod
 
-    overrides = {"detector": config.detector, "range": config.range, "threads": config.threads}
+    overrides = {"detector": config.detector, "range": config.range, "threads": config.threads, "scan": config.scan,
+                 "tiles_per_frame": config.tiles_per_frame}
     if config.detector_model:
         overrides["detector_model"] = config.detector_model
     if config.emotion_model:
@@ -402,7 +536,8 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         height, width = first.shape[:2]
         pipeline = stack.enter_context(Pipeline.from_defaults(**overrides))
         capacity = config.frames + 1 if config.duration_s is None else 4096
-        ours = PipelineSide(reader, pipeline, draw=config.draw, capacity=capacity)
+        ours = stack.enter_context(PipelineSide(reader, pipeline, draw=config.draw, capacity=capacity,
+                                                workers=config.workers))
         ours.warmup(config.warmup)
         # fer-edge's own footprint, before the peer brings TensorFlow into this process.
         rss_alone_mb = psutil.Process().memory_info().rss / 2**20
@@ -427,6 +562,7 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         "machine": info,
         "model": model_info(config.emotion_model),
         **samples_report(samples),
+        "workers": ours.resolved_workers,
         "rss_alone_mb": rss_alone_mb,
         "rss_alone_includes_tensorflow": tf_already_loaded,
         "rss_series": {"t_s": _thin(samples.t_s), "rss_mb": _thin(samples.rss_mb)},
@@ -489,7 +625,8 @@ def markdown(report: dict) -> str:
              + (f" (peak {report['rss_mb']['peak']:.0f} MB with the peer and TensorFlow in the process)"
                 if report.get("peer") else f", peak {report['rss_mb']['peak']:.0f} MB")
              + f"; faces/frame {report['faces_per_frame']['mean']:.2f}",
-             f"- detector {cfg['detector']} ({cfg['range']} range), threads {cfg['threads'] or 'default'}, "
+             f"- detector {cfg['detector']} ({cfg['range']} range, scan {cfg.get('scan', 'frame')}), "
+             f"threads {cfg['threads'] or 'default'}, workers {report.get('workers', 1)}, "
              f"model {Path(report['model']['path']).name}"
              + (" (PROVISIONAL)" if report["model"].get("provisional") else ""),
              "",

@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.boxes import match_boxes
 from edge.labels import LABELS
 from train.data import default_data_path
 
@@ -53,6 +54,8 @@ class SceneFace:
     label: int  # index into edge.labels.LABELS
     src: int  # index of the source crop in the faces array the scene was made from
     angle: float = 0.0  # degrees the face was rotated (counter-clockwise, as cv2) about the box centre
+    occluded: float = 0.0  # fraction of the square's side hidden behind an occluder (group scenes)
+    border: bool = False  # placed across a tile edge of the default tiling (group scenes)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -63,7 +66,8 @@ class SceneFace:
     @classmethod
     def from_json(cls, d: dict) -> "SceneFace":
         return cls(id=int(d["id"]), box=tuple(int(v) for v in d["box"]), label=int(d["label"]),
-                   src=int(d["src"]), angle=float(d.get("angle", 0.0)))
+                   src=int(d["src"]), angle=float(d.get("angle", 0.0)),
+                   occluded=float(d.get("occluded", 0.0)), border=bool(d.get("border", False)))
 
 
 @dataclass(frozen=True)
@@ -430,46 +434,6 @@ def read_video_frames(path: str | Path) -> list[np.ndarray]:
     finally:
         cap.release()
     return frames
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a (n, 4) and b (m, 4), xyxy -> (n, m) float64."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def match_boxes(truth_xyxy: np.ndarray, det_xyxy: np.ndarray, iou_threshold: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Greedy one-to-one matching, highest IoU first (the usual detection-benchmark rule).
-
-    Returns (truth_index (k,), det_index (k,), iou (k,)) of the k pairs with IoU >= threshold.
-    """
-    m = iou(truth_xyxy, det_xyxy)
-    ti, di, vals = [], [], []
-    if m.size:
-        order = np.argsort(-m, axis=None, kind="stable")
-        used_t, used_d = set(), set()
-        for flat in order:
-            t, d = divmod(int(flat), m.shape[1])
-            if m[t, d] < iou_threshold:
-                break
-            if t in used_t or d in used_d:
-                continue
-            used_t.add(t)
-            used_d.add(d)
-            ti.append(t)
-            di.append(d)
-            vals.append(float(m[t, d]))
-    return np.array(ti, np.int64), np.array(di, np.int64), np.array(vals, np.float64)
 
 
 # ================================================================ the scene benchmark

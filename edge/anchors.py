@@ -61,3 +61,28 @@ def ssd_anchor_centres(options: AnchorOptions) -> np.ndarray:
         blocks.append(np.repeat(centres, per_cell, axis=0))
         layer += same
     return np.concatenate(blocks, axis=0).astype(np.float32)
+
+
+def anchor_centres_px(options: AnchorOptions, height: int, width: int) -> np.ndarray:
+    """Anchor centres in input pixels, (n, 2) float32 (x, y), for a (height, width) input.
+
+    The short-range network is fully convolutional, so it also runs on inputs other than its
+    square size (multiples of the largest stride); its outputs then follow the same order as
+    `ssd_anchor_centres` over a height x width grid. For the square input size this is
+    `ssd_anchor_centres(options) * input_size`.
+    """
+    blocks: list[np.ndarray] = []
+    layer = 0
+    strides = options.strides
+    while layer < len(strides):
+        stride = strides[layer]
+        same = 0
+        while layer + same < len(strides) and strides[layer + same] == stride:
+            same += 1
+        rows, cols = int(math.ceil(height / stride)), int(math.ceil(width / stride))
+        ys, xs = np.meshgrid((np.arange(rows) + options.anchor_offset) * stride,
+                             (np.arange(cols) + options.anchor_offset) * stride, indexing="ij")
+        centres = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        blocks.append(np.repeat(centres, same * options.anchors_per_layer, axis=0))
+        layer += same
+    return np.concatenate(blocks, axis=0).astype(np.float32)

@@ -38,10 +38,39 @@ class EmotionClassifier:
         self.batch = batch
         self.labels = self.card.labels
         self.spec = self.card.input
+        self._lut = self._pixel_table() if self._in_dtype != np.float32 else None
 
     @property
     def input_dtype(self):
         return self._in_dtype
+
+    def _pixel_table(self) -> np.ndarray:
+        """(256,) model input per pixel value: (p - mean) / std, quantized as the model wants it.
+
+        The same arithmetic as `_quantize(to_model_input(...))`, done once for all 256 values, so a
+        uint8 crop becomes the int8 input with one lookup instead of float maths per pixel.
+        """
+        values = np.arange(256, dtype=np.float32)[:, None, None, None]
+        values -= np.float32(self.spec.mean)
+        values *= np.float32(1.0 / self.spec.std)  # as edge.preprocess.to_model_input normalises
+        return self._quantize(values).reshape(256)
+
+    def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """pixels: (n, H, W) uint8 crops at the model's input size that went through every pixel
+        step of the preprocessing (everything but `(p - mean) / std`) -> (n, classes) float32."""
+        if pixels.dtype != np.uint8 or pixels.ndim != 3:
+            raise ValueError(f"expected (n, H, W) uint8 pixels, got {pixels.shape} {pixels.dtype}")
+        if pixels.shape[0] == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if self._lut is None:
+            x = (pixels.astype(np.float32) - np.float32(self.spec.mean)) * np.float32(1.0 / self.spec.std)
+            return self._infer(x[..., None])
+        return self._infer(self._lut[pixels][..., None])
+
+    def _infer(self, q: np.ndarray) -> np.ndarray:
+        if self.batch:
+            return self._dequantize(self._run(q))
+        return np.concatenate([self._dequantize(self._run(q[i:i + 1])) for i in range(len(q))])
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
         if self._in_dtype == np.float32:
@@ -69,10 +98,7 @@ class EmotionClassifier:
         """x: (n, H, W, C) float32, already normalised -> (n, classes) float32 probabilities."""
         if x.shape[0] == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        q = self._quantize(x)
-        if self.batch:
-            return self._dequantize(self._run(q))
-        return np.concatenate([self._dequantize(self._run(q[i:i + 1])) for i in range(len(q))])
+        return self._infer(self._quantize(x))
 
     def classify(self, crops_gray: np.ndarray) -> np.ndarray:
         """crops_gray: (n, h, w) uint8 gray face crops -> (n, classes) float32 probabilities."""

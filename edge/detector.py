@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge.anchors import FULL_RANGE, SHORT_RANGE, AnchorOptions, ssd_anchor_centres
+from edge.boxes import weighted_nms
 from edge.interpreter import load_interpreter
 from edge.types import Faces
 
@@ -163,44 +164,6 @@ def decode(raw: np.ndarray, anchors: np.ndarray, input_size: int) -> tuple[np.nd
     return boxes.astype(np.float32), keypoints.astype(np.float32)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes a (n, 4) and b (m, 4) -> (n, m)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MediaPipe's WEIGHTED non-maximum suppression.
-
-    Repeatedly take the best remaining detection; every remaining detection overlapping it by
-    IoU > iou_threshold (itself included) joins its cluster; the output box and keypoints are
-    the score-weighted mean of the cluster, the output score is the best one's score.
-    boxes (k, 4), keypoints (k, 6, 2), scores (k,) -> the same, one row per cluster, best first.
-    """
-    order = np.argsort(-scores, kind="stable")
-    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    iou = iou_matrix(boxes, boxes)
-    remaining = np.ones(len(scores), bool)
-    out_boxes, out_kps, out_scores = [], [], []
-    while remaining.any():
-        best = int(np.argmax(remaining))  # sorted: the first remaining is the best
-        members = remaining & (iou[best] > iou_threshold)
-        members[best] = True
-        weights = scores[members]
-        total = weights.sum()
-        out_boxes.append((boxes[members] * weights[:, None]).sum(axis=0) / total)
-        out_kps.append((keypoints[members] * weights[:, None, None]).sum(axis=0) / total)
-        out_scores.append(scores[best])
-        remaining &= ~members
-    return np.stack(out_boxes), np.stack(out_kps), np.asarray(out_scores, np.float32)
-
-
 class MediaPipeDetector:
     """The MediaPipe Tasks FaceDetector (VIDEO mode), mapped into `Faces`. Short range only.
 
@@ -277,23 +240,47 @@ class MediaPipeDetector:
         return Faces(xyxy, score, keypoints)
 
 
+SCANS = ("auto", "frame", "tiles")
+
+
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
-                  score_threshold: float = DEFAULT_SCORE_THRESHOLD, num_threads: int | None = None
-                  ) -> BlazeFaceDetector | MediaPipeDetector:
+                  score_threshold: float = DEFAULT_SCORE_THRESHOLD, num_threads: int | None = None, scan: str = "frame",
+                  min_face_px: float = 40.0, tiles_per_frame: int = 1, tile_threads: int | None = None):
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
-    ModelNotFoundError says how to get it."""
+    ModelNotFoundError says how to get it.
+
+    scan: "frame" runs the whole frame through the network once; "tiles" runs the short-range
+    model over a pyramid of windows and finds faces down to `min_face_px` (edge.tiling);
+    "auto" tiles only frames larger than edge.tiling.AUTO_TILES_ABOVE_PX, and only with the
+    short-range BlazeFace backend (elsewhere it means "frame"). tile_threads: interpreter threads
+    of the tiled detector (None: up to 2); num_threads: of the whole-frame one.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if range not in RANGES:
         raise ValueError(f"unknown detector range {range!r}; choose one of {', '.join(RANGES)}")
+    if scan not in SCANS:
+        raise ValueError(f"unknown scan {scan!r}; choose one of {', '.join(SCANS)}")
     if backend == "mediapipe" and range != "short":
         raise ValueError("the mediapipe backend runs only the short-range model; "
                          "use --detector blazeface for --range full")
+    if scan == "tiles" and (backend != "blazeface" or range != "short"):
+        raise ValueError("tiles run the short-range model on the blazeface backend; "
+                         "use --range short --detector blazeface, or --scan frame")
     from edge.models import resolve_detector_model
 
     # An explicit path is checked too, so a wrong --detector-model gets the same how-to message.
     model_path = resolve_detector_model(range, model_path)
     cls = BlazeFaceDetector if backend == "blazeface" else MediaPipeDetector
-    return cls(model_path, full_range=(range == "full"), score_threshold=score_threshold,
-               num_threads=num_threads)
+    tiled = scan == "tiles" or (scan == "auto" and backend == "blazeface" and range == "short")
+    if not tiled:
+        return cls(model_path, full_range=(range == "full"), score_threshold=score_threshold,
+                   num_threads=num_threads)
+    from edge.tiling import AutoScanDetector, TiledDetector
+
+    tiles = TiledDetector(model_path, score_threshold=score_threshold, num_threads=tile_threads,
+                          min_face_px=min_face_px, tiles_per_frame=tiles_per_frame)
+    if scan == "tiles":
+        return tiles
+    return AutoScanDetector(cls(model_path, score_threshold=score_threshold, num_threads=num_threads), tiles)

@@ -46,6 +46,10 @@ class RunConfig:
     detector_model: str | None = None
     model: str | None = None
     threads: int | None = None
+    workers: int | None = None
+    scan: str = "auto"
+    min_face_px: float = 40.0
+    tiles_per_frame: int = 1
     max_fps: float = 0.0
     smooth: bool = True
     ema_alpha: float = 0.4
@@ -71,7 +75,8 @@ class RunConfig:
         from edge.pipeline import PipelineConfig
 
         return PipelineConfig(detector=self.detector, range=self.range, detector_model=self.detector_model,
-                              emotion_model=self.model, threads=self.threads,
+                              emotion_model=self.model, threads=self.threads, scan=self.scan,
+                              min_face_px=self.min_face_px, tiles_per_frame=self.tiles_per_frame,
                               score_threshold=self.score_threshold, smooth=self.smooth,
                               ema_alpha=self.ema_alpha, max_missed=self.max_missed, max_age_s=self.max_age_s)
 
@@ -90,6 +95,16 @@ def add_model_arguments(m) -> None:
     m.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
                    help="detector confidence below which a face is dropped; lower finds fainter faces and "
                    "more false ones (default: %(default)s, read off the curve `fer-edge bench threshold` measures)")
+    m.add_argument("--scan", choices=("auto", "frame", "tiles"), default="auto",
+                   help="frame: the whole frame in one detector pass, faces from about 1/4 of the frame's long "
+                   "side (160 px at 640x480); tiles: short range over tiles and regions around known faces, faces "
+                   "from --min-face-px; auto: frame up to 960 px on the long side, tiles above (short range only)")
+    m.add_argument("--min-face-px", type=float, default=40.0,
+                   help="smallest supported face side in tiled frames, in frame pixels; smaller faces are found "
+                   "less often (recall per face size: README *Group scenes*)")
+    m.add_argument("--tiles-per-frame", type=int, default=1,
+                   help="tiled streams: tiles scanned per frame besides the regions around known faces; more finds "
+                   "new faces sooner at a higher cost per frame")
 
 
 def register(sub) -> None:
@@ -118,7 +133,11 @@ def register(sub) -> None:
     add_model_arguments(p.add_argument_group("models"))
     r = p.add_argument_group("runtime")
     r.add_argument("--threads", type=int, default=None,
-                   help="interpreter threads per model (default: 1, fastest for these small models on 2 cores; try 2-4 on a Pi)")
+                   help="interpreter threads per model (default: 1, fastest for these small models on 2 cores, "
+                   "and up to 2 for the tiled detector of large frames; try 2-4 on a Pi)")
+    r.add_argument("--workers", type=int, choices=(1, 2), default=None,
+                   help="frame-loop threads: 2 detects the next frame while this one is classified, drawn and "
+                   "written (more frames/s); 1 runs every stage on one thread (lower latency) (default: 2)")
     r.add_argument("--max-fps", type=float, default=0.0, help="process at most this many frames/s (0: no limit)")
     r.add_argument("--no-smooth", action="store_true",
                    help="raw per-frame labels (no EMA of probabilities, no label hysteresis)")
@@ -257,6 +276,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     from edge.capture import Capture, EndOfStream, SourceError, parse_source
     from edge.heartbeat import Heartbeat
     from edge.overlay import draw
+    from edge.pipeline import stages
     from edge.sinks import ImageDirSink, JsonlSink, RunSummary, VideoSink, frame_record
 
     try:
@@ -312,11 +332,12 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
         t_prev = None
         t_start = time.perf_counter()
         heartbeat = Heartbeat(config.stats_interval_s if config.headless else 0.0, time.monotonic())
-        with _StopOnSignals(stop), capture:
-            last = -1
+        # Unrelated stills: no remembered faces, tracks or smoothing across them.
+        fresh = (lambda _frame: True) if spec.images else None
+        with _StopOnSignals(stop), capture, stages(pipeline, capture, config.workers, fresh=fresh) as loop:
             while not stop.is_set():
                 try:
-                    frame = capture.read(after=last, timeout_s=0.1)
+                    result = loop.next()
                 except EndOfStream:
                     break
                 except SourceError as exc:
@@ -325,14 +346,11 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
                 if heartbeat.due(now_s := time.monotonic()):  # also while a camera is stalled
                     cs = capture.stats
                     log.info("%s", heartbeat.beat(now_s, cs.drops, cs.skipped, cs.reconnects).text())
-                if frame is None:
+                if result is None:
                     if window and (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):
                         break
                     continue
-                last = frame.index
-                if spec.images:
-                    pipeline.reset()  # unrelated stills: no tracks or smoothing across them
-                result = pipeline.process_frame(frame)
+                frame = result.frame
                 summary.add(result)
                 heartbeat.add(len(result.faces))
                 frames_with_faces += len(result.faces) > 0
@@ -434,9 +452,10 @@ def no_face_hint(frames: int, frames_with_faces: int, config: RunConfig) -> str 
     if frames == 0 or frames_with_faces >= NO_FACE_SHARE * frames:
         return None
     tips = []
-    if config.range == "short" and config.detector == "blazeface":
-        tips.append("--range full, when faces are small or far away (the default short range sees the "
-                    "whole frame at 128x128 pixels: it finds faces wider than about a quarter of the frame)")
+    if config.scan != "tiles" and config.detector == "blazeface":
+        tips.append(f"--scan tiles, when faces are small or far away (a frame up to 960 px wide is seen whole "
+                    f"at 128x128 pixels, so it finds only faces wider than about a quarter of the frame; tiles "
+                    f"find faces down to --min-face-px, now {config.min_face_px:g} px, at a higher cost)")
     if config.score_threshold > 0.5:
         tips.append(f"--score-threshold 0.5 (now {config.score_threshold:g}) finds fainter faces, "
                     "at the cost of more false ones")

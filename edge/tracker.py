@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.boxes import match_boxes
+
 
 @dataclass(frozen=True, slots=True)
 class TrackerConfig:
@@ -57,19 +59,6 @@ class _Track:
         self.streak = 0
         self.missed = 0
         self.seen_t = t  # frame time of the last match (None: frame times not given)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4) and (m, 4) xyxy boxes -> (n, m) float32 intersection over union."""
-    a = a.astype(np.float32)[:, None, :]
-    b = b.astype(np.float32)[None, :, :]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 
 
 class Tracker:
@@ -125,22 +114,13 @@ class Tracker:
         return Tracks(ids=out_ids, probs=out_probs, label_index=out_label)
 
     def _match(self, xyxy: np.ndarray) -> np.ndarray:
-        n, m = xyxy.shape[0], len(self._tracks)
-        match = np.full((n,), -1, np.int64)
-        if n == 0 or m == 0:
+        match = np.full((xyxy.shape[0],), -1, np.int64)
+        if xyxy.shape[0] == 0 or not self._tracks:
             return match
-        iou = iou_matrix(xyxy, np.stack([t.box for t in self._tracks]))
-        # Greedy by descending IoU: with a handful of faces this equals the optimal assignment
-        # in practice and needs no solver.
-        order = np.argsort(-iou, axis=None)
-        used_t = np.zeros((m,), bool)
-        for flat in order:
-            i, j = divmod(int(flat), m)
-            if iou[i, j] < self.config.iou_threshold:
-                break
-            if match[i] < 0 and not used_t[j]:
-                match[i] = j
-                used_t[j] = True
+        det, trk, _ = match_boxes(xyxy, np.stack([t.box for t in self._tracks]), self.config.iou_threshold)
+        match[det] = trk
+        used_t = np.zeros((len(self._tracks),), bool)
+        used_t[trk] = True
         free = np.flatnonzero(match < 0)
         lost = np.array([j for j, tr in enumerate(self._tracks) if tr.missed > 0 and not used_t[j]], np.int64)
         if len(free) and len(lost) and self.config.reacquire_distance > 0:

@@ -136,7 +136,9 @@ def _build_pipelines(args: argparse.Namespace, n: int):
         require("mediapipe", "mediapipe")
     live_config = PipelineConfig(detector=args.detector, range=args.range, detector_model=args.detector_model,
                                  emotion_model=args.model, threads=args.model_threads,
-                                 score_threshold=args.score_threshold, smooth=not args.no_smooth)
+                                 score_threshold=args.score_threshold, smooth=not args.no_smooth,
+                                 scan=args.scan, min_face_px=args.min_face_px,
+                                 tiles_per_frame=args.tiles_per_frame)
     # With a pool, the parallelism comes from the pool: one interpreter thread per still
     # pipeline unless --model-threads says otherwise (more would only oversubscribe the cores).
     still_threads = args.model_threads if args.model_threads is not None else (1 if n > 1 else None)
@@ -201,20 +203,20 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
     if spec is not None:
         from edge.capture import Capture
         from edge.overlay import draw
+        from edge.pipeline import stages
 
-        def process(frame):
-            if spec.images:
-                live_pipeline.reset()  # unrelated stills: no tracks across them
-            return live_pipeline.process_frame(frame)
+        # Unrelated stills: no remembered faces or tracks across them. Frames are detected on a
+        # second thread while the previous one is drawn and encoded.
+        fresh = (lambda _frame: True) if spec.images else None
 
         max_clients = args.max_stream_clients if args.max_stream_clients is not None else max(1, args.threads - 2)
         # Files play at their own frame rate (realtime), dropping frames when the CPU falls behind.
         live = LiveStream(
             lambda: Capture.from_spec(spec, width=args.width, height=args.height, fps=args.fps, realtime=True),
-            process, lambda image, result, fps: draw(image, result, fps),
+            live_pipeline.process_frame, lambda image, result, fps: draw(image, result, fps),
             lambda result: face_records(result, with_ids=True),
             source_name=public_source_name(spec), jpeg_quality=args.jpeg_quality, max_clients=max_clients,
-            max_fps=args.max_fps)
+            max_fps=args.max_fps, stages=lambda capture: stages(live_pipeline, capture, fresh=fresh))
 
     config = WebConfig(token=token, max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels)
     app = create_app(config, stills, live, info=info)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 import cv2
@@ -32,7 +32,7 @@ TERMINAL = frozenset({ENDED, FAILED, STOPPED})
 @dataclass(frozen=True, slots=True)
 class LiveFrame:
     seq: int  # strictly increasing per encoded frame
-    jpeg: bytes  # the annotated frame, encoded once for every viewer
+    jpeg: bytes  # the annotated frame, encoded once for every viewer; b"" while nobody watches
     width: int
     height: int
     faces: list = field(default_factory=list)  # API face records (see edge.web.app.face_records)
@@ -51,16 +51,19 @@ class LiveStream:
     process: Frame -> FrameResult (the live pipeline; only this thread calls it).
     draw: (image_bgr, FrameResult, fps or None) -> annotated image_bgr.
     to_records: FrameResult -> list of API face records.
+    stages: optional capture -> a frame-loop driver with `next()` (edge.pipeline.stages), used
+    instead of `process`, so that detection can run on a second thread.
     """
 
     def __init__(self, open_capture: Callable[[], object], process: Callable[[Frame], FrameResult],
                  draw: Callable[[np.ndarray, FrameResult, float | None], np.ndarray],
                  to_records: Callable[[FrameResult], list], *, source_name: str = "",
                  jpeg_quality: int = 80, max_clients: int = 4, max_fps: float = 0.0,
-                 join_timeout_s: float = 5.0):
+                 join_timeout_s: float = 5.0, stages: Callable[[object], object] | None = None):
         self.source_name = source_name
         self._open_capture = open_capture
         self._process = process
+        self._stages = stages
         self._draw = draw
         self._to_records = to_records
         self._jpeg_params = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
@@ -79,6 +82,7 @@ class LiveStream:
         self._capture_stats = None
         self._publish_times: deque[float] = deque(maxlen=30)
         self._shares = LabelShares(window_s=60.0)  # the live page's rolling chart
+        self._unencoded: tuple | None = None  # (image, result, fps) of the latest frame published without a JPEG
         self._thread = threading.Thread(target=self._run, name="web-live", daemon=True)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -120,9 +124,8 @@ class LiveStream:
             with self._open_capture() as capture:
                 self._set_state(RUNNING)
                 try:
-                    for frame in capture.frames(stop=self._stop):
-                        t_frame = time.perf_counter()
-                        self._publish(frame)
+                    for result, t_frame in self._results(capture):
+                        self._publish(result, t_frame)
                         if self._min_dt_s:
                             wait = t_frame + self._min_dt_s - time.perf_counter()
                             if wait > 0 and self._stop.wait(wait):
@@ -130,6 +133,7 @@ class LiveStream:
                         self._capture_stats = capture.stats
                 finally:
                     self._capture_stats = capture.stats
+            self._encode_unwatched_last()  # a viewer who joins after the end still sees the last frame
             if self._stop.is_set():
                 final = STOPPED
         except Exception as exc:  # a source that cannot be opened or dies: shown, not fatal
@@ -137,26 +141,66 @@ class LiveStream:
             final, error = FAILED, str(exc) or type(exc).__name__
         self._set_state(final, error)
 
-    def _publish(self, frame: Frame) -> None:
-        t0 = time.perf_counter()
-        result = self._process(frame)
-        fps = self.fps()
-        annotated = self._draw(frame.image, result, fps if fps > 0 else None)
-        ok, buf = cv2.imencode(".jpg", annotated, self._jpeg_params)
-        if not ok:
-            log.warning("live frame %d: JPEG encode failed, skipped", frame.index)
+    def _results(self, capture) -> Iterator[tuple[FrameResult, float]]:
+        """(result, perf_counter when its processing started), until the end or a stop."""
+        if self._stages is None:
+            for frame in capture.frames(stop=self._stop):
+                t0 = time.perf_counter()
+                yield self._process(frame), t0
             return
+        from edge.capture import EndOfStream
+
+        with self._stages(capture) as loop:
+            while not self._stop.is_set():
+                try:
+                    result = loop.next()
+                except EndOfStream:
+                    return
+                if result is not None:
+                    # Detection may have run ahead on another thread: count the stages' own time.
+                    yield result, time.perf_counter() - result.timings.total_ms / 1e3
+
+    def _encode(self, image: np.ndarray, result: FrameResult, fps: float) -> bytes | None:
+        annotated = self._draw(image, result, fps if fps > 0 else None)
+        ok, buf = cv2.imencode(".jpg", annotated, self._jpeg_params)
+        return buf.tobytes() if ok else None
+
+    def _publish(self, result: FrameResult, t0: float) -> None:
+        frame = result.frame
+        fps = self.fps()
+        with self._cond:
+            watched = self._clients > 0
+        # Drawing and JPEG encoding cost more than the pipeline on a large frame: only for viewers.
+        jpeg = b""
+        if watched:
+            jpeg = self._encode(frame.image, result, fps)
+            if jpeg is None:
+                log.warning("live frame %d: JPEG encode failed, skipped", frame.index)
+                return
+        self._unencoded = None if watched else (frame.image, result, fps)
         h, w = frame.image.shape[:2]
         now = time.monotonic()
         self._shares.add(now, result.label_indices, len(result.labels))
         with self._cond:
             seq = self._latest.seq + 1 if self._latest is not None else 0
-            self._latest = LiveFrame(seq=seq, jpeg=buf.tobytes(), width=w, height=h,
+            self._latest = LiveFrame(seq=seq, jpeg=jpeg, width=w, height=h,
                                      faces=self._to_records(result),
                                      latency_ms=(time.perf_counter() - t0) * 1000.0, t=now)
             self._frames += 1
             self._publish_times.append(now)
             self._cond.notify_all()
+
+    def _encode_unwatched_last(self) -> None:
+        pending, self._unencoded = self._unencoded, None
+        if pending is None:
+            return
+        jpeg = self._encode(*pending)
+        if jpeg is None:
+            return
+        with self._cond:
+            if self._latest is not None and not self._latest.jpeg:
+                self._latest = replace(self._latest, jpeg=jpeg)
+                self._cond.notify_all()
 
     # --- viewers ------------------------------------------------------------------------------
 
@@ -207,6 +251,8 @@ class LiveStream:
                     return
                 continue
             seq = frame.seq
+            if not frame.jpeg:  # published before this viewer came; the next one is encoded
+                continue
             yield (b"--" + boundary + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
                    + str(len(frame.jpeg)).encode() + b"\r\n\r\n" + frame.jpeg + b"\r\n")
 

@@ -8,7 +8,6 @@ import pytest
 from benchmarks.scenes import (
     BACKGROUNDS,
     feather_mask,
-    iou,
     make_scene_image,
     make_scene_video,
     read_truth,
@@ -16,6 +15,7 @@ from benchmarks.scenes import (
     truth_path,
     upscale_face,
 )
+from edge.boxes import iou_matrix as iou
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detector import (BlazeFaceDetector, MediaPipeDetector, decode, iou_matrix, make_detector,
-                           weighted_nms)
+from edge.boxes import iou_matrix, weighted_nms
+from edge.detector import BlazeFaceDetector, MediaPipeDetector, decode, make_detector
 from edge.types import Faces
 
 SHORT = "blaze_face_short_range.tflite"

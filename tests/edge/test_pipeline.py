@@ -8,8 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks.scenes import iou, read_video_frames
+from benchmarks.scenes import read_video_frames
 from edge import FrameResult, Pipeline, PipelineConfig
+from edge.boxes import iou_matrix as iou
 from edge.cli import main as cli_main
 from edge.preprocess import crop_face, to_gray
 from edge_runtime_helpers import scene_video

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.tracker import Tracker, TrackerConfig, iou_matrix
+from edge.tracker import Tracker, TrackerConfig
 
 C = 7
 
@@ -24,18 +24,6 @@ def step(tracker: Tracker, boxes: list[list[float]], probs: list[np.ndarray] | N
     xyxy = np.asarray(boxes, np.int32).reshape(-1, 4)
     p = np.stack(probs) if probs else np.tile(onehot(0), (len(xyxy), 1)).astype(np.float32)
     return tracker.update(xyxy, p)
-
-
-@pytest.mark.parametrize("a, b, expected", [
-    (box(0, 0), box(0, 0), 1.0),
-    (box(0, 0), box(50, 0), 1 / 3),
-    (box(0, 0), box(200, 200), 0.0),
-    ([0, 0, 10, 10], [0, 0, 0, 0], 0.0),  # degenerate box: no division by zero
-])
-def test_iou_matrix(a, b, expected):
-    got = iou_matrix(np.asarray([a], np.float32), np.asarray([b], np.float32))
-    assert got.shape == (1, 1)
-    assert got[0, 0] == pytest.approx(expected, abs=1e-6)
 
 
 def test_ids_are_stable_for_moving_faces_and_new_faces_get_new_ids():

@@ -148,3 +148,54 @@ def test_mjpeg_and_live_api_through_the_app(tmp_path, fer_faces, live_pipeline):
         resp = client.get("/stream.mjpg", buffered=False)
         assert len(_read_parts(resp, 5)) == 1
         resp.close()
+
+
+def test_nothing_is_drawn_or_encoded_while_nobody_watches(tmp_path, fer_faces, live_pipeline):
+    """Faces are published for the API either way; JPEGs only while a viewer is connected."""
+    video = write_video(tmp_path / "long.avi", fer_faces, n_frames=300)  # 30 s at 10 fps, real time
+    drawn = []
+
+    def counting_draw(image, result, fps):
+        drawn.append(result.frame.index)
+        return draw(image, result, fps)
+
+    spec = parse_source(str(video))
+    live = LiveStream(lambda: Capture.from_spec(spec, realtime=True), live_pipeline.process_frame, counting_draw,
+                      lambda result: face_records(result, with_ids=True), source_name=str(video))
+    with live:
+        wait_for(lambda: live.latest() is not None and live.latest().seq >= 2, what="three frames")
+        unwatched = live.latest()
+        assert unwatched.jpeg == b"" and len(unwatched.faces) == 1 and drawn == []
+        with live.client():
+            parts = []
+            for part in live.mjpeg(MJPEG_BOUNDARY):
+                parts.append(part)
+                if len(parts) == 2:
+                    break
+        assert len(drawn) >= 2  # encoded for the viewer only
+        image = cv2.imdecode(np.frombuffer(parts[1].split(b"\r\n\r\n", 1)[1][:-2], np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape == (240, 320, 3)
+
+
+def test_a_stages_driver_publishes_every_frame_in_order(tmp_path, fer_faces, live_pipeline):
+    """With `stages` (detection possibly on a second thread), frames still come out in order."""
+    from edge.pipeline import stages
+
+    video = write_video(tmp_path / "v.avi", fer_faces, n_frames=12)
+    live_pipeline.reset()
+    spec = parse_source(str(video))
+    seen = []
+
+    def records(result):
+        seen.append(result.frame.index)
+        return face_records(result, with_ids=True)
+
+    live = LiveStream(lambda: Capture.from_spec(spec, realtime=False), live_pipeline.process_frame,
+                      lambda image, result, fps: draw(image, result, fps), records, source_name=str(video),
+                      stages=lambda capture: stages(live_pipeline, capture, 2))
+    with live:
+        wait_for(lambda: live.finished, what="the end of the video")
+        assert live.stats()["state"] == ENDED and live.stats()["frames"] == 12
+        assert live.latest().jpeg  # the last frame is encoded for late viewers
+    assert seen == list(range(12))
+    assert not live._thread.is_alive()

@@ -1,0 +1,84 @@
+"""Box geometry, in one place: IoU, greedy one-to-one matching and MediaPipe's weighted NMS.
+
+Boxes are xyxy rows, (n, 4), in any float or integer dtype and any consistent unit (frame
+pixels, normalised coordinates). The detector merges detections with `weighted_nms` (within one
+network pass and across tiles), the tracker matches detections to tracks with `match_boxes`, and
+the benchmarks match detections to ground truth with the same function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union of xyxy boxes a (n, 4) and b (m, 4) -> (n, m) float64.
+
+    Degenerate boxes (zero or negative width or height) have IoU 0 with everything.
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def match_boxes(a_xyxy: np.ndarray, b_xyxy: np.ndarray, iou_threshold: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy one-to-one matching, highest IoU first; pairs need IoU >= iou_threshold.
+
+    Returns (a_index (k,), b_index (k,), iou (k,)). With a handful of boxes per frame this
+    equals the optimal assignment in practice and needs no solver.
+    """
+    m = iou_matrix(a_xyxy, b_xyxy)
+    ai, bi, vals = [], [], []
+    if m.size:
+        order = np.argsort(-m, axis=None, kind="stable")
+        used_a = np.zeros(m.shape[0], bool)
+        used_b = np.zeros(m.shape[1], bool)
+        for flat in order:
+            i, j = divmod(int(flat), m.shape[1])
+            if m[i, j] < iou_threshold:
+                break
+            if used_a[i] or used_b[j]:
+                continue
+            used_a[i] = used_b[j] = True
+            ai.append(i)
+            bi.append(j)
+            vals.append(float(m[i, j]))
+    return np.array(ai, np.int64), np.array(bi, np.int64), np.array(vals, np.float64)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's WEIGHTED non-maximum suppression.
+
+    Repeatedly take the best remaining detection; every remaining detection overlapping it by
+    IoU > iou_threshold (itself included) joins its cluster; the output box and keypoints are
+    the score-weighted mean of the cluster, the output score is the best one's score.
+    boxes (k, 4), keypoints (k, K, 2), scores (k,) -> the same, one row per cluster, best first.
+    """
+    if len(scores) == 0:
+        return (np.zeros((0, 4), np.float32), np.zeros((0, *keypoints.shape[1:]), np.float32),
+                np.zeros((0,), np.float32))
+    order = np.argsort(-scores, kind="stable")
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    iou = iou_matrix(boxes, boxes)
+    remaining = np.ones(len(scores), bool)
+    out_boxes, out_kps, out_scores = [], [], []
+    while remaining.any():
+        best = int(np.argmax(remaining))  # sorted: the first remaining is the best
+        members = remaining & (iou[best] > iou_threshold)
+        members[best] = True
+        weights = scores[members]
+        total = weights.sum()
+        out_boxes.append((boxes[members] * weights[:, None]).sum(axis=0) / total)
+        out_kps.append((keypoints[members] * weights[:, None, None]).sum(axis=0) / total)
+        out_scores.append(scores[best])
+        remaining &= ~members
+    return (np.stack(out_boxes).astype(np.float32), np.stack(out_kps).astype(np.float32),
+            np.asarray(out_scores, np.float32))

@@ -1,0 +1,58 @@
+"""edge.boxes: the one home of box geometry (IoU, matching, weighted NMS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.boxes import iou_matrix, match_boxes, weighted_nms
+
+
+def box(x: float, y: float, s: float = 100) -> list[float]:
+    return [x, y, x + s, y + s]
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    (box(0, 0), box(0, 0), 1.0),
+    (box(0, 0), box(50, 0), 1 / 3),
+    (box(0, 0), box(200, 200), 0.0),
+    ([0, 0, 10, 10], [0, 0, 0, 0], 0.0),  # degenerate box: no division by zero
+])
+def test_iou_matrix(a, b, expected):
+    for dtype in (np.float32, np.int32, np.float64):
+        got = iou_matrix(np.asarray([a], dtype), np.asarray([b], dtype))
+        assert got.shape == (1, 1)
+        assert got[0, 0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_iou_matrix_shapes_and_empty():
+    a = np.asarray([box(0, 0), box(300, 0)])
+    assert iou_matrix(a, np.zeros((0, 4))).shape == (2, 0)
+    m = iou_matrix(a, a[::-1])
+    assert m.shape == (2, 2) and m[0, 1] == 1.0 and m[0, 0] == 0.0
+
+
+def test_match_boxes_is_one_to_one_best_first():
+    truth = np.asarray([box(0, 0), box(500, 0)])
+    # Two detections on the first face (the better one must win), one on nothing.
+    det = np.asarray([box(30, 0), box(5, 0), box(900, 900)])
+    ti, di, ious = match_boxes(truth, det, 0.3)
+    assert ti.tolist() == [0] and di.tolist() == [1]
+    assert ious[0] == pytest.approx(iou_matrix(truth[:1], det[1:2])[0, 0])
+    # Below the threshold nothing matches.
+    assert len(match_boxes(truth, det, 0.99)[0]) == 0
+    assert len(match_boxes(np.zeros((0, 4)), det, 0.3)[0]) == 0
+
+
+def test_weighted_nms_averages_clusters_by_score():
+    boxes = np.asarray([box(0, 0), box(10, 0), box(400, 0)], np.float32)
+    kps = np.zeros((3, 6, 2), np.float32)
+    kps[:, :, 0] = boxes[:, :1]
+    scores = np.asarray([0.9, 0.3, 0.8], np.float32)
+    out, out_kps, out_scores = weighted_nms(boxes, kps, scores, 0.3)
+    assert out_scores.tolist() == pytest.approx([0.9, 0.8])
+    assert out[0, 0] == pytest.approx(10 * 0.3 / 1.2)  # weighted mean of x1 = 0 and 10
+    assert out_kps[0, 0, 0] == pytest.approx(out[0, 0])
+    assert out[1].tolist() == pytest.approx(box(400, 0))
+    empty = weighted_nms(np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0, np.float32), 0.3)
+    assert [a.shape for a in empty] == [(0, 4), (0, 6, 2), (0,)]

@@ -1,0 +1,180 @@
+"""edge.tiling: small faces in large frames, tiles merged across edges, the streaming schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.crowd import make_group_video, tile_edges
+from benchmarks.scenes import make_scene_image, paste_face, read_video_frames
+from edge.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
+from edge.boxes import iou_matrix, match_boxes
+from edge.detector import BlazeFaceDetector, make_detector
+from edge.interpreter import load_interpreter
+from edge.tiling import OVERLAP_PX, AutoScanDetector, TiledDetector, coarse_window, plan_scan
+from edge_runtime_helpers import fer_faces
+
+SHORT = "blaze_face_short_range.tflite"
+
+
+@pytest.fixture(scope="module")
+def faces(fer_dir):
+    return fer_faces(fer_dir, per_class=3)
+
+
+@pytest.fixture()
+def tiled(detector_dir):
+    with TiledDetector(detector_dir / SHORT, num_threads=1) as det:
+        yield det
+
+
+def test_anchor_centres_px_match_the_square_layout_and_the_model(detector_dir):
+    np.testing.assert_allclose(anchor_centres_px(SHORT_RANGE, 128, 128), ssd_anchor_centres(SHORT_RANGE) * 128,
+                               atol=1e-4)
+    interp = load_interpreter(detector_dir / SHORT, num_threads=1)
+    index = interp.get_input_details()[0]["index"]
+    interp.resize_tensor_input(index, [1, 288, 384, 3])
+    interp.allocate_tensors()
+    interp.set_tensor(index, np.zeros((1, 288, 384, 3), np.float32))
+    interp.invoke()
+    n = anchor_centres_px(SHORT_RANGE, 288, 384).shape[0]
+    assert sorted(tuple(interp.get_tensor(d["index"]).shape) for d in interp.get_output_details()) == \
+        [(1, n, 1), (1, n, 16)]
+
+
+@pytest.mark.parametrize("height, width", [(1080, 1920), (720, 1280), (480, 640), (1920, 1080)])
+def test_every_level_covers_the_frame_with_overlapping_tiles(height, width):
+    coarse, tiles = plan_scan(height, width, 40)
+    assert coarse.scale == pytest.approx(128 / max(height, width))
+    for scale in sorted({t.scale for t in tiles}):
+        level = [t for t in tiles if t.scale == scale]
+        covered = np.zeros((height, width), np.int32)
+        for t in level:
+            assert t.height % 16 == 0 and t.width % 16 == 0
+            x0, y0 = int(np.ceil(t.x)), int(np.ceil(t.y))
+            covered[y0:int(t.y + t.height / scale), x0:int(t.x + t.width / scale)] += 1
+        assert covered.min() >= 1, f"level {scale}: part of the frame is never scanned"
+        # Neighbouring tiles overlap by at least OVERLAP_PX input pixels.
+        xs = sorted({t.x for t in level})
+        for a, b in zip(xs, xs[1:]):
+            width_in = level[0].width / scale
+            assert (a + width_in - b) * scale >= OVERLAP_PX - 1
+    # The finest level sees a 40 px face at >= 32 input px.
+    if tiles:
+        assert max(t.scale for t in tiles) * 40 >= 32 - 1e-6
+
+
+def test_tiles_find_small_faces_the_whole_frame_pass_misses(detector_dir, faces, tiled):
+    images, labels = faces
+    image, placed = make_scene_image(images, labels, size=(1920, 1080), faces_per_frame=8, face_px=(64, 110),
+                                     seed=3, background="room")
+    truth = np.asarray([f.box for f in placed])
+    with BlazeFaceDetector(detector_dir / SHORT, num_threads=1) as whole:
+        assert len(match_boxes(truth, whole.detect(image).xyxy, 0.3)[0]) == 0
+    found = tiled.detect(image)
+    ti, di, _ = match_boxes(truth, found.xyxy, 0.3)
+    assert len(ti) >= 6, f"tiles found {len(ti)} of 8 faces of 64-110 px"
+    assert len(found) - len(ti) <= 1  # few false positives
+    assert found.xyxy.dtype == np.int32 and found.keypoints.shape == (len(found), 6, 2)
+    # Keypoints of a found face lie inside (or right at) its box, in frame pixels.
+    for d in di:
+        x1, y1, x2, y2 = found.xyxy[d]
+        kp = found.keypoints[d][:4]  # eyes, nose, mouth
+        assert ((kp[:, 0] > x1 - 5) & (kp[:, 0] < x2 + 5) & (kp[:, 1] > y1 - 5) & (kp[:, 1] < y2 + 5)).all()
+
+
+def test_a_face_across_a_tile_edge_is_found_once(faces, tiled):
+    images, labels = faces
+    rng = np.random.default_rng(0)
+    xs, ys = tile_edges((1920, 1080))
+    image = np.full((1080, 1920, 3), 150, np.uint8)
+    image[:] = rng.integers(120, 180, 3).astype(np.uint8)
+    side = 90
+    boxes = []
+    for k, x_edge in enumerate(xs[:6]):
+        # The tile edge runs through the face: a third of it on one side.
+        x1 = int(x_edge - side / 3)
+        y1 = 150 + (k % 3) * 300
+        box = (x1, y1, x1 + side, y1 + side)
+        paste_face(image, images[k], box)
+        boxes.append(box)
+    found = tiled.detect(image)
+    overlap = iou_matrix(np.asarray(boxes), found.xyxy)
+    hits = (overlap > 0.2).sum(axis=1)
+    assert (hits <= 1).all(), f"a face across a tile edge was reported {hits.max()} times"
+    assert (hits == 1).sum() >= 4, f"only {(hits == 1).sum()} of 6 faces across tile edges were found"
+
+
+def test_stream_schedule_then_full_scan_after_reset(tmp_path, faces, tiled):
+    images, labels = faces
+    truth = make_group_video(tmp_path / "group.mp4", images, labels, size=(1280, 720), n_faces=(5, 5),
+                             face_px=(60, 120), n_frames=24, seed=2, late_frac=0.0, occluded_frac=0.0)
+    frames = read_video_frames(tmp_path / truth.video)
+    _, tiles = tiled.plan(720, 1280)
+    found = []
+    for i, (image, placed) in enumerate(zip(frames, truth.frames)):
+        faces_i = tiled.detect(image)
+        kinds = tiled.windows_last_frame
+        if i == 0:  # a full scan: every tile, no regions of interest yet
+            assert kinds.count("tile") == len(tiles) and "roi" not in kinds
+        else:  # the coarse pass, one region per remembered face, the next tile(s) of the cycle
+            assert kinds[0] == "coarse" and 1 <= kinds.count("tile") < len(tiles)
+            assert kinds.count("roi") >= 1
+        found.append(len(match_boxes(np.asarray([f.box for f in placed]), faces_i.xyxy, 0.3)[0]))
+    assert found[0] >= 3 and min(found[1:]) >= found[0] - 1, found  # faces are kept between full scans
+    tiled.reset()
+    tiled.detect(frames[0])
+    assert tiled.windows_last_frame.count("tile") == len(tiles)
+
+
+def test_a_face_that_appears_is_found_within_one_cycle(tmp_path, faces, tiled):
+    images, labels = faces
+    image0 = np.full((1080, 1920, 3), 140, np.uint8)
+    tiled.detect(image0)  # full scan of an empty scene
+    _, tiles = tiled.plan(1080, 1920)
+    image = image0.copy()
+    box = (1500, 700, 1580, 780)
+    paste_face(image, images[4], box)
+    for i in range(len(tiles) + 1):
+        if len(match_boxes(np.asarray([box]), tiled.detect(image).xyxy, 0.3)[0]):
+            break
+    else:
+        pytest.fail(f"an 80 px face was not found within {len(tiles) + 1} frames")
+
+
+def test_auto_scan_keeps_small_frames_on_the_whole_frame_detector(detector_dir, faces):
+    images, labels = faces
+    det = make_detector(range="short", model_path=detector_dir / SHORT, scan="auto", num_threads=1)
+    assert isinstance(det, AutoScanDetector)
+    small, _ = make_scene_image(images, labels, size=(640, 480), faces_per_frame=1, face_px=(200, 220), seed=1)
+    with BlazeFaceDetector(detector_dir / SHORT, num_threads=1) as whole:
+        want = whole.detect(small)
+    got = det.detect(small)
+    np.testing.assert_array_equal(got.xyxy, want.xyxy)
+    assert det.uses_tiles(1080, 1920) and not det.uses_tiles(480, 640) and not det.uses_tiles(540, 960)
+    det.close()
+
+
+def test_tiles_need_the_short_range_model(detector_dir):
+    with pytest.raises(ValueError, match="short-range"):
+        TiledDetector(detector_dir / "face_detection_full_range_sparse.tflite")
+    with pytest.raises(ValueError, match="short"):
+        make_detector(range="full", model_path=detector_dir, scan="tiles")
+    with pytest.raises(ValueError, match="min_face_px"):
+        plan_scan(1080, 1920, 0)
+
+
+def test_coarse_window_is_the_letterbox():
+    win = coarse_window(480, 640)
+    assert win.scale == pytest.approx(0.2)
+    assert win.x == pytest.approx(0.0) and win.y == pytest.approx(-80.0)  # 16 input px of padding on top
+
+
+def test_tiles_per_frame_sets_the_scan_budget(detector_dir):
+    image = np.full((1080, 1920, 3), 140, np.uint8)
+    with TiledDetector(detector_dir / SHORT, num_threads=1, tiles_per_frame=3) as det:
+        det.detect(image)  # the full scan
+        det.detect(image)
+        assert det.windows_last_frame.count("tile") == 3
+    with pytest.raises(ValueError, match="tiles_per_frame"):
+        TiledDetector(detector_dir / SHORT, tiles_per_frame=0)

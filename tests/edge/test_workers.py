@@ -1,0 +1,148 @@
+"""Two frame-loop threads (edge.pipeline.DetectAhead): frame order, tracking, thread ownership, live sources."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge import Pipeline
+from edge.capture import Capture, EndOfStream, parse_source
+from edge.cli import main as cli_main
+from edge.pipeline import DetectAhead, InlineStages, stages
+from edge_runtime_helpers import scene_video
+
+N_FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, fer_dir):
+    path = tmp_path_factory.mktemp("workers") / "scene.mp4"
+    truth, _ = scene_video(path, fer_dir, n_frames=N_FRAMES, size=(640, 360), faces_per_frame=(2, 3),
+                           face_px=(130, 170), seed=5, per_class=3)
+    return path.parent / truth.video
+
+
+@pytest.fixture()
+def pipeline(detector_dir, emotion_model):
+    with Pipeline.from_defaults(emotion_model=str(emotion_model)) as pipe:
+        yield pipe
+
+
+def _run(pipeline, video, workers: int) -> list:
+    results = []
+    with Capture.from_spec(parse_source(str(video))) as capture, stages(pipeline, capture, workers) as loop:
+        while True:
+            try:
+                result = loop.next(timeout_s=30.0)
+            except EndOfStream:
+                break
+            if result is not None:
+                results.append(result)
+    return results
+
+
+def test_two_workers_give_the_same_results_in_frame_order(pipeline, video):
+    serial = _run(pipeline, video, 1)
+    pipeline.reset()
+    ahead = _run(pipeline, video, 2)
+    assert [r.frame.index for r in ahead] == list(range(N_FRAMES)) == [r.frame.index for r in serial]
+    assert sum(len(r.faces) for r in ahead) >= N_FRAMES  # the scene's faces were found
+    offset = ahead[0].track_ids.min() - serial[0].track_ids.min()  # ids keep counting across a reset
+    for a, s in zip(ahead, serial):
+        np.testing.assert_array_equal(a.faces.xyxy, s.faces.xyxy)
+        np.testing.assert_array_equal(a.track_ids, s.track_ids + offset)  # tracking saw the frames in order
+        np.testing.assert_array_equal(a.label_indices, s.label_indices)
+        np.testing.assert_allclose(a.probs, s.probs, atol=1e-6)
+
+
+def test_each_model_is_used_by_one_thread(pipeline, video):
+    """The detector runs on the worker only, the classifier and tracker on the caller only."""
+    seen: dict[str, set[int]] = {"detect": set(), "classify": set(), "track": set()}
+    real_detect, real_classify = pipeline.detector.detect, pipeline.classifier.classify_pixels
+    real_update = pipeline.tracker.update
+
+    def recorded(name, fn):
+        def call(*args, **kwargs):
+            seen[name].add(threading.get_ident())
+            return fn(*args, **kwargs)
+        return call
+
+    pipeline.detector.detect = recorded("detect", real_detect)
+    pipeline.classifier.classify_pixels = recorded("classify", real_classify)
+    pipeline.tracker.update = recorded("track", real_update)
+    _run(pipeline, video, 2)
+    caller = threading.get_ident()
+    assert seen["classify"] == {caller} and seen["track"] == {caller}
+    assert len(seen["detect"]) == 1 and caller not in seen["detect"]
+
+
+def test_the_worker_stops_and_is_joined(pipeline, video):
+    before = {t.ident for t in threading.enumerate()}
+    with Capture.from_spec(parse_source(str(video))) as capture:
+        ahead = DetectAhead(pipeline, capture)
+        with ahead:
+            assert ahead.next(timeout_s=30.0) is not None
+        assert not ahead._thread.is_alive()
+    assert {t.ident for t in threading.enumerate() if t.name == "fer-edge-detect"} - before == set()
+
+
+def test_a_live_source_stays_on_the_newest_frame(pipeline, video):
+    """With a slow consumer, a live source drops frames instead of queueing them: at most two
+    frames are ever in flight, and the indices only grow."""
+    with Capture.from_spec(parse_source(str(video)), realtime=True) as capture, DetectAhead(pipeline, capture) as ahead:
+        indices, in_flight = [], []
+        while True:
+            try:
+                result = ahead.next(timeout_s=30.0)
+            except EndOfStream:
+                break
+            if result is None:
+                continue
+            in_flight.append(ahead._done.qsize())
+            indices.append(result.frame.index)
+            time.sleep(3.0 / 15.0)  # three frame periods of the 15 frames/s file: frames must be dropped
+        drops = capture.stats.drops
+    assert indices == sorted(set(indices))
+    assert max(in_flight) <= DetectAhead.IN_FLIGHT
+    assert drops > 0 and len(indices) < N_FRAMES
+
+
+def test_stills_are_fresh_streams(pipeline, video):
+    """fresh(frame) resets the detector's memory and the tracker: every still starts new tracks."""
+    with Capture.from_spec(parse_source(str(video))) as capture, \
+            DetectAhead(pipeline, capture, fresh=lambda frame: True) as ahead:
+        ids = []
+        for _ in range(5):
+            result = ahead.next(timeout_s=30.0)
+            ids.append(set(result.track_ids.tolist()))
+    assert all(i for i in ids)
+    assert len(set.union(*ids)) == sum(len(i) for i in ids)  # no id is ever reused across stills
+
+
+def test_stages_checks_workers(pipeline, video):
+    with Capture.from_spec(parse_source(str(video))) as capture:
+        assert isinstance(stages(pipeline, capture, 1), InlineStages)
+        assert isinstance(stages(pipeline, capture, 2), DetectAhead)
+        with pytest.raises(ValueError, match="workers"):
+            stages(pipeline, capture, 3)
+
+
+def test_run_cli_writes_the_same_jsonl_with_one_or_two_workers(tmp_path, video, emotion_model):
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}.jsonl"
+        rc = cli_main(["run", "--source", str(video), "--headless", "--jsonl", str(out), "--workers", str(workers),
+                       "--model", str(emotion_model)])
+        assert rc == 0
+        outputs.append(out.read_text().splitlines())
+    one, two = outputs
+    assert len(one) == len(two) == N_FRAMES
+    for a, b in zip(one, two):
+        ra, rb = json.loads(a), json.loads(b)
+        assert ra["frame"] == rb["frame"]
+        assert [(f["id"], f["box"], f["emotion"]) for f in ra["faces"]] == \
+            [(f["id"], f["box"], f["emotion"]) for f in rb["faces"]]
