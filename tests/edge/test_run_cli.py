@@ -264,11 +264,11 @@ def test_a_run_that_finds_almost_no_faces_says_what_to_try(tmp_path, detector_di
     empty = _face_free_video(tmp_path / "wall.avi")
     assert cli_main(["run", "--headless", "--source", str(empty), "--jsonl", str(tmp_path / "o.jsonl")]) == 0
     err = capsys.readouterr().err
-    assert "hint: faces were found in 0 of 20 frames" in err and "--range full" in err
-    assert cli_main(["run", "--headless", "--source", str(empty), "--range", "full",
+    assert "hint: faces were found in 0 of 20 frames" in err and "--scan tiles" in err
+    assert cli_main(["run", "--headless", "--source", str(empty), "--scan", "tiles",
                      "--jsonl", str(tmp_path / "o.jsonl")]) == 0
     err = capsys.readouterr().err
-    assert "hint:" in err and "--range full" not in err  # only advice that applies
+    assert "hint:" in err and "--scan tiles" not in err  # only advice that applies
 
 
 def test_no_face_hint_threshold():
