@@ -36,6 +36,7 @@ from benchmarks.scenes import (BACKGROUNDS, DEFAULT_FEATHER, MATCH_IOU, SceneFac
                                _dataset_index, _rate, make_background, open_writer, paste_face, ring_px,
                                truth_path, write_truth)
 from edge.boxes import match_boxes
+from edge.cli import HelpFormatter
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +491,7 @@ def register(sub) -> None:
                        "edges, some appearing late), run the real pipeline once per detector mode, and report recall "
                        "and label agreement per face-size band, precision and detector time in one table "
                        "(OUT/crowd.md and crowd.json). --fps-video also writes an 8-face 1080p video for "
-                       "`fer-edge bench --source`.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "`fer-edge bench --source`.", formatter_class=HelpFormatter)
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for crowd.json/.md and videos/")
     p.add_argument("--videos", type=int, default=8, help="videos per frame size")
     p.add_argument("--frames", type=int, default=45, help="frames per video")

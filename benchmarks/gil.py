@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from edge.cli import HelpFormatter
 
 
 def _spin_rate(seconds: float) -> float:
@@ -98,7 +99,7 @@ def register(sub) -> None:
     import argparse
 
     p = sub.add_parser("gil", help="which pipeline stages release the GIL (for the two-thread frame loop)",
-                       description=__doc__.split("\n\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description=__doc__.split("\n\n")[1], formatter_class=HelpFormatter)
     p.add_argument("--detector-model", default=None, help="short-range detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
     p.add_argument("--json", default="reports/gil.json", help="JSON report (.md beside it)")
     p.set_defaults(func=_cmd_gil)

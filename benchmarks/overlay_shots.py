@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from edge.types import Faces, Frame, FrameResult, StageTimings
+from edge.cli import HelpFormatter
 
 DEFAULT_DATA = "../shared/data/fer2013"
 
@@ -141,7 +142,7 @@ def run(out: Path, data: str, seed: int, model: str | None = None, score_thresho
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.overlay_shots", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--out", default="reports/overlay", help="folder for the JPEGs and overlay.json")
     p.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 folder (PublicTest faces)")
     # Seed 5: the first from 3 on where the per-face search finds all 12 faces in both crowds

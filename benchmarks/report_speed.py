@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from edge.cli import HelpFormatter
 
 
 def write_synthetic_jsonl(path: Path, frames: int, faces: int, fps: float = 30.0, seed: int = 0) -> Path:
@@ -90,7 +91,7 @@ def run(frames: int, faces: int, fps: float, keep: str | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.report_speed", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--frames", type=int, default=10_000)
     p.add_argument("--faces", type=int, default=3, help="faces per frame")
     p.add_argument("--fps", type=float, default=30.0)

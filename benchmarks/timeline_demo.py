@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from edge.cli import HelpFormatter
 
 # --------------------------------------------------------------------------- two FER-2013 faces
 
@@ -209,7 +210,7 @@ def make_panel_video(data: Path, path: Path, model: str | None = None) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.timeline_demo", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("scene", choices=("two-faces", "panel"))
     p.add_argument("--out", required=True, help="the report folder (timeline.png, ...) and the video")
     p.add_argument("--fer", default="../shared/data/fer2013", help="FER-2013 folder (two-faces)")

@@ -5,25 +5,18 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from edge.cli import CliError, require
+from edge.cli import CliError, HelpFormatter, require
+from train.data import DATA_ENV, default_data_path
 
-DEFAULT_DATA = "../shared/data/fer2013"
 _MODES = ("float32", "float16", "dynamic", "int8", "all")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults, except None/False ones (their help says what happens); keep examples' lines."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "convert", help="quantize a .keras model to TFLite and verify every variant (needs [train])",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description="Write OUT/<name>_<quant>.tflite and its JSON sidecar (labels, input size, the\n"
         "training's normalisation, crop policy, quantization, source sha256, accuracy on\n"
         "PublicTest/PrivateTest, this command). int8 is full-integer (int8 input and output),\n"
@@ -36,9 +29,9 @@ def register(sub) -> None:
     p.add_argument("--quant", action="append", metavar="MODE", default=None,
                    help=f"one of {', '.join(_MODES)}; repeat it or separate with commas "
                    "(default: int8, the shipped runtime model)")
-    p.add_argument("--rep-data", "--data", dest="data", default=DEFAULT_DATA,
-                   help="FER-2013 (fer2013.csv or a folder with train/ and test/): Training "
-                   "calibrates int8, PublicTest/PrivateTest score every variant")
+    p.add_argument("--rep-data", "--data", dest="data", default=default_data_path(),
+                   help="FER-2013 (fer2013.csv or a folder with train/ and test/; or set "
+                   f"${DATA_ENV}): Training calibrates int8, PublicTest/PrivateTest score every variant")
     p.add_argument("--rep-size", type=int, default=500,
                    help="int8 calibration images, stratified by class (at least 500)")
     p.add_argument("--out", default="models", help="folder for the .tflite files and sidecars")

@@ -26,11 +26,11 @@ def _add_report_arguments(p) -> None:
 
 
 def register(sub) -> None:
-    from edge.run_cli import _Fmt
+    from edge.cli import HelpFormatter
 
     p = sub.add_parser(
         "report", help="turn a run's JSONL into per-face emotion timelines, CSV tables and a markdown report",
-        formatter_class=_Fmt,
+        formatter_class=HelpFormatter,
         description="Read the JSON Lines of `fer-edge run` (video, camera or folder) and write into --out:\n"
         "  timeline.png  per track, smoothed probabilities over time in the overlay's colours\n"
         "  summary.csv   one row per track: first/last seen, time on screen, frames, share of each label,\n"

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from edge.cli import CliError, require
+from edge.cli import CliError, HelpFormatter, require
 from train.data import DATA_ENV, default_data_path
 
-_FMT = argparse.ArgumentDefaultsHelpFormatter
+_FMT = HelpFormatter
 
 
 def register(sub) -> None:

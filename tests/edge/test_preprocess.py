@@ -40,11 +40,11 @@ def _third_party_input(fer_image: np.ndarray, sidecar: dict) -> np.ndarray:
     (44, "center_crop", "none"),
     (32, "resize", "none"),
 ])
-def test_sidecar_alone_reproduces_the_model_input(fer_data, side, from_fer, equalize):
+def test_sidecar_alone_reproduces_the_model_input(face_crops, side, from_fer, equalize):
     spec = InputSpec(height=side, width=side, mean=127.3, std=73.9, equalize=equalize, from_fer=from_fer)
     card = ModelCard(labels=("a",) * 7, input=spec, crop=CropPolicy(), quantization="int8")
     sidecar = json.loads(json.dumps(card.to_json()))  # exactly what the file would hold
-    images = fer_data.public.images[::400]
+    images = face_crops[0][::7]
     ours = to_model_input(images, spec)
     theirs = np.concatenate([_third_party_input(g, sidecar) for g in images])
     assert ours.shape == (len(images), side, side, 1) and ours.dtype == np.float32
@@ -53,13 +53,13 @@ def test_sidecar_alone_reproduces_the_model_input(fer_data, side, from_fer, equa
     assert ModelCard.from_json(sidecar).input == spec
 
 
-def test_shipped_model_probabilities_from_the_sidecar_alone(emotion_model, fer_data):
+def test_shipped_model_probabilities_from_the_sidecar_alone(emotion_model, face_crops):
     """A third party with the .tflite and its .json gets our probabilities, bit for bit."""
     sidecar = json.loads(sidecar_path(emotion_model).read_text())
     interp = load_interpreter(emotion_model, num_threads=1)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     clf = EmotionClassifier(emotion_model, num_threads=1, batch=False)
-    images = fer_data.private.images[:40]
+    images = face_crops[0][:40]
     ours = clf.classify(images)
     for g, p in zip(images, ours):
         x = _third_party_input(g, sidecar)
@@ -76,9 +76,9 @@ def test_shipped_model_probabilities_from_the_sidecar_alone(emotion_model, fer_d
         np.testing.assert_allclose(y[0], p, atol=1e-6)
 
 
-def test_equalization_makes_plain_and_equalized_copies_alike(fer_data):
+def test_equalization_makes_plain_and_equalized_copies_alike(face_crops):
     """The Training copy is equalized and the test copies are plain; after the contract they meet."""
-    plain = fer_data.public.images[:200]
+    plain = face_crops[0]  # PublicTest faces: plain, like every test image
     pre_equalized = np.stack([cv2.equalizeHist(g) for g in plain])
     spec = InputSpec(mean=128.0, std=74.0)
     a, b = to_model_input(plain, spec), to_model_input(pre_equalized, spec)
@@ -87,8 +87,8 @@ def test_equalization_makes_plain_and_equalized_copies_alike(fer_data):
     assert gap <= 2.0 < raw_gap
 
 
-def test_equalization_is_per_crop_not_per_batch(fer_data):
-    images = fer_data.public.images[:8]
+def test_equalization_is_per_crop_not_per_batch(face_crops):
+    images = face_crops[0][:8]
     spec = InputSpec(mean=128.0, std=74.0)
     together = to_model_input(images, spec)
     one_by_one = np.concatenate([to_model_input(g, spec) for g in images])
@@ -120,9 +120,9 @@ def test_input_spec_refuses_unknown_modes(field, value):
         InputSpec(**{field: value})
 
 
-def test_runtime_crop_of_a_1080p_frame_is_equalized_like_training(fer_data):
+def test_runtime_crop_of_a_1080p_frame_is_equalized_like_training(face_crops):
     """A FER face pasted at 4x into a 1080p frame, cropped by the runtime, meets the training input."""
-    face = fer_data.public.images[7]
+    face = face_crops[0][7]
     frame = np.full((1080, 1920, 3), 60, np.uint8)
     big = cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC)
     frame[400:592, 900:1092] = big[:, :, None]
