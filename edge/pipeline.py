@@ -25,7 +25,7 @@ import numpy as np
 
 from edge.classifier import EmotionClassifier
 from edge.detector import DEFAULT_SCORE_THRESHOLD
-from edge.preprocess import crop_face, to_gray, to_model_input
+from edge.preprocess import crop_face, crop_window, to_gray, to_model_input
 from edge.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
@@ -152,15 +152,15 @@ class Pipeline:
             self._crops = np.empty((max(n, 2 * self._crops.shape[0]), spec.height, spec.width), np.uint8)
         crops = self._crops[:n]
         h, w = image_bgr.shape[:2]
-        regions = _crop_regions(faces.xyxy, policy, h, w)  # (n, 4) int frame px that each crop samples
-        area = np.prod(regions[:, 2:] - regions[:, :2], axis=1).sum()
+        windows = [crop_window(faces.xyxy[i], policy, h, w) for i in range(n)]  # frame px each crop samples
+        area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows)
         if area >= 0.5 * h * w:  # faces cover much of the frame: one conversion is cheaper
             gray = to_gray(image_bgr)
             for i in range(n):
                 crops[i] = crop_face(gray, faces.xyxy[i], spec, policy, faces.keypoints[i])
-        else:  # gray conversion of the face regions only (1080p: ~10x fewer pixels for 8 faces)
-            for i in range(n):
-                x0, y0, x1, y1 = (int(v) for v in regions[i])
+        else:  # gray conversion of the face windows only (1080p: ~10x fewer pixels for 8 faces)
+            for i, (x0, y0, x1, y1) in enumerate(windows):
+                # crop_face works in its window's coordinates, so this gives the same pixels.
                 offset = np.array([x0, y0], np.float32)
                 crops[i] = crop_face(to_gray(image_bgr[y0:y1, x0:x1]), faces.xyxy[i] - np.tile(offset, 2),
                                      spec, policy, faces.keypoints[i] - offset)
@@ -359,22 +359,3 @@ def stages(pipeline: Pipeline, source: FrameSource, workers: int | None = None, 
     if workers == 1:
         return InlineStages(pipeline, source, fresh=fresh)
     return DetectAhead(pipeline, source, fresh=fresh)
-
-
-def _crop_regions(xyxy: np.ndarray, policy, height: int, width: int) -> np.ndarray:
-    """(n, 4) int32 frame rectangles that hold every pixel `crop_face` samples for each box.
-
-    The crop is a square of side max(w, h) * (1 + margin) around the box centre moved down by
-    shift_y * side; turned to level the eyes it needs at most sqrt(2) / 2 of the side each way,
-    and bilinear sampling one pixel more. Clipped to the frame, whose edge crop_face replicates
-    just as it replicates the region's.
-    """
-    boxes = xyxy.astype(np.float32)
-    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * (1.0 + policy.margin)
-    cx = (boxes[:, 0] + boxes[:, 2]) / 2.0
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2.0 + policy.shift_y * side
-    half = side * (0.7072 if policy.align else 0.5) + 2.0
-    out = np.stack([np.floor(cx - half), np.floor(cy - half), np.ceil(cx + half) + 1, np.ceil(cy + half) + 1], axis=1)
-    np.clip(out[:, 0::2], 0, width, out=out[:, 0::2])
-    np.clip(out[:, 1::2], 0, height, out=out[:, 1::2])
-    return out.astype(np.int32)

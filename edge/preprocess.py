@@ -115,6 +115,22 @@ def to_model_input(gray: np.ndarray, spec: InputSpec) -> np.ndarray:
     return out[..., None]
 
 
+def crop_window(box_xyxy: np.ndarray, policy: CropPolicy, height: int, width: int) -> tuple[int, int, int, int]:
+    """The frame rectangle (x0, y0, x1, y1), clipped to a height x width frame, that holds every
+    pixel `crop_face` samples for this box: a square of side max(w, h) * (1 + margin) around the
+    box centre moved down by shift_y * side; turned to level the eyes it needs at most sqrt(2) / 2
+    of the side each way, and bilinear sampling one pixel more."""
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    side = max(x2 - x1, y2 - y1) * (1.0 + policy.margin)
+    cx = (x1 + x2) / 2.0
+    cy = (y1 + y2) / 2.0 + policy.shift_y * side
+    half = side * (0.7072 if policy.align else 0.5) + 2.0
+    # Never empty: a box wholly outside the frame keeps the nearest row or column to replicate.
+    x0 = min(max(math.floor(cx - half), 0), width - 1)
+    y0 = min(max(math.floor(cy - half), 0), height - 1)
+    return x0, y0, min(max(math.ceil(cx + half) + 1, x0 + 1), width), min(max(math.ceil(cy + half) + 1, y0 + 1), height)
+
+
 def crop_face(
     image_bgr: np.ndarray,
     box_xyxy: np.ndarray,
@@ -124,19 +140,25 @@ def crop_face(
 ) -> np.ndarray:
     """Cut one face out of a frame as a (spec.height, spec.width) uint8 gray crop.
 
-    image_bgr: (H, W, 3) uint8 BGR; box_xyxy: (4,) frame pixels; keypoints: (6, 2) frame pixels
-    (right eye, left eye, ...), used only when `policy.align`. Pixels outside the frame are
-    filled by edge replication, as a real face continues past the border more than black does.
+    image_bgr: (H, W, 3) uint8 BGR or (H, W) gray; box_xyxy: (4,) frame pixels; keypoints: (6, 2)
+    frame pixels (right eye, left eye, ...), used only when `policy.align`. Pixels outside the
+    frame are filled by edge replication, as a real face continues past the border more than
+    black does.
     """
-    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
-    side = max(x2 - x1, y2 - y1) * (1.0 + policy.margin)
-    cx = (x1 + x2) / 2.0
-    cy = (y1 + y2) / 2.0 + policy.shift_y * side
+    # The warp runs on the crop's own window (crop_window), in that window's coordinates, so
+    # that a caller that converted only that window of the frame to gray, and passes the box
+    # shifted by its integer origin, gets the same pixels bit for bit.
+    x0, y0, x1, y1 = crop_window(box_xyxy, policy, image_bgr.shape[0], image_bgr.shape[1])
+    bx1, by1, bx2, by2 = (float(v) for v in box_xyxy)
+    bx1, bx2, by1, by2 = bx1 - x0, bx2 - x0, by1 - y0, by2 - y0
+    side = max(bx2 - bx1, by2 - by1) * (1.0 + policy.margin)
+    cx = (bx1 + bx2) / 2.0
+    cy = (by1 + by2) / 2.0 + policy.shift_y * side
     angle_deg = 0.0
     if policy.align and keypoints is not None:
         (rx, ry), (lx, ly) = keypoints[0], keypoints[1]
         # Right eye is on the image's left; the angle that levels the eye line.
-        angle_deg = math.degrees(math.atan2(ly - ry, lx - rx))
+        angle_deg = math.degrees(math.atan2(float(ly) - float(ry), float(lx) - float(rx)))
     # Warp straight to the output when upscaling; when shrinking a big face, warp to an
     # integer multiple of the output first and area-average down, which avoids the aliasing
     # that a bilinear warp alone gives (warpAffine has no INTER_AREA).
@@ -147,7 +169,8 @@ def crop_face(
     m[0, 2] += out_w / 2.0 - cx
     m[1, 2] += out_h / 2.0 - cy
     crop = cv2.warpAffine(
-        to_gray(image_bgr), m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        to_gray(image_bgr[y0:y1, x0:x1]), m, (out_w, out_h), flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
     if k > 1:
         crop = cv2.resize(crop, (spec.width, spec.height), interpolation=cv2.INTER_AREA)

@@ -52,7 +52,9 @@ def test_every_option_has_help_and_its_default_once(name, parser):
         flag = "/".join(action.option_strings)
         assert text.strip(), f"fer-edge {name} {flag}: no help text"
         n = text.count("default")
-        if action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction):
+        if action.required:  # nothing to default to: the usage line marks it as required
+            assert n == 0, f"fer-edge {name} {flag}: a required option shows a default: {text!r}"
+        elif action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction):
             assert n <= 1, f"fer-edge {name} {flag}: default shown {n} times: {text!r}"  # an on/off flag
         else:
             assert n == 1, f"fer-edge {name} {flag}: default shown {n} times: {text!r}"

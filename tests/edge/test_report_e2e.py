@@ -22,25 +22,17 @@ import pytest
 from edge.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("FER_EDGE_SHARED", REPO.parent / "shared"))
-FER_TEST = SHARED / "data" / "fer2013" / "test"
-DETECTOR_DIR = SHARED / "models"
 # This checkout's model, with the preprocessing of this checkout (an installed fer-edge may be
 # another checkout's).
 EMOTION_MODEL = REPO / "models" / "emotion_int8.tflite"
 
-pytestmark = pytest.mark.skipif(
-    not (FER_TEST.is_dir() and (DETECTOR_DIR / "blaze_face_short_range.tflite").is_file()),
-    reason="needs FER-2013 test faces in ../shared/data/fer2013/test and the detector in ../shared/models")
-
 
 @pytest.fixture(scope="module")
-def two_face_video(tmp_path_factory):
+def two_face_video(tmp_path_factory, faces_dir, detector_dir):
     from benchmarks.timeline_demo import make_two_face_video
 
     path = tmp_path_factory.mktemp("two_faces") / "two_faces.mp4"
-    return make_two_face_video(FER_TEST, path, model=str(EMOTION_MODEL),
-                               detector_model=str(DETECTOR_DIR / "blaze_face_short_range.tflite"))
+    return make_two_face_video(faces_dir, path, model=str(EMOTION_MODEL), detector_model=str(detector_dir))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -87,13 +79,13 @@ def test_two_faces_give_two_tracks_with_the_true_dominant_labels_and_switch_time
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_run_report_is_written_when_a_signal_ends_the_run(sig, tmp_path):
+def test_run_report_is_written_when_a_signal_ends_the_run(sig, tmp_path, faces_dir, detector_dir):
     from edge_runtime_helpers import scene_video
 
     path = tmp_path / "long.mp4"
-    truth, _ = scene_video(path, FER_TEST.parent, n_frames=150, size=(640, 480), face_px=(200, 240), seed=4)
+    truth, _ = scene_video(path, faces_dir, n_frames=150, size=(640, 480), face_px=(200, 240), seed=4)
     out = tmp_path / "session"
-    env = {**os.environ, "FER_EDGE_MODEL_DIR": str(DETECTOR_DIR), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "FER_EDGE_MODEL_DIR": str(detector_dir), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", str(path.parent / truth.video),
                              "--headless", "--report", str(out), "--max-fps", "5", "--model", str(EMOTION_MODEL)],
                             cwd=REPO, env=env,

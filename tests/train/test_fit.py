@@ -62,7 +62,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, fer_dir, fer_data):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # Keras counts from 0: every epoch once
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
     meta = json.loads((out / "train_meta.json").read_text())
-    assert meta["epochs_run"] == 3 and meta["input"]["height"] == 24
+    assert meta["epochs_run"] == 3 and meta["input"]["height"] == 48 and meta["input"]["equalize"] == "hist"
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "model.json").read_text())["class_name"] in ("Functional", "Model")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.web.shares import LabelShares
-from test_web_browser import CHROMIUM, TIMEOUT_MS, TOKEN, browser, camera_file, page, wait_until  # noqa: F401
+from test_web_browser import CHROMIUM, TIMEOUT_MS, TOKEN, browser, camera_file, page, pw, wait_until  # noqa: F401
 from web_helpers import save_screen, start_server, write_video
 
 
