@@ -46,7 +46,7 @@ from train.data import default_data_path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA = default_data_path()  # $FER_EDGE_DATA, else ../shared/data/fer2013
+DEFAULT_DATA = default_data_path()
 DEFAULT_OUT = "reports/calibrate"
 MATCH_IOU = 0.3  # same rule as the scene benchmark
 CHOOSE_BY = ("pixel_corr", "agreement")

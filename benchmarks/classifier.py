@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.pipeline import SCHEMA, machine_info, summarize
+from train.data import DATA_ENV
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def load_private_test(fer_dir: str | os.PathLike, limit: int | None = None) -> t
     test = root / "test"
     if not test.is_dir():
         raise FileNotFoundError(f"{root}: expected fer2013.csv or test/<class>/PrivateTest_*.jpg "
-                                "(e.g. --data ../shared/data/fer2013)")
+                                f"(--data PATH or ${DATA_ENV})")
     files = sorted((p for d in test.iterdir() if d.is_dir() and d.name in LABEL_INDEX
                     for p in d.glob("PrivateTest_*")), key=lambda p: p.name)
     if limit is not None:

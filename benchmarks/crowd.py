@@ -37,13 +37,14 @@ from benchmarks.scenes import (BACKGROUNDS, DEFAULT_FEATHER, MATCH_IOU, SceneFac
                                truth_path, write_truth)
 from edge.boxes import match_boxes
 from edge.cli import HelpFormatter
+from train.data import default_data_path
 
 log = logging.getLogger(__name__)
 
 BANDS = ((32, 48), (48, 64), (64, 96), (96, 161))  # placed square side, px, [lo, hi)
 SIZES = ((1920, 1080), (1280, 720))
 DEFAULT_OUT = "reports/crowd"
-DEFAULT_DATA = "../shared/data/fer2013"
+DEFAULT_DATA = default_data_path()
 # Detector modes: name -> (PipelineConfig overrides, reset before every frame = a still image).
 MODES: dict[str, tuple[dict, bool]] = {
     "frame, short range (before issue 10)": ({"scan": "frame", "range": "short"}, False),
@@ -482,8 +483,6 @@ def write_crowd_report(report: dict, out_dir: str | Path, command: str = "") -> 
 
 def register(sub) -> None:
     """Add `crowd` to the `fer-edge bench` subparsers."""
-    import argparse
-
     from benchmarks.scenes import _int_pair
 
     p = sub.add_parser("crowd", help="group scenes (720p, 1080p, 4-12 faces of 32-160 px) for every detector mode",

@@ -3,7 +3,7 @@
 The base of the README's Raspberry Pi estimate: a Pi's speed is not measured here, so it is
 estimated from the work per frame and published per-core figures.
 
-    python -m benchmarks.macs models/emotion_int8.tflite ../shared/models/blaze_face_short_range.tflite
+    python -m benchmarks.macs models/emotion_int8.tflite $FER_EDGE_MODEL_DIR/blaze_face_short_range.tflite
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.types import Faces, Frame, FrameResult, StageTimings
 from edge.cli import HelpFormatter
+from edge.types import Faces, Frame, FrameResult, StageTimings
+from train.data import default_data_path
 
-DEFAULT_DATA = "../shared/data/fer2013"
+DEFAULT_DATA = default_data_path()
 
 
 def _faces(data: str, per_class: int = 4) -> tuple[np.ndarray, np.ndarray]:

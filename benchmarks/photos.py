@@ -1,6 +1,6 @@
 """End-to-end accuracy on a labelled folder of real photographs, with the peer side by side.
 
-    fer-edge bench photos ../shared/data/wild --out reports/photos
+    fer-edge bench photos FOLDER --out reports/photos   # FOLDER/<class>/*.jpg
 
 The folder holds `<class>/<image>` with class folders named like the model's labels (angry,
 disgust, fear, happy, neutral, sad, surprise). Every photo goes through the whole runtime

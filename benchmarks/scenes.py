@@ -449,7 +449,7 @@ def read_video_frames(path: str | Path) -> list[np.ndarray]:
 # Flips count label changes between consecutive frames in which a placed face was found;
 # each placed face has one constant label, so every flip is flicker.
 
-DEFAULT_DATA = default_data_path()  # $FER_EDGE_DATA, else ../shared/data/fer2013
+DEFAULT_DATA = default_data_path()
 DEFAULT_OUT = "reports/scenes"
 # The placed square holds the whole FER crop, face plus margin, so a detector box (the face
 # only) inside it has IoU ~ (box/square)^2: 0.45-0.8 for well-found faces. 0.3 accepts a box

@@ -35,13 +35,15 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from train.data import default_data_path
+
 log = logging.getLogger(__name__)
 
 THRESHOLDS = tuple(round(0.30 + 0.05 * k, 2) for k in range(14))  # 0.30 ... 0.95
 NEGATIVE_KINDS = ("room", "noise", "shapes", "gradient", "bars", "checker", "zoneplate", "text",
                   "green_card", "ovals")
 DEFAULT_OUT = "reports/threshold"
-DEFAULT_DATA = "../shared/data/fer2013"
+DEFAULT_DATA = default_data_path()
 DEFAULT_MAX_FP_RATE = 0.005  # at most 1 face-free frame in 200 with a box
 BIG_FACE_PX = 150  # placed squares this large are what short range is for (README: recall by size)
 

@@ -9,7 +9,7 @@ pipeline on each candidate where the video will show it and keeping those it lab
 with confidence >= 0.6, so the truth holds for whichever model is shipped.
 
 `panel`: no recorded multi-person footage ships with this project, so this video is composed
-from real photographs: the `wild/` set of ../shared/data holds several photos of the same
+from real photographs: the `wild/` set beside FER-2013 holds several photos of the same
 people with different expressions. Three people side by side, each photo replaced every 4 s
 by one of another expression, the faces drifting a little and the middle place covered for
 a second, as by a passer-by. The labels are the photo set's own (single annotator, noisy).
@@ -27,7 +27,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edge.cli import HelpFormatter
+from train.data import default_data_path
 
 # --------------------------------------------------------------------------- two FER-2013 faces
 
@@ -213,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=HelpFormatter)
     p.add_argument("scene", choices=("two-faces", "panel"))
     p.add_argument("--out", required=True, help="the report folder (timeline.png, ...) and the video")
-    p.add_argument("--fer", default="../shared/data/fer2013", help="FER-2013 folder (two-faces)")
-    p.add_argument("--wild", default="../shared/data/wild", help="the wild/ photo folders (panel)")
+    p.add_argument("--fer", default=default_data_path(), help="FER-2013 folder (two-faces)")
+    p.add_argument("--wild", default=str(Path(default_data_path()).parent / "wild"),
+                   help="the wild/ photo folders (panel)")
     p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
     args = p.parse_args(argv)
     out = Path(args.out)

@@ -45,7 +45,7 @@ DETECTOR_MODELS: dict[str, DetectorModel] = {
         filename="blaze_face_short_range.tflite",
         url="https://storage.googleapis.com/mediapipe-models/face_detector/"
         "blaze_face_short_range/float16/latest/blaze_face_short_range.tflite",
-        # First digest: the project's offline mirror (../shared/models), which is the mediapipe
+        # First digest: the project's offline mirror, which is the mediapipe
         # 0.10.21 wheel's face_detection_short_range network plus MediaPipe's image metadata;
         # it stands in for the official download and was never checked against it. Second: the
         # digest that public listings give for the official float16/1 file (229746 bytes). Both

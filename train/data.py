@@ -74,7 +74,7 @@ FALLBACK_DATA = "../shared/data/fer2013"
 
 
 def default_data_path() -> str:
-    """FER-2013's location: `$FER_EDGE_DATA` or ../shared/data/fer2013."""
+    """FER-2013's location: `$FER_EDGE_DATA`, else FALLBACK_DATA (beside a checkout on the project's machines)."""
     return os.environ.get(DATA_ENV) or FALLBACK_DATA
 
 

@@ -6,7 +6,6 @@ never touched here.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math

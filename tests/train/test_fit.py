@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("tensorflow", reason="the [train] extra is not installed")
 
 from edge.preprocess import crop_face, to_model_input  # noqa: E402
-from train.fit import TrainConfig, input_spec_for, train  # noqa: E402
+from train.fit import TrainConfig, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

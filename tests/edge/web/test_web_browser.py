@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from web_helpers import save_screen, scene, start_server, write_video, write_y4m
