@@ -42,6 +42,9 @@ def register(sub) -> None:
                    help="runtime crop downward shift to record (default: the training metadata's)")
     p.add_argument("--crop-align", action=argparse.BooleanOptionalAction, default=None,
                    help="record eye-line alignment in the crop policy (default: the training metadata's)")
+    p.add_argument("--keras-out", default=None, metavar="DIR",
+                   help="also write the float model without optimizer state to DIR: <arch>.weights.h5 and "
+                   "architecture.json (default: not written)")
     p.add_argument("--verify", action="store_true",
                    help="also time each variant (1 thread, single faces) and write a markdown + "
                    "JSON report with Keras as the reference row")
@@ -70,6 +73,8 @@ def _command(args, modes: tuple[str, ...]) -> str:
         parts += ["--crop-shift-y", repr(args.crop_shift_y)]
     if args.crop_align is not None:
         parts.append("--crop-align" if args.crop_align else "--no-crop-align")
+    if args.keras_out:
+        parts += ["--keras-out", args.keras_out]
     if args.verify_only:
         parts.append("--verify-only")
     elif args.verify:
@@ -125,6 +130,11 @@ def _cmd_convert(args) -> int:
                 print(f"wrote {v.path} ({v.size_bytes / 1e6:.2f} MB) + {v.sidecar.name}: {accs}")
             if "int8" in modes:
                 print(f"int8 calibrated on {result.rep_size} stratified Training images")
+        if args.keras_out and not args.verify_only:
+            from convert.quantize import export_keras
+
+            weights, arch = export_keras(args.model, args.keras_out)
+            print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB, weights only) + {arch.name}")
     except ConvertError as exc:
         raise CliError(str(exc)) from None
     if args.verify or args.verify_only:

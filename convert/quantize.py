@@ -140,6 +140,33 @@ def load_keras_model(source: SourceModel):
     return model
 
 
+def export_keras(keras_path: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write the float model without optimizer state: OUT/<arch or stem>.weights.h5 and
+    OUT/architecture.json (`keras.models.model_from_json` + `load_weights` rebuild it).
+
+    A training checkpoint carries the optimizer's slots too (about twice the weights); what ships
+    is the weights alone. Both files are written under temporary names and then renamed.
+    """
+    import tempfile
+
+    source = read_source(keras_path)
+    model = load_keras_model(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / f"{source.arch or Path(source.path).stem}.weights.h5"
+    arch = out / "architecture.json"
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
+        tmp_weights = Path(tmp) / weights.name  # Keras insists on the .weights.h5 suffix
+        model.save_weights(tmp_weights)
+        tmp_arch = Path(tmp) / arch.name
+        tmp_arch.write_text(model.to_json())
+        for path in (tmp_weights, tmp_arch):
+            path.chmod(0o644)
+        os.replace(tmp_weights, weights)
+        os.replace(tmp_arch, arch)
+    return weights, arch
+
+
 def representative_images(train: Split, size: int = MIN_REP_SIZE, seed: int = REP_SEED,
                           min_size: int = MIN_REP_SIZE) -> np.ndarray:
     """A stratified, deterministic calibration sample: (size, 48, 48) uint8 Training crops.

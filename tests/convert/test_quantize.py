@@ -39,6 +39,21 @@ def converted(tiny_model, subset_data, tmp_path_factory):
                          progress=False)
 
 
+def test_exported_weights_rebuild_the_keras_model(tiny_model, keras_probs, tmp_path):
+    import keras
+
+    from convert.quantize import export_keras
+
+    weights, arch = export_keras(tiny_model, tmp_path / "edge")
+    assert weights.name.endswith(".weights.h5") and weights.stat().st_size < tiny_model.stat().st_size
+    assert not [p for p in weights.parent.iterdir() if p.name.startswith(".")], "a temporary file was left"
+    model = keras.models.model_from_json(arch.read_text())
+    model.load_weights(weights)
+    crops, want = keras_probs
+    got = model.predict(to_model_input(crops, read_source(tiny_model).spec), verbose=0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def keras_probs(tiny_model, subset_data):
     import keras
