@@ -32,8 +32,9 @@ RANGES = ("short", "full")
 NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth, right ear tragion, left ear tragion
 # MediaPipe clips the logits before the sigmoid (tensors_to_detections: score_clipping_thresh).
 SCORE_CLIP = 100.0
-# Faces scoring below this are dropped. Read off the curve `fer-edge bench threshold` measures
-# (reports/threshold/): the lowest threshold that boxes at most 0.5 % of face-free frames.
+# Faces scoring below this are dropped in a whole-frame pass. Read off the curve `fer-edge bench
+# threshold` measures (reports/threshold/): the lowest threshold that boxes at most 0.5 % of
+# face-free frames. Tiled scans have their own default (edge.tiling.TILES_SCORE_THRESHOLD).
 DEFAULT_SCORE_THRESHOLD = 0.65
 
 
@@ -244,7 +245,7 @@ SCANS = ("auto", "frame", "tiles")
 
 
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
-                  score_threshold: float = DEFAULT_SCORE_THRESHOLD, num_threads: int | None = None, scan: str = "frame",
+                  score_threshold: float | None = None, num_threads: int | None = None, scan: str = "frame",
                   min_face_px: float = 40.0, tiles_per_frame: int = 1, tile_threads: int | None = None):
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
@@ -254,7 +255,9 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     model over a pyramid of windows and finds faces down to `min_face_px` (edge.tiling);
     "auto" tiles only frames larger than edge.tiling.AUTO_TILES_ABOVE_PX, and only with the
     short-range BlazeFace backend (elsewhere it means "frame"). tile_threads: interpreter threads
-    of the tiled detector (None: up to 2); num_threads: of the whole-frame one.
+    of the tiled detector (None: up to 2); num_threads: of the whole-frame one. score_threshold:
+    None gives each scan its default (DEFAULT_SCORE_THRESHOLD whole-frame, TILES_SCORE_THRESHOLD
+    tiled); a value applies to both.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -274,13 +277,15 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     model_path = resolve_detector_model(range, model_path)
     cls = BlazeFaceDetector if backend == "blazeface" else MediaPipeDetector
     tiled = scan == "tiles" or (scan == "auto" and backend == "blazeface" and range == "short")
+    frame_threshold = DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold
     if not tiled:
-        return cls(model_path, full_range=(range == "full"), score_threshold=score_threshold,
+        return cls(model_path, full_range=(range == "full"), score_threshold=frame_threshold,
                    num_threads=num_threads)
-    from edge.tiling import AutoScanDetector, TiledDetector
+    from edge.tiling import TILES_SCORE_THRESHOLD, AutoScanDetector, TiledDetector
 
-    tiles = TiledDetector(model_path, score_threshold=score_threshold, num_threads=tile_threads,
-                          min_face_px=min_face_px, tiles_per_frame=tiles_per_frame)
+    tiles = TiledDetector(model_path, num_threads=tile_threads, min_face_px=min_face_px,
+                          tiles_per_frame=tiles_per_frame,
+                          score_threshold=TILES_SCORE_THRESHOLD if score_threshold is None else score_threshold)
     if scan == "tiles":
         return tiles
-    return AutoScanDetector(cls(model_path, score_threshold=score_threshold, num_threads=num_threads), tiles)
+    return AutoScanDetector(cls(model_path, score_threshold=frame_threshold, num_threads=num_threads), tiles)

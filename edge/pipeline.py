@@ -24,7 +24,6 @@ from typing import Callable, Protocol
 import numpy as np
 
 from edge.classifier import EmotionClassifier
-from edge.detector import DEFAULT_SCORE_THRESHOLD
 from edge.preprocess import crop_face, crop_window, to_gray, to_model_input
 from edge.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
@@ -54,7 +53,7 @@ class PipelineConfig:
     detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
     threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS (tiles: up to 2)
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD  # detector confidence
+    score_threshold: float | None = None  # detector confidence; None: each scan's default (edge.detector)
     smooth: bool = True  # EMA + label hysteresis per track
     ema_alpha: float = 0.4
     hysteresis_margin: float = 0.15

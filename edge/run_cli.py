@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 from edge.cli import CliError, HelpFormatter
 from edge.detector import DEFAULT_SCORE_THRESHOLD
+from edge.tiling import TILES_SCORE_THRESHOLD
 
 if TYPE_CHECKING:
     from edge.sinks import RunSummary
@@ -53,7 +54,7 @@ class RunConfig:
     max_fps: float = 0.0
     smooth: bool = True
     ema_alpha: float = 0.4
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD
+    score_threshold: float | None = None
     max_missed: int = 10
     max_age_s: float = 2.0
     headless: bool = False
@@ -92,9 +93,11 @@ def add_model_arguments(m) -> None:
                    "`fer-edge models pull` downloads it)")
     m.add_argument("--model", "--emotion-model", dest="model", default=None,
                    help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
-    m.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+    m.add_argument("--score-threshold", type=float, default=None,
                    help="detector confidence below which a face is dropped; lower finds fainter faces and "
-                   "more false ones (default: %(default)s, read off the curve `fer-edge bench threshold` measures)")
+                   f"more false ones (default: {DEFAULT_SCORE_THRESHOLD:g} in a whole-frame pass, read off the "
+                   f"curve `fer-edge bench threshold` measures; {TILES_SCORE_THRESHOLD:g} in tiles, where a new "
+                   "face must also be confirmed in two zoomed windows)")
     m.add_argument("--scan", choices=("auto", "frame", "tiles"), default="auto",
                    help="frame: the whole frame in one detector pass, faces from about 1/4 of the frame's long "
                    "side (160 px at 640x480); tiles: short range over tiles and regions around known faces, faces "
@@ -456,8 +459,9 @@ def no_face_hint(frames: int, frames_with_faces: int, config: RunConfig) -> str 
         tips.append(f"--scan tiles, when faces are small or far away (a frame up to 960 px wide is seen whole "
                     f"at 128x128 pixels, so it finds only faces wider than about a quarter of the frame; tiles "
                     f"find faces down to --min-face-px, now {config.min_face_px:g} px, at a higher cost)")
-    if config.score_threshold > 0.5:
-        tips.append(f"--score-threshold 0.5 (now {config.score_threshold:g}) finds fainter faces, "
+    threshold = DEFAULT_SCORE_THRESHOLD if config.score_threshold is None else config.score_threshold
+    if threshold > 0.5:
+        tips.append(f"--score-threshold 0.5 (now {threshold:g}) finds fainter faces, "
                     "at the cost of more false ones")
     tips.append("a closer, frontal, evenly lit view of the faces")
     share = 100.0 * frames_with_faces / frames
