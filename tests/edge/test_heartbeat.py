@@ -44,9 +44,9 @@ def test_a_zero_interval_never_beats():
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory, fer_dir):
+def video(tmp_path_factory, faces_dir):
     path = tmp_path_factory.mktemp("video") / "scene.mp4"
-    truth, _ = scene_video(path, fer_dir, n_frames=12, size=(320, 240), face_px=(90, 120), seed=4)
+    truth, _ = scene_video(path, faces_dir, n_frames=12, size=(320, 240), face_px=(90, 120), seed=4)
     return path.parent / truth.video
 
 

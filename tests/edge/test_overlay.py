@@ -264,8 +264,8 @@ def test_run_window_under_xvfb_shows_the_overlay(xvfb, tmp_path, faces_dir, dete
     assert "frames" in err and "p95" in err  # the exit summary
 
 
-def test_run_window_plays_a_video_at_its_own_rate_without_qt_warnings(xvfb, tmp_path, fer_dir, detector_dir):
-    video = _gray_scene_video(tmp_path / "gray.avi", fer_dir, n_frames=30)  # 3 s at 10 frames/s
+def test_run_window_plays_a_video_at_its_own_rate_without_qt_warnings(xvfb, tmp_path, faces_dir, detector_dir):
+    video = _gray_scene_video(tmp_path / "gray.avi", faces_dir, n_frames=30)  # 3 s at 10 frames/s
     env = {**os.environ, "DISPLAY": xvfb, "FER_EDGE_MODEL_DIR": str(detector_dir), "QT_QPA_PLATFORM": "xcb"}
     done = subprocess.run([sys.executable, "-m", "edge", "run", "--source", str(video), "--jsonl",
                            str(tmp_path / "o.jsonl")], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -288,11 +288,11 @@ def _find_frame(screen: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
     return shown
 
 
-def test_run_window_on_an_image_folder_shows_which_keys_it_waits_for(xvfb, tmp_path, fer_dir, detector_dir):
+def test_run_window_on_an_image_folder_shows_which_keys_it_waits_for(xvfb, tmp_path, faces_dir, detector_dir):
     from benchmarks.scenes import make_scene_image
     from edge_runtime_helpers import fer_faces
 
-    faces, labels = fer_faces(fer_dir, per_class=1)
+    faces, labels = fer_faces(faces_dir, per_class=1)
     src = tmp_path / "photos"
     src.mkdir()
     for k in range(2):

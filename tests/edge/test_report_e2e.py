@@ -87,11 +87,11 @@ def test_two_faces_give_two_tracks_with_the_true_dominant_labels_and_switch_time
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_run_report_is_written_when_a_signal_ends_the_run(sig, tmp_path):
+def test_run_report_is_written_when_a_signal_ends_the_run(sig, tmp_path, faces_dir):
     from edge_runtime_helpers import scene_video
 
     path = tmp_path / "long.mp4"
-    truth, _ = scene_video(path, FER_TEST.parent, n_frames=150, size=(640, 480), face_px=(200, 240), seed=4)
+    truth, _ = scene_video(path, faces_dir, n_frames=150, size=(640, 480), face_px=(200, 240), seed=4)
     out = tmp_path / "session"
     env = {**os.environ, "FER_EDGE_MODEL_DIR": str(DETECTOR_DIR), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", str(path.parent / truth.video),

@@ -291,11 +291,11 @@ def _top_left_is_black(image: np.ndarray) -> bool:
 
 
 @pytest.mark.parametrize("hud_flag, expect_hud", [([], False), (["--hud"], True)])
-def test_saved_images_and_videos_carry_the_hud_only_when_asked(hud_flag, expect_hud, tmp_path, video, fer_dir,
+def test_saved_images_and_videos_carry_the_hud_only_when_asked(hud_flag, expect_hud, tmp_path, video, faces_dir,
                                                                 detector_dir, capsys):
     from benchmarks.scenes import make_scene_image
 
-    faces, labels = fer_faces(fer_dir, per_class=1)
+    faces, labels = fer_faces(faces_dir, per_class=1)
     src = tmp_path / "photos"
     src.mkdir()
     image, _ = make_scene_image(faces, labels, size=(640, 480), faces_per_frame=1, face_px=(200, 240), seed=2,

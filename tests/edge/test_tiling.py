@@ -18,8 +18,8 @@ SHORT = "blaze_face_short_range.tflite"
 
 
 @pytest.fixture(scope="module")
-def faces(fer_dir):
-    return fer_faces(fer_dir, per_class=3)
+def faces(faces_dir):
+    return fer_faces(faces_dir, per_class=3)
 
 
 @pytest.fixture()

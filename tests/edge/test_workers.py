@@ -19,9 +19,9 @@ N_FRAMES = 24
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory, fer_dir):
+def video(tmp_path_factory, faces_dir):
     path = tmp_path_factory.mktemp("workers") / "scene.mp4"
-    truth, _ = scene_video(path, fer_dir, n_frames=N_FRAMES, size=(640, 360), faces_per_frame=(2, 3),
+    truth, _ = scene_video(path, faces_dir, n_frames=N_FRAMES, size=(640, 360), faces_per_frame=(2, 3),
                            face_px=(130, 170), seed=5, per_class=3)
     return path.parent / truth.video
 
@@ -55,7 +55,7 @@ def test_two_workers_give_the_same_results_in_frame_order(pipeline, video):
     for a, s in zip(ahead, serial):
         np.testing.assert_array_equal(a.faces.xyxy, s.faces.xyxy)
         np.testing.assert_array_equal(a.track_ids, s.track_ids + offset)  # tracking saw the frames in order
-        np.testing.assert_array_equal(a.label_indices, s.label_indices)
+        np.testing.assert_array_equal(a.label_index, s.label_index)
         np.testing.assert_allclose(a.probs, s.probs, atol=1e-6)
 
 
