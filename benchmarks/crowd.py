@@ -347,7 +347,7 @@ def _run_video(pipe, path: Path, truth: SceneTruth, mode: str, still: bool, to_d
             ti, di, _ = match_boxes(tboxes, result.faces.xyxy, MATCH_IOU)
             fp.append(len(result.faces) - len(ti))
             found = dict(zip(ti.tolist(), di.tolist()))
-            preds = to_ds[result.label_indices] if len(result.faces) else np.zeros(0, np.int64)
+            preds = to_ds[result.label_index] if len(result.faces) else np.zeros(0, np.int64)
             for t, f in enumerate(placed):
                 if f.src not in original_pred:
                     probs = pipe.classifier.classify(images[f.src:f.src + 1])
@@ -495,7 +495,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for crowd.json/.md and videos/")
     p.add_argument("--videos", type=int, default=8, help="videos per frame size")
     p.add_argument("--frames", type=int, default=45, help="frames per video")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the videos (faces, places, backgrounds)")
     p.add_argument("--sizes", default="1920x1080,1280x720", help="comma-separated frame sizes WxH")
     p.add_argument("--faces", type=_int_pair, default=(4, 12), help="faces per video: N or MIN,MAX")
     p.add_argument("--face-px", type=_int_pair, default=(32, 160), help="placed square side range MIN,MAX px")

@@ -46,7 +46,7 @@ def _faces(data: str, per_class: int = 4) -> tuple[np.ndarray, np.ndarray]:
 
 def crowd_result(pipeline, image: np.ndarray, squares) -> FrameResult:
     """The pipeline on a window around each placed square, mapped back into one FrameResult."""
-    from benchmarks.scenes import iou
+    from edge.boxes import iou_matrix
 
     h, w = image.shape[:2]
     boxes, scores, probs, label_index = [], [], [], []
@@ -63,11 +63,11 @@ def crowd_result(pipeline, image: np.ndarray, squares) -> FrameResult:
         if not len(r.faces):
             continue
         found = r.faces.xyxy + np.array([wx1, wy1, wx1, wy1])
-        k = int(np.argmax(iou(found.astype(np.float64), np.asarray([sq.box], np.float64))[:, 0]))
+        k = int(np.argmax(iou_matrix(found, np.asarray([sq.box]))[:, 0]))
         boxes.append(found[k])
         scores.append(r.faces.score[k])
         probs.append(r.probs[k])
-        label_index.append(r.label_indices[k])
+        label_index.append(r.label_index[k])
     n = len(boxes)
     faces = Faces(np.asarray(boxes, np.int32).reshape(-1, 4), np.asarray(scores, np.float32),
                   np.zeros((n, 6, 2), np.float32))

@@ -41,7 +41,8 @@ def write_synthetic_jsonl(path: Path, frames: int, faces: int, fps: float = 30.0
             result = FrameResult(
                 frame=Frame(image, index=i, t=i / fps),
                 faces=Faces(xyxy, np.full(faces, 0.9, np.float32), np.zeros((faces, 6, 2), np.float32)),
-                track_ids=np.arange(1, faces + 1, dtype=np.int64), probs=probs.astype(np.float32), labels=LABELS)
+                track_ids=np.arange(1, faces + 1, dtype=np.int64), probs=probs.astype(np.float32), labels=LABELS,
+                label_index=np.argmax(probs, axis=1))
             sink.write(frame_record(result))
     return path
 

@@ -573,7 +573,7 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
                     for m, pipe in pipes.items():
                         result = pipe.process(image, index=i, t=i / fps)
                         ti, di, ious = match_boxes(tboxes, result.faces.xyxy, iou_threshold)
-                        preds = to_ds[result.label_indices]
+                        preds = to_ds[result.label_index]
                         r = rows[m]
                         for t, d, u in zip(ti, di, ious):
                             f = placed[t]

@@ -163,7 +163,7 @@ def register(sub) -> None:
     o.add_argument("--report", default=None, metavar="DIR",
                    help="when the run ends (also on Ctrl-C or SIGTERM), write the `fer-edge report` of its JSONL "
                    "here: timeline.png, summary.csv, frames.csv, report.md (the JSONL goes to DIR/run.jsonl "
-                   "unless --jsonl or --out-dir names it)")
+                   "unless --jsonl or --out-dir names it; default: none)")
     o.add_argument("--hud", action=argparse.BooleanOptionalAction, default=None,
                    help="frames/s and stage latencies at the top left (default: in the window for videos "
                    "and cameras; not on images, nor in saved videos and images)")

@@ -34,7 +34,7 @@ STAGES = ("detect", "preprocess", "classify", "track", "total")
 def frame_record(result: FrameResult, source: str | None = None) -> dict:
     """The JSON-ready dict for one processed frame (see the module docstring)."""
     faces = result.faces
-    idx = result.label_indices
+    idx = result.label_index
     labels = result.labels
     out_faces = []
     for i in range(len(faces)):

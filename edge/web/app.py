@@ -150,7 +150,6 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
     # Multipart framing adds a few hundred bytes around the file; allow them on top of the cap.
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_FORM_MEMORY_BYTES
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     token = config.token.encode() if config.token else None
     started = time.monotonic()

@@ -39,12 +39,12 @@ def result(index: int, t: float, faces: list[tuple[int, str, int]], source: str 
     """faces: (track id, label, x) per face, 200 px boxes on a 1280x720 frame."""
     n = len(faces)
     xyxy = np.asarray([[x, 200, x + 200, 400] for _, _, x in faces], np.int32).reshape(n, 4)
+    probs = np.stack([onehot(lab) for _, lab, _ in faces]) if n else np.zeros((0, len(LABELS)), np.float32)
     return FrameResult(
         frame=Frame(IMAGE, index=index, t=t, source=source),
         faces=Faces(xyxy, np.full(n, 0.9, np.float32), np.zeros((n, 6, 2), np.float32)),
         track_ids=np.asarray([i for i, _, _ in faces], np.int64),
-        probs=np.stack([onehot(lab) for _, lab, _ in faces]) if n else np.zeros((0, len(LABELS)), np.float32),
-        labels=LABELS)
+        probs=probs, labels=LABELS, label_index=np.argmax(probs, axis=1))
 
 
 def known_run(path: Path, start: int = 0) -> Path:

@@ -22,7 +22,7 @@ def make_result(n: int = 2, source: str = "", label_index=None, index: int = 7) 
         frame=Frame(np.zeros((240, 320, 3), np.uint8), index=index, t=0.5, source=source), faces=faces,
         track_ids=np.arange(1, n + 1, dtype=np.int64), probs=probs, labels=LABELS,
         timings=StageTimings(detect_ms=3.0, preprocess_ms=0.5, classify_ms=1.5, track_ms=0.1, total_ms=5.2),
-        label_index=None if label_index is None else np.asarray(label_index, np.int64))
+        label_index=np.argmax(probs, axis=1) if label_index is None else np.asarray(label_index, np.int64))
 
 
 FACE_KEYS = {"id", "box", "score", "emotion", "confidence", "probs"}
