@@ -12,16 +12,15 @@ TensorFlow is imported inside the functions that need it: `fer-edge --help` stay
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge.atomic import atomic_path, atomic_write_bytes, sha256_file
 from edge.labels import LABELS
 from edge.preprocess import CropPolicy, InputSpec, to_model_input
 from edge.sidecar import ModelCard, sidecar_path
@@ -67,14 +66,6 @@ class Variant:
         return sidecar_path(self.path)
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_source(keras_path: str | Path) -> SourceModel:
     """Check the file is a Keras model and find its training metadata; no TensorFlow needed.
 
@@ -111,7 +102,7 @@ def read_source(keras_path: str | Path) -> SourceModel:
     labels = tuple(meta.get("labels") or LABELS)
     crop = CropPolicy.from_json(meta.get("crop") or {})
     best = meta.get("best_public_accuracy")
-    return SourceModel(path=p, sha256=sha256_of(p), spec=spec, labels=labels, crop=crop,
+    return SourceModel(path=p, sha256=sha256_file(p), spec=spec, labels=labels, crop=crop,
                        meta_path=meta_path, arch=str(meta.get("arch", "")),
                        params=int(meta.get("params", 0) or 0),
                        best_public_accuracy=float(best) if best is not None else None)
@@ -236,18 +227,14 @@ def write_variant(tflite: bytes, card: ModelCard, out_dir: str | Path, name: str
     """Write DIR/<name>_<mode>.tflite and its .json; each file appears whole or not at all."""
     path = variant_path(out_dir, name, card.quantization)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(tflite)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, tflite, mode=None)
     write_card(card, path)
     return Variant(card.quantization, path, card, len(tflite))
 
 
 def write_card(card: ModelCard, model_path: str | Path) -> None:
-    side = sidecar_path(model_path)
-    tmp = side.with_name(f".{side.name}.tmp")
-    card.save(tmp)
-    os.replace(tmp, side)
+    with atomic_path(sidecar_path(model_path)) as tmp:
+        card.save(tmp)
 
 
 def parse_modes(values: list[str] | None) -> tuple[str, ...]:

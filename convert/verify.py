@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edge.atomic import atomic_write_text
 from edge.preprocess import InputSpec, to_model_input
 from edge.sidecar import SidecarError
 from train.data import FerData
@@ -352,9 +353,7 @@ def write_report(report: VerifyReport, out_dir: str | Path, stem: str) -> tuple[
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / f"{stem}.md", out / f"{stem}.json"
     for path, text in ((md, report.markdown()), (js, json.dumps(report.to_json(), indent=1) + "\n")):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, text, mode=None)
     return md, js
 
 

@@ -26,12 +26,12 @@ import csv
 import io
 import json
 import math
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from edge.atomic import atomic_path
 
 CHART_EXTRA = "report"  # pip install 'fer-edge[report]' brings matplotlib and pandas
 MAX_LISTED_BAD_LINES = 20  # malformed lines kept with their reason; the rest are only counted
@@ -462,17 +462,12 @@ def moments(log: RunLog, summary: TrackSummary, tracks, min_s: float, max_gap_s:
 
 
 def _atomic_write(path: Path, write, binary: bool = False) -> Path:
-    """write(file) into a temporary file beside path, then rename it over path: a report
-    rewritten in place (run --report on each restart) is never seen half written. The file is
-    created with open(), not mkstemp, so it gets the user's umask (mkstemp's are 0600)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
+    """write(file) into a file that replaces path once complete (edge.atomic): a report
+    rewritten in place (run --report on each restart) is never seen half written. The file
+    gets the user's umask, as any file opened here would."""
+    with atomic_path(path) as tmp:
         with (open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8", newline="")) as f:
             write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
