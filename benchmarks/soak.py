@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from benchmarks.pipeline import (SCHEMA, BenchConfig, BenchError, FrameReader, _thin, machine_info, model_info,
-                                 to_json)
+from benchmarks.pipeline import SCHEMA, BenchConfig, BenchError, FrameReader, _thin, model_info, to_json
+from edge.machine import machine_info
 
 SLOPE_FRAMES = 10_000  # the slope is reported per this many frames
 

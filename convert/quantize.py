@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from edge.atomic import atomic_path, atomic_write_bytes, sha256_file
 from edge.labels import LABELS
@@ -26,15 +27,14 @@ from edge.preprocess import CropPolicy, InputSpec, to_model_input
 from edge.sidecar import ModelCard, sidecar_path
 from train.data import Split
 
+from convert.errors import ConvertError
+from convert.verify import VerifyReport, check_source, evaluate_variant, keras_reference, tqdm_disable
+
 log = logging.getLogger(__name__)
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 MIN_REP_SIZE = 500  # calibration images for int8; fewer gives noisy activation ranges
 REP_SEED = 2013
-
-
-class ConvertError(Exception):
-    """Bad conversion input (file, model, metadata, data); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def parse_modes(values: list[str] | None) -> tuple[str, ...]:
 class ConvertResult:
     source: SourceModel
     variants: tuple  # Variant, in QUANT_MODES order
-    report: object  # convert.verify.VerifyReport: accuracy/agreement (and latency with timing)
+    report: VerifyReport  # accuracy/agreement (and latency with timing)
     rep_size: int
 
 
@@ -268,10 +268,6 @@ def convert_model(keras_path: str | Path, modes: tuple[str, ...], out_dir: str |
     timing_faces > 0 also times single-face inference on 1 thread (the --verify report).
     min_rep_size: only tests with tiny data lower it; the CLI keeps MIN_REP_SIZE.
     """
-    from tqdm import tqdm
-
-    from convert.verify import VerifyReport, evaluate_variant, keras_reference, tqdm_disable
-
     source = read_source(keras_path)
     if not modes:
         raise ConvertError("no quantization asked for; pass --quant int8 (or float32, float16, dynamic, all)")
@@ -309,10 +305,6 @@ def verify_existing(keras_path: str | Path, modes: tuple[str, ...], out_dir: str
 
     Modes whose file is missing are skipped; none at all is an error. Returns a VerifyReport.
     """
-    from tqdm import tqdm
-
-    from convert.verify import VerifyReport, check_source, evaluate_variant, keras_reference, tqdm_disable
-
     source = read_source(keras_path)
     paths = [variant_path(out_dir, name, m) for m in modes]
     paths = [p for p in paths if p.is_file()]

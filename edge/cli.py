@@ -57,16 +57,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def version_text() -> str:
     """`fer-edge --version`: ours, and the versions that decide how models run."""
-    from importlib import metadata
-
     from edge import __version__
+    from edge.machine import package_version
 
     parts = [f"fer-edge {__version__}", f"Python {sys.version.split()[0]}"]
     for dist in ("ai-edge-litert", "opencv-contrib-python", "numpy"):
-        try:
-            parts.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            pass
+        if (version := package_version(dist)) is not None:
+            parts.append(f"{dist} {version}")
     return ", ".join(parts)
 
 

@@ -13,12 +13,12 @@ from convert_helpers import SIDE
 from convert.quantize import (
     MIN_REP_SIZE,
     QUANT_MODES,
-    ConvertError,
     convert_model,
     parse_modes,
     read_source,
     representative_images,
 )
+from convert.errors import ConvertError
 from edge.atomic import sha256_file
 from edge.classifier import EmotionClassifier
 from edge.interpreter import load_interpreter

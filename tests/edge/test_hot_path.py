@@ -28,7 +28,7 @@ def test_lookup_table_gives_the_same_int8_input_as_float_maths(classifier, faces
     assert np.array_equal(crops, np.round(crops))  # the shared preprocessing's pixels are whole grey levels
     pixels = crops.astype(np.uint8)
     if classifier.input_dtype != np.float32:
-        want = classifier._quantize(to_model_input(every_value, replace(spec, equalize="none")))
+        want = classifier.quantize_input(to_model_input(every_value, replace(spec, equalize="none")))
         np.testing.assert_array_equal(classifier._lut[every_value][..., None], want)
     np.testing.assert_allclose(classifier.classify_pixels(pixels),
                                classifier.classify_inputs(to_model_input(pixels, replace(spec, equalize="none"))),
