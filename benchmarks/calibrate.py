@@ -6,7 +6,7 @@ BlazeFace box, so the model sees other faces than it was trained on unless the c
 and shifted. This module measures by how much:
 
 1. Faces from FER-2013 **PublicTest** (never PrivateTest: every choice here is made on the
-   validation split) are pasted into synthetic stills (`benchmarks.scenes`) at known squares,
+   validation split) are pasted into synthetic stills (`benchmarks.synthetic`) at known squares,
    some rotated by +-15 degrees, and the detector runs on each still.
 2. Geometry: for each upright matched face, the margin and vertical shift that turn the
    detector box into the placed square (the true FER framing) exactly:
@@ -39,7 +39,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.scenes import make_scene_image
+from benchmarks.outputs import write_report_files
+from benchmarks.synthetic import make_scene_image
+from edge.atomic import atomic_write_text
 from edge.boxes import match_boxes
 from edge.preprocess import CropPolicy, crop_face, to_gray
 from train.data import default_data_path
@@ -407,13 +409,9 @@ def markdown(report: dict, command: str = "") -> str:
 
 
 def write_report(report: dict, out_dir: str | Path, command: str = "") -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = {**report, "command": command}
-    paths = {"json": out / "calibration.json", "md": out / "calibration.md", "chosen": out / "crop_policy.json"}
-    paths["json"].write_text(json.dumps(report, indent=2) + "\n")
-    paths["md"].write_text(markdown(report, command))
-    paths["chosen"].write_text(json.dumps(report["chosen"]) + "\n")
+    """OUT/calibration.json, calibration.md, and crop_policy.json (the chosen policy alone)."""
+    paths = write_report_files(out_dir, "calibration", {**report, "command": command}, markdown(report, command))
+    paths["chosen"] = atomic_write_text(Path(out_dir) / "crop_policy.json", json.dumps(report["chosen"]) + "\n")
     return paths
 
 
@@ -426,17 +424,9 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _pair(text: str) -> tuple[int, int]:
-    try:
-        a, b = (int(v) for v in text.lower().replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two integers like 640x480 or 120,280, got {text!r}") from None
-    return a, b
-
-
-def register_calibrate(sub) -> None:
+def register(sub) -> None:
     """Add `calibrate` to the `fer-edge bench` subparsers."""
-    from edge.cli import HelpFormatter
+    from edge.cli import HelpFormatter, int_pair
 
     p = sub.add_parser("calibrate", help="calibrate the crop policy (margin, shift_y, align) on PublicTest faces",
                        description="Paste FER-2013 PublicTest faces into synthetic stills at known squares, "
@@ -453,8 +443,8 @@ def register_calibrate(sub) -> None:
     p.add_argument("--faces", type=int, default=480, help="upright faces to place per split")
     p.add_argument("--rotated", type=int, default=240, help="faces rotated by +-ANGLE to place per split")
     p.add_argument("--angle", type=float, default=15.0, help="rotation in degrees for the rotated faces")
-    p.add_argument("--size", type=_pair, default=(640, 480), help="still size WxH (default: 640x480)")
-    p.add_argument("--face-px", type=_pair, default=(120, 280), help="placed square side range, px (default: 120,280)")
+    p.add_argument("--size", type=int_pair, default=(640, 480), help="still size WxH (default: 640x480)")
+    p.add_argument("--face-px", type=int_pair, default=(120, 280), help="placed square side range, px (default: 120,280)")
     p.add_argument("--margins", type=_floats, default=None, help="grid margins (default: around the geometric estimate)")
     p.add_argument("--shifts", type=_floats, default=None, help="grid shift_y values (default: around the geometric estimate)")
     p.add_argument("--choose-by", choices=CHOOSE_BY, default="pixel_corr",
@@ -464,8 +454,6 @@ def register_calibrate(sub) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for calibration.json/.md and crop_policy.json")
     p.set_defaults(func=_cmd_calibrate)
 
-
-register = register_calibrate
 
 
 def _cmd_calibrate(args) -> int:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -136,34 +135,16 @@ def register(sub) -> None:
     a.add_argument("--soak-frames", type=int, default=0, help="also a soak of N frames (0: skip)")
     a.add_argument("--peer", choices=("auto", "on", "off"), default="auto", help="also run the peer `fer`")
     a.add_argument("--scenes", choices=("auto", "off"), default="auto",
-                   help="end-to-end accuracy on synthetic scenes (when benchmarks.scenes provides it)")
+                   help="end-to-end accuracy on synthetic scenes (benchmarks.scenes); off skips it")
     a.add_argument("--limit", type=int, default=None,
                    help="use only the first N PrivateTest crops, for quick runs (default: all)")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.set_defaults(func=_cmd_all)
 
-    from benchmarks import threshold
+    from benchmarks import calibrate, crowd, gil, scenes, threshold
 
-    threshold.register(bsub)
-
-    # Sibling benchmarks owned elsewhere; absent ones are simply not offered.
-    for module, fn, name in (("benchmarks.scenes", "register", "scenes"),
-                             ("benchmarks.calibrate", "register_calibrate", "calibrate"),
-                             ("benchmarks.scenes", "register_calibrate", "calibrate"),
-                             ("benchmarks.crowd", "register", "crowd"),
-                             ("benchmarks.gil", "register", "gil")):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            log.debug("%s not available: %s", module, exc)
-            continue
-        reg = getattr(mod, fn, None)
-        if reg is not None and not _has_choice(bsub, name):
-            reg(bsub)
-
-
-def _has_choice(subparsers, name: str) -> bool:
-    return name in getattr(subparsers, "choices", {})
+    for module in (threshold, scenes, calibrate, crowd, gil):
+        module.register(bsub)
 
 
 def _print_outputs(paths: dict) -> None:

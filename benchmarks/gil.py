@@ -96,8 +96,6 @@ def gil_markdown(report: dict, command: str = "") -> str:
 
 
 def register(sub) -> None:
-    import argparse
-
     p = sub.add_parser("gil", help="which pipeline stages release the GIL (for the two-thread frame loop)",
                        description=__doc__.split("\n\n")[1], formatter_class=HelpFormatter)
     p.add_argument("--detector-model", default=None, help="short-range detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")

@@ -32,6 +32,7 @@ import numpy as np
 import psutil
 
 from benchmarks.samples import RunSamples, run_interleaved, samples_report
+from edge.capture import CvReader
 from edge.machine import machine_info
 
 log = logging.getLogger(__name__)
@@ -63,15 +64,14 @@ def model_info(model_path: str | os.PathLike | None) -> dict:
 # ----------------------------------------------------------------------------- frame source
 
 class FrameReader:
-    """Synchronous OpenCV reader for a video file or a camera index; rewinds a file at its end.
+    """Synchronous reader of a video file or a camera index (edge.capture.CvReader on the
+    caller's thread, so that decoding is timed as its own stage); rewinds a file at its end.
 
     `read()` -> (H, W, 3) uint8 BGR, or None when a camera stops or a file has no frames at all.
     `rewinds` counts how often the file was played again.
     """
 
     def __init__(self, source: str, loop: bool = True, width: int | None = None, height: int | None = None):
-        import cv2
-
         self.source = str(source)
         self.camera = self.source.isdigit()
         if not self.camera and not Path(self.source).is_file():
@@ -79,39 +79,37 @@ class FrameReader:
         self.loop = loop and not self.camera
         self.width, self.height = width, height
         self.rewinds = 0
-        self._cv2 = cv2
-        self._cap = None
+        self._reader: CvReader | None = None
         self._open()
 
     def _open(self) -> None:
-        cv2 = self._cv2
-        cap = cv2.VideoCapture(int(self.source)) if self.camera else cv2.VideoCapture(self.source)
-        if not cap.isOpened():
-            cap.release()
+        try:
+            self._reader = CvReader(self.source, live=self.camera, width=self.width, height=self.height)
+        except OSError:
             raise BenchError(f"{self.source}: OpenCV cannot open this source "
-                             "(check the path, the codec, or the camera index)")
-        if self.camera and self.width and self.height:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
-        self._cap = cap
+                             "(check the path, the codec, or the camera index)") from None
+
+    def _grab(self):
+        try:
+            grab = self._reader.read()
+        except OSError:  # a camera that stopped delivering
+            return None
+        return None if grab is None else grab.image
 
     def read(self):
-        ok, image = self._cap.read()
-        if ok and image is not None:
+        image = self._grab()
+        if image is not None or not self.loop:
             return image
-        if not self.loop:
-            return None
         # End of the file: reopen (more reliable than seeking across codecs) and go on.
-        self._cap.release()
+        self._reader.close()
         self._open()
         self.rewinds += 1
-        ok, image = self._cap.read()
-        return image if ok else None
+        return self._grab()
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def __enter__(self) -> "FrameReader":
         return self

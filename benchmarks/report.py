@@ -2,11 +2,11 @@
 
     fer-edge bench all --out reports/
 
-1. Writes two benchmark videos from FER-2013 PrivateTest crops with benchmarks.scenes
+1. Writes two benchmark videos from FER-2013 PrivateTest crops with benchmarks.synthetic
    (OUT/videos/one_face_640x480.mp4: one face; OUT/videos/two_faces_640x360.mp4: two faces).
 2. Runs the pipeline benchmark on both (and the peer `fer` on the same frames when installed).
 3. Runs the classifier micro-benchmark on every model variant (and the peer's classifier).
-4. Runs the end-to-end scenes accuracy when benchmarks.scenes offers it, and a soak on request.
+4. Runs the end-to-end scenes accuracy (benchmarks.scenes; --scenes off skips it), and a soak on request.
 5. Writes OUT/RESULTS.md (the table) and one JSON (+ .md, .png) per benchmark.
 
 The default run takes a few minutes on two cores.
@@ -65,7 +65,8 @@ def make_videos(out_dir: Path, crops: np.ndarray, labels: np.ndarray, seed: int 
     (ours, and the peer's Haar cascade when installed) finds all placed faces in, so that both
     sides do the whole per-face work; faces per frame are reported beside every figure.
     """
-    from benchmarks.scenes import make_scene_video, read_video_frames
+    from benchmarks.synthetic import make_scene_video
+    from edge.capture import read_video_frames
 
     paths = {}
     detectors = None
@@ -93,23 +94,6 @@ def make_videos(out_dir: Path, crops: np.ndarray, labels: np.ndarray, seed: int 
         log.info("%s: seed %d", name, chosen)
         paths[name] = target.parent / truth.video
     return paths
-
-
-def _scenes_bench(out_dir: Path, data: str, emotion_model: str | None, progress: bool) -> dict | None:
-    """The scenes module's end-to-end accuracy run, when it offers one (owned by benchmarks.scenes)."""
-    try:
-        import benchmarks.scenes as scenes
-    except ImportError:
-        return None
-    run = getattr(scenes, "run_scenes_bench", None) or getattr(scenes, "run_scenes", None)
-    if run is None:
-        log.info("benchmarks.scenes offers no run function yet; scenes accuracy skipped")
-        return None
-    try:
-        return run(out_dir=out_dir, data=data, model=emotion_model, progress=progress)
-    except TypeError:
-        log.warning("benchmarks.scenes.%s has another signature; scenes accuracy skipped", run.__name__)
-        return None
 
 
 def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, frames: int = 300,
@@ -153,7 +137,11 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, 
                                                    emotion_model=emotion_model, peer="off"), progress=progress)
         written.update({f"soak_{k}": v for k, v in soak.write_outputs(soak_report, out / "soak.json").items()})
 
-    scenes_report = _scenes_bench(out / "scenes", data, emotion_model, progress) if scenes == "auto" else None
+    scenes_report = None
+    if scenes == "auto":
+        from benchmarks.scenes import run_scenes_bench
+
+        scenes_report = run_scenes_bench(out / "scenes", data=data, model=emotion_model, progress=progress)
 
     command = "fer-edge bench all " + " ".join(shlex.quote(a) for a in sys.argv[3:]) \
         if sys.argv[1:3] == ["bench", "all"] else "fer-edge bench all --out " + shlex.quote(str(out))

@@ -20,6 +20,11 @@ STAGES = ("decode", "detect", "preprocess", "classify", "track", "draw")
 PERCENTILES = (50, 95, 99)
 
 
+def rate(num: float, den: float) -> float | None:
+    """num / den as a float; None when there is nothing to divide by (no cases, not 0 %)."""
+    return float(num) / float(den) if den else None
+
+
 def summarize(values_ms) -> dict:
     """Latencies in ms -> {"p50", "p95", "p99", "mean", "max", "n"} (zeros when empty)."""
     a = np.asarray(values_ms, dtype=np.float64)

@@ -43,26 +43,27 @@ def rss_growth(rss_mb, frac: float = 0.1) -> dict:
             "rss_last_mb": last, "rss_peak_mb": float(a.max())}
 
 
-def video_frames(source: str) -> tuple[int, float]:
+def frame_count_and_fps(source: str) -> tuple[int, float]:
     """(frame count the container states, frames/s) of a video file; BenchError when it does not open."""
-    import cv2
+    from edge.capture import CvReader
 
     if not Path(source).is_file():
         raise BenchError(f"{source}: no such video file (or pass a camera index such as 0)")
-    cap = cv2.VideoCapture(source)
     try:
-        if not cap.isOpened():
-            raise BenchError(f"{source}: OpenCV cannot open this video")
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        reader = CvReader(source, live=False)
+    except OSError:
+        raise BenchError(f"{source}: OpenCV cannot open this video") from None
+    try:
+        return reader.frame_count, reader.fps or 0.0
     finally:
-        cap.release()
+        reader.close()
 
 
 def looped_copy(source: str, frames: int, folder: str | os.PathLike) -> Path:
     """A video of `frames` frames in `folder` that plays `source` over and over."""
     from edge.sinks import VideoSink
 
-    _, fps = video_frames(source)
+    _, fps = frame_count_and_fps(source)
     out = Path(folder) / (Path(source).stem + "_looped.mp4")
     with FrameReader(source, loop=True) as reader, VideoSink(out, fps=fps or 25.0) as sink:
         for _ in range(frames):
@@ -95,7 +96,7 @@ def run_soak(config: BenchConfig, progress: bool = True, jsonl: str = os.devnull
     summary = RunSummary()
     with tempfile.TemporaryDirectory(prefix="fer-edge-soak-") as tmp:
         source = str(config.source)
-        if not camera and video_frames(source)[0] < needed:
+        if not camera and frame_count_and_fps(source)[0] < needed:
             source = str(looped_copy(source, needed, tmp))
         bar = tqdm(total=needed, desc="soak (fer-edge run)", unit="frame", disable=not progress, leave=False,
                    mininterval=0.5)

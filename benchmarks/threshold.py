@@ -2,7 +2,7 @@
 faces, for a range of score thresholds; the default threshold is read off this curve.
 
 Face-free videos (nothing in them is a face, so every box is a false positive):
-  - scenes without people: the synthetic backgrounds of benchmarks.scenes (a room, a textured
+  - scenes without people: the synthetic backgrounds of benchmarks.synthetic (a room, a textured
     wall, blurred shapes, gradients), seen by a slowly panning camera with sensor grain;
   - test patterns: colour bars, a rotating checkerboard, a zone plate, a page of text, a green
     test card with a rotating wedge and a running clock;
@@ -24,7 +24,6 @@ The chosen default is the lowest threshold whose face-free false-positive rate i
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -34,6 +33,10 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+
+from benchmarks.outputs import write_report_files
+from benchmarks.samples import rate
+from edge.boxes import match_boxes
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ def _green_card(w: int, h: int, i: int, fps: float) -> np.ndarray:
 
 def _ovals(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     """Skin-toned shaded ovals (featureless head shapes) on a plain wall."""
-    from benchmarks.scenes import make_background
+    from benchmarks.synthetic import make_background
 
     img = make_background("room", (w, h), rng).astype(np.float32)
     for _ in range(int(rng.integers(2, 5))):
@@ -138,7 +141,7 @@ def _ovals(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 def negative_frames(kind: str, size: tuple[int, int], n_frames: int, seed: int, fps: float = 15.0,
                     grain: float = 2.0) -> Iterator[np.ndarray]:
     """n_frames (H, W, 3) uint8 BGR frames of one face-free kind (see NEGATIVE_KINDS)."""
-    from benchmarks.scenes import BACKGROUNDS, make_background
+    from benchmarks.synthetic import BACKGROUNDS, make_background
 
     w, h = size
     rng = np.random.default_rng(seed)
@@ -241,6 +244,66 @@ class _Counts:
     boxes: int = 0
 
 
+def _negative_sources(size, negative_videos: int, negative_frames_n: int, seed: int, chromium: bool,
+                      extra: tuple[str, ...]) -> list[tuple[str, Iterator[np.ndarray]]]:
+    """(kind, frames) of every face-free source: the synthetic kinds, Chromium's camera, --extra."""
+    sources: list[tuple[str, Iterator[np.ndarray]]] = []
+    for kind in NEGATIVE_KINDS:
+        for v in range(negative_videos):
+            sources.append((kind, negative_frames(kind, size, negative_frames_n, seed=seed * 1000 + v)))
+    if chromium:
+        grabbed = chromium_fake_camera(negative_frames_n * negative_videos, size)
+        if grabbed:
+            sources.append(("chromium_fake_camera", iter(grabbed)))
+        else:
+            log.info("Chromium or Playwright missing: its fake camera is not measured")
+    for src in extra:
+        sources.append((f"extra: {Path(src).name}", _extra_frames(src, max_frames=100_000)))
+    return sources
+
+
+@dataclass
+class _Recall:
+    """Placed faces found per threshold (all, and those of at least BIG_FACE_PX)."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    big_tp: np.ndarray
+    placed: int = 0
+    big_placed: int = 0
+
+
+def _face_recall(detectors, images, labels, *, face_videos: int, face_frames: int, size, face_px, seed: int,
+                 bar) -> _Recall:
+    """Every detector (one per threshold) on the same synthetic face videos, matched to the truth."""
+    import tempfile
+
+    from benchmarks.synthetic import make_scene_video, truth_frames
+
+    k = len(detectors)
+    out = _Recall(np.zeros(k, np.int64), np.zeros(k, np.int64), np.zeros(k, np.int64))
+    with tempfile.TemporaryDirectory(prefix="fer-edge-threshold-") as tmp:
+        for v in range(face_videos):
+            truth = make_scene_video(Path(tmp) / f"faces_{v:03d}.avi", images, labels, n_frames=face_frames,
+                                     size=size, faces_per_frame=(1, 4), face_px=face_px, seed=seed * 1000 + v,
+                                     write_truth_file=False)
+            for _, placed, frame in truth_frames(Path(tmp) / truth.video, truth):
+                boxes = np.array([f.box for f in placed], np.float64).reshape(-1, 4)
+                big = (boxes[:, 2] - boxes[:, 0]) >= BIG_FACE_PX
+                out.placed += len(boxes)
+                out.big_placed += int(big.sum())
+                for j, det in enumerate(detectors):
+                    found = det.detect(frame).xyxy.astype(np.float64)
+                    ti, _, _ = match_boxes(boxes, found, 0.3)
+                    out.tp[j] += len(ti)
+                    out.big_tp[j] += int(big[ti].sum())
+                    out.fp[j] += len(found) - len(ti)
+            (Path(tmp) / truth.video).unlink(missing_ok=True)
+            if bar:
+                bar.update(1)
+    return out
+
+
 def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, detector: str = "blazeface",
                             detector_range: str = "short", detector_model: str | None = None,
                             size: tuple[int, int] = (640, 480), negative_videos: int = 2, negative_frames_n: int = 60,
@@ -252,33 +315,25 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
     faces: optional (images (n, 48, 48) uint8, labels (n,)) instead of FER-2013 PublicTest.
     chromium: also Chromium's fake camera, when Chromium and Playwright are there.
     """
-    import tempfile
-
-    from benchmarks.scenes import make_scene_video, match_boxes, read_video_frames
     from edge.detector import make_detector
 
     t_start = time.perf_counter()
     thresholds = tuple(sorted(float(t) for t in thresholds))
+    if faces is None:
+        from train.data import load_fer2013
+
+        split = load_fer2013(data).split("public")
+        images, labels = split.images, np.asarray(split.labels, np.int64)
+    else:
+        images, labels = faces[0], np.asarray(faces[1], np.int64)
     detectors = [make_detector(backend=detector, range=detector_range, model_path=detector_model,
                                score_threshold=t, num_threads=1) for t in thresholds]
-    k = len(thresholds)
     neg: dict[str, list[_Counts]] = {}
     try:
-        sources: list[tuple[str, Iterator[np.ndarray]]] = []
-        for kind in NEGATIVE_KINDS:
-            for v in range(negative_videos):
-                sources.append((kind, negative_frames(kind, size, negative_frames_n, seed=seed * 1000 + v)))
-        if chromium:
-            grabbed = chromium_fake_camera(negative_frames_n * negative_videos, size)
-            if grabbed:
-                sources.append(("chromium_fake_camera", iter(grabbed)))
-            else:
-                log.info("Chromium or Playwright missing: its fake camera is not measured")
-        for src in extra:
-            sources.append((f"extra: {Path(src).name}", _extra_frames(src, max_frames=100_000)))
+        sources = _negative_sources(size, negative_videos, negative_frames_n, seed, chromium, extra)
         bar = _bar(progress, len(sources) + face_videos)
         for kind, frames in sources:
-            counts = neg.setdefault(kind, [_Counts() for _ in range(k)])
+            counts = neg.setdefault(kind, [_Counts() for _ in thresholds])
             for frame in frames:
                 for c, det in zip(counts, detectors):
                     n = len(det.detect(frame))
@@ -287,37 +342,8 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
                     c.boxes += n
             if bar:
                 bar.update(1)
-
-        if faces is None:
-            from train.data import load_fer2013
-
-            split = load_fer2013(data).split("public")
-            images, labels = split.images, np.asarray(split.labels, np.int64)
-        else:
-            images, labels = faces[0], np.asarray(faces[1], np.int64)
-        tp = np.zeros(k, np.int64)
-        fp = np.zeros(k, np.int64)
-        placed = big_placed = 0
-        big_tp = np.zeros(k, np.int64)
-        with tempfile.TemporaryDirectory(prefix="fer-edge-threshold-") as tmp:
-            for v in range(face_videos):
-                truth = make_scene_video(Path(tmp) / f"faces_{v:03d}.avi", images, labels, n_frames=face_frames,
-                                         size=size, faces_per_frame=(1, 4), face_px=face_px, seed=seed * 1000 + v,
-                                         write_truth_file=False)
-                for i, frame in enumerate(read_video_frames(Path(tmp) / truth.video)):
-                    boxes = np.array([f.box for f in truth.frames[i]], np.float64).reshape(-1, 4)
-                    big = (boxes[:, 2] - boxes[:, 0]) >= BIG_FACE_PX
-                    placed += len(boxes)
-                    big_placed += int(big.sum())
-                    for j, det in enumerate(detectors):
-                        found = det.detect(frame).xyxy.astype(np.float64)
-                        ti, _, _ = match_boxes(boxes, found, 0.3)
-                        tp[j] += len(ti)
-                        big_tp[j] += int(big[ti].sum())
-                        fp[j] += len(found) - len(ti)
-                (Path(tmp) / truth.video).unlink(missing_ok=True)
-                if bar:
-                    bar.update(1)
+        found = _face_recall(detectors, images, labels, face_videos=face_videos, face_frames=face_frames, size=size,
+                             face_px=face_px, seed=seed, bar=bar)
         if bar:
             bar.close()
     finally:
@@ -330,23 +356,22 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
                         sum(c[j].boxes for c in neg.values()))
         rows.append({
             "threshold": t,
-            "fp_frame_rate": _rate(total.frames_with_box, total.frames),
+            "fp_frame_rate": rate(total.frames_with_box, total.frames),
             "fp_boxes_per_1000_frames": 1000.0 * total.boxes / max(total.frames, 1),
-            "fp_frame_rate_by_kind": {kind: _rate(c[j].frames_with_box, c[j].frames) for kind, c in neg.items()},
-            "recall": _rate(tp[j], placed),
-            "recall_big": _rate(big_tp[j], big_placed),
-            "precision": _rate(tp[j], tp[j] + fp[j]),
+            "fp_frame_rate_by_kind": {kind: rate(c[j].frames_with_box, c[j].frames) for kind, c in neg.items()},
+            "recall": rate(found.tp[j], found.placed),
+            "recall_big": rate(found.big_tp[j], found.big_placed),
+            "precision": rate(found.tp[j], found.tp[j] + found.fp[j]),
         })
-    chosen = choose_threshold(rows, max_fp_rate)
     return {
         "rows": rows,
-        "chosen": chosen,
+        "chosen": choose_threshold(rows, max_fp_rate),
         "settings": {"max_fp_rate": max_fp_rate, "detector": detector, "range": detector_range,
                      "size": list(size), "negative_kinds": list(neg), "negative_videos_per_kind": negative_videos,
                      "negative_frames_per_video": negative_frames_n,
                      "face_free_frames": sum(c[0].frames for c in neg.values()),
                      "face_videos": face_videos, "face_frames_per_video": face_frames, "face_px": list(face_px),
-                     "placed_faces": placed, "placed_faces_big": big_placed, "big_face_px": BIG_FACE_PX,
+                     "placed_faces": found.placed, "placed_faces_big": found.big_placed, "big_face_px": BIG_FACE_PX,
                      "faces_from": "FER-2013 PublicTest" if faces is None else "given faces", "seed": seed,
                      "iou": 0.3},
         "elapsed_s": time.perf_counter() - t_start,
@@ -359,10 +384,6 @@ def choose_threshold(rows: list[dict], max_fp_rate: float) -> float | None:
         if row["fp_frame_rate"] is not None and row["fp_frame_rate"] <= max_fp_rate:
             return row["threshold"]
     return None
-
-
-def _rate(num, den) -> float | None:
-    return float(num) / float(den) if den else None
 
 
 def _bar(progress: bool, total: int):
@@ -438,15 +459,8 @@ def plot(report: dict, path: str | Path) -> Path | None:
 
 
 def write_outputs(report: dict, out_dir: str | Path, command: str = "") -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "threshold.json", "md": out / "threshold.md"}
-    paths["json"].write_text(json.dumps({**report, "command": command}, indent=2) + "\n")
-    paths["md"].write_text(markdown(report, command))
-    png = plot(report, out / "threshold.png")
-    if png is not None:
-        paths["png"] = png
-    return paths
+    """OUT/threshold.json, threshold.md and threshold.png."""
+    return write_report_files(out_dir, "threshold", {**report, "command": command}, markdown(report, command), plot)
 
 
 # ---------------------------------------------------------------- CLI

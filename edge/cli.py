@@ -55,6 +55,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def int_pair(text: str) -> tuple[int, int]:
+    """An argparse type: "N" -> (N, N); "A,B" or "WxH" -> (A, B)."""
+    try:
+        vals = [int(v) for v in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2:
+        raise argparse.ArgumentTypeError(f"expected N or A,B (or WxH), got {text!r}")
+    return vals[0], vals[1]
+
+
 def version_text() -> str:
     """`fer-edge --version`: ours, and the versions that decide how models run."""
     from edge import __version__

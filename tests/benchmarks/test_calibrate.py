@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.calibrate import _Placed, geometry, markdown, register_calibrate, run_calibration, write_report
+from benchmarks.calibrate import _Placed, geometry, markdown, register, run_calibration, write_report
 
 
 def _placed(truth, det, angle=None) -> _Placed:
@@ -89,6 +89,6 @@ def test_report_files_and_cli_parser(report, tmp_path):
     assert "--crop-margin" in text and "(chosen)" in text and "PrivateTest" in text
     assert markdown(report).count("| oracle (true square)") == 2
     parser = argparse.ArgumentParser()
-    register_calibrate(parser.add_subparsers())
+    register(parser.add_subparsers())
     args = parser.parse_args(["calibrate", "--faces", "10", "--face-px", "100,200", "--margins", "0,0.1"])
     assert args.faces == 10 and args.face_px == (100, 200) and args.margins == [0.0, 0.1]

@@ -9,7 +9,8 @@ import pytest
 
 from benchmarks.crowd import (BANDS, band_of, crowd_markdown, make_group_video, run_crowd_benchmark, tile_edges,
                               write_crowd_report)
-from benchmarks.scenes import read_truth, read_video_frames, upscale_face
+from benchmarks.synthetic import read_truth, upscale_face
+from edge.capture import read_video_frames
 from edge.boxes import iou_matrix
 
 
