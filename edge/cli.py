@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 # (module, what it provides); each module has register(subparsers).
 _COMMAND_MODULES = (
@@ -53,6 +55,45 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False or "default" in text:
             return text
         return super()._get_help_string(action)
+
+
+class StopOnSignals:
+    """SIGINT and SIGTERM stop a command cleanly; the previous handlers come back on exit.
+
+        with StopOnSignals(stop):                 # a loop that polls the Event (run)
+        with StopOnSignals(stop, interrupt=True): # code that blocks: also KeyboardInterrupt (serve, train)
+
+    Each signal sets `stop`. With `interrupt`, it also raises KeyboardInterrupt in the main
+    thread, which unwinds a blocking call (waitress's loop, Keras' fit) through its cleanup;
+    without, only a second Ctrl-C does (the user really wants out). Installed from the main
+    thread only (Python allows no other); elsewhere it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, stop: threading.Event | None = None, *, interrupt: bool = False):
+        self.stop = stop if stop is not None else threading.Event()
+        self.interrupt = interrupt
+        self.signum: int | None = None  # the first signal received
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> "StopOnSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        again = self.stop.is_set()
+        self.signum = self.signum or signum
+        self.stop.set()
+        if self.interrupt or (again and signum == signal.SIGINT):
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
 
 
 def int_pair(text: str) -> tuple[int, int]:
