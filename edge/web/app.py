@@ -113,9 +113,7 @@ class StillPool:
 
     def close(self) -> None:
         for p in self._all:
-            close = getattr(p, "close", None)
-            if close is not None:
-                close()
+            p.close()
 
 
 class PoolBusy(RuntimeError):
