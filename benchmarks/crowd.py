@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -38,6 +38,7 @@ from benchmarks.synthetic import (BACKGROUNDS, DEFAULT_FEATHER, FaceTrack, Scene
                                   open_writer, paste_face, ring_px, truth_frames, truth_path, write_truth)
 from edge.boxes import match_boxes
 from edge.labels import dataset_index
+from edge.pipeline import PipelineConfig
 from edge.cli import HelpFormatter
 
 log = logging.getLogger(__name__)
@@ -262,16 +263,18 @@ def _summary_ms(values) -> dict:
 def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DATA, sizes=SIZES,
                         videos: int = 8, n_frames: int = 45, fps: float = 15.0, seed: int = 0,
                         n_faces: tuple[int, int] = (4, 12), face_px: tuple[int, int] = (32, 160),
-                        modes: dict | None = None, model: str | None = None, detector_model: str | None = None,
-                        min_face_px: float | None = None, tiles_per_frame: int | None = None, faces=None,
+                        modes: dict | None = None, pipeline: PipelineConfig | None = None, faces=None,
                         progress: bool = False) -> dict:
     """Make `videos` group videos per frame size, run every detector mode over them, report per band.
 
+    pipeline: the pipeline to measure (default: PipelineConfig()); each mode sets its scan and
+    range on it, smoothing off (a detector model given for short range is not used for full).
     faces: optional (images (n, 48, 48) uint8, labels (n,)) instead of FER-2013 PrivateTest.
     """
     from edge.pipeline import Pipeline
 
     t_start = time.perf_counter()
+    pipeline = pipeline or PipelineConfig()
     modes = MODES if modes is None else modes
     if faces is None:
         from train.data import load_fer2013
@@ -301,14 +304,10 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
     try:
         original_pred: dict[int, int] = {}
         for mode, (overrides, still) in modes.items():
-            common = {"smooth": False, "emotion_model": model}
-            if min_face_px is not None:
-                common["min_face_px"] = min_face_px
-            if tiles_per_frame is not None:
-                common["tiles_per_frame"] = tiles_per_frame
-            if detector_model and overrides.get("range", "short") == "short":
-                common["detector_model"] = detector_model
-            with Pipeline.from_defaults(**common, **overrides) as pipe:
+            config = replace(pipeline, smooth=False, **overrides)
+            if config.range != "short":
+                config = replace(config, detector_model=None)
+            with Pipeline.from_config(config) as pipe:
                 to_ds = dataset_index(pipe.classifier.labels)
                 for path, truth in truths:
                     rows.append(_run_video(pipe, path, truth, mode, still, to_ds, images, original_pred, bar))
@@ -320,8 +319,8 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
                           "fps": fps, "seed": seed, "n_faces": list(n_faces), "face_px": list(face_px),
                           "bands": [list(b) for b in BANDS], "iou_threshold": MATCH_IOU, "source": source,
                           "modes": {m: {"pipeline": o, "reset_every_frame": s} for m, (o, s) in modes.items()},
-                          "model": model or "shipped", "min_face_px": min_face_px or "default",
-                          "tiles_per_frame": tiles_per_frame or "default"}
+                          "model": pipeline.emotion_model or "shipped", "min_face_px": pipeline.min_face_px,
+                          "tiles_per_frame": pipeline.tiles_per_frame}
     report["elapsed_s"] = time.perf_counter() - t_start
     return report
 
@@ -473,6 +472,7 @@ def write_crowd_report(report: dict, out_dir: str | Path, command: str = "") -> 
 def register(sub) -> None:
     """Add `crowd` to the `fer-edge bench` subparsers."""
     from edge.cli import int_pair
+    from edge.pipeline_cli import add_pipeline_args
 
     p = sub.add_parser("crowd", help="group scenes (720p, 1080p, 4-12 faces of 32-160 px) for every detector mode",
                        description="Write synthetic group videos with known faces (some occluded, some across tile "
@@ -488,10 +488,8 @@ def register(sub) -> None:
     p.add_argument("--faces", type=int_pair, default=(4, 12), help="faces per video: N or MIN,MAX")
     p.add_argument("--face-px", type=int_pair, default=(32, 160), help="placed square side range MIN,MAX px")
     p.add_argument("--modes", default="all", help="comma-separated mode numbers (1-4, as in the table) or all")
-    p.add_argument("--min-face-px", type=float, default=None, help="smallest face the tiles look for (default: the runtime's)")
-    p.add_argument("--tiles-per-frame", type=int, default=None, help="tiles per streamed frame (default: the runtime's)")
-    p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
-    p.add_argument("--detector-model", default=None, help="short-range detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
+    # The modes set the detector, range, scan; the threshold stays the runtime's.
+    add_pipeline_args(p, groups=("detector", "model"), skip=("--detector", "--range", "--scan", "--score-threshold"))
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
     p.add_argument("--fps-video", action="store_true",
                    help="only write OUT/videos/crowd8_1920x1080.mp4 (8 faces of 40-100 px, 300 frames) and exit")
@@ -503,6 +501,7 @@ def _cmd_crowd(args) -> int:
     import sys
 
     from edge.cli import CliError
+    from edge.pipeline_cli import config_from_args
     from train.data import DataError
 
     try:
@@ -534,9 +533,7 @@ def _cmd_crowd(args) -> int:
             return 0
         report = run_crowd_benchmark(out=args.out, data=args.data, sizes=sizes, videos=args.videos,
                                      n_frames=args.frames, seed=args.seed, n_faces=args.faces, face_px=args.face_px,
-                                     modes=modes, model=args.model, detector_model=args.detector_model,
-                                     min_face_px=args.min_face_px, tiles_per_frame=args.tiles_per_frame,
-                                     progress=True)
+                                     modes=modes, pipeline=config_from_args(args), progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
     command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -17,13 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge.types import Faces, Frame, FrameResult, StageTimings
 from edge.cli import HelpFormatter
+from edge.pipeline import PipelineConfig
+from edge.pipeline_cli import add_pipeline_args, config_from_args
+from edge.types import Faces, Frame, FrameResult, StageTimings
 
 DEFAULT_DATA = "../shared/data/fer2013"
 
@@ -99,19 +102,17 @@ def check_layout(result: FrameResult, shape, fps=None, *, bars=True, hud=True, h
             "labels_over_other_faces": over_face, "labels_over_hud": over_hud, "outside_frame": outside}
 
 
-def run(out: Path, data: str, seed: int, model: str | None = None, score_threshold: float | None = None) -> dict:
+def run(out: Path, data: str, seed: int, pipeline: PipelineConfig | None = None) -> dict:
     from benchmarks.synthetic import make_scene_image, make_scene_video
     from edge.capture import read_video_frames
     from edge.overlay import draw
     from edge.pipeline import Pipeline
 
+    pipeline = pipeline or PipelineConfig()
     out.mkdir(parents=True, exist_ok=True)
     faces, labels = _faces(data)
     checks = {}
-    common = {"emotion_model": model}
-    if score_threshold is not None:
-        common["score_threshold"] = score_threshold
-    with Pipeline.from_defaults(smooth=False, **common) as still:
+    with Pipeline.from_config(replace(pipeline, smooth=False)) as still:
         image, squares = make_scene_image(faces, labels, size=(1280, 720), faces_per_frame=12, face_px=(90, 150),
                                           seed=seed, background="room")
         crowd_result(still, image, squares)  # warm-up: the HUD shows the second pass's timings
@@ -130,7 +131,7 @@ def run(out: Path, data: str, seed: int, model: str | None = None, score_thresho
                              face_px=(200, 240), seed=seed, background="room", write_truth_file=False)
     video = out / truth.video
     try:
-        with Pipeline.from_defaults(**common) as pipe:
+        with Pipeline.from_config(pipeline) as pipe:
             for i, frame in enumerate(read_video_frames(video)):
                 result = pipe.process(frame, index=i, t=i / truth.fps)
         cv2.imwrite(str(out / "one_face_window.jpg"), draw(frame, result, 30.0), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -149,10 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     # Seed 5: the first from 3 on where the per-face search finds all 12 faces in both crowds
     # at the default threshold (FER crops score lower than real faces).
     p.add_argument("--seed", type=int, default=5, help="scene seed")
-    p.add_argument("--model", default=None, help="emotion .tflite with its sidecar (default: the shipped one)")
-    p.add_argument("--score-threshold", type=float, default=None, help="detector threshold (default: the runtime's)")
+    add_pipeline_args(p, groups=("detector", "model"))
     args = p.parse_args(argv)
-    checks = run(Path(args.out), args.data, args.seed, args.model, args.score_threshold)
+    checks = run(Path(args.out), args.data, args.seed, config_from_args(args))
     print(json.dumps(checks, indent=2))
     return 0
 

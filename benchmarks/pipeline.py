@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ import psutil
 
 from benchmarks.samples import RunSamples, run_interleaved, samples_report
 from edge.capture import CvReader
+from edge.pipeline import PipelineConfig
 from edge.machine import machine_info
 
 log = logging.getLogger(__name__)
@@ -120,15 +121,6 @@ class FrameReader:
 
 # ----------------------------------------------------------------------------- the run
 
-def _draw_fn():
-    """edge.overlay.draw when present (it is part of the runtime), else None (draw not timed)."""
-    try:
-        from edge.overlay import draw
-    except ImportError:  # an install without the overlay module: report draw as not measured
-        return None
-    return draw
-
-
 class ReaderSource:
     """A FrameReader as the runtime's frame source (`read(after, timeout_s)` -> Frame), for the
     two-thread driver: it notes when each frame's decoding started and how long it took, and
@@ -178,18 +170,22 @@ class PipelineSide:
 
     workers=2 detects the next frame on a second thread while this one is classified, tracked
     and drawn (edge.pipeline.DetectAhead); the frame's latency then runs from the start of its
-    decoding to the end of its drawing. Call `close()` (or use it as a context manager).
+    decoding to the end of its drawing. workers None: the pipeline config's (else the runtime's
+    default). Call `close()` (or use it as a context manager).
     """
 
     name = "fer-edge"
 
     def __init__(self, reader: FrameReader, pipeline, draw: bool = True, capacity: int = 4096,
                  workers: int | None = None):
+        from edge.overlay import draw as draw_overlay
         from edge.pipeline import DEFAULT_WORKERS, stages
 
         self.reader, self.pipeline = reader, pipeline
-        self.workers = DEFAULT_WORKERS if workers is None else workers
-        self.draw_fn = _draw_fn() if draw else None
+        if workers is None:
+            workers = pipeline.config.workers if pipeline.config.workers is not None else DEFAULT_WORKERS
+        self.workers = workers
+        self.draw_fn = draw_overlay if draw else None
         self.samples = RunSamples(capacity=capacity)
         if self.draw_fn is None:
             self.samples.stages_ms.pop("draw")
@@ -209,16 +205,8 @@ class PipelineSide:
 
     def close(self) -> None:
         if self._stages is not None:
-            self._workers_used = getattr(self._stages, "workers", self.workers)
             self._stages.close()
             self._stages = None
-
-    @property
-    def resolved_workers(self) -> int | None:
-        """The frame-loop threads really used (the automatic choice, once the first frame made it)."""
-        if self._stages is None:
-            return getattr(self, "_workers_used", 1)
-        return getattr(self._stages, "workers", self.workers)
 
     def settle(self) -> None:
         """No detection of ours runs ahead while another side is measured."""
@@ -326,19 +314,17 @@ class BenchConfig:
     """What `fer-edge bench` runs; every field is in the JSON so a number can be reproduced."""
 
     source: str
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     frames: int = 300
     duration_s: float | None = None
     warmup: int = 10
-    threads: int | None = None
-    detector: str = "blazeface"
-    range: str = "short"
-    detector_model: str | None = None
-    emotion_model: str | None = None
     draw: bool = True
     peer: str = "auto"  # auto (when fer is installed) | on | off
-    workers: int | None = None  # frame-loop threads (None: the runtime's default)
-    scan: str = "auto"  # detector scan: auto | frame | tiles
-    tiles_per_frame: int = 1  # tiled streams: tiles per frame
+
+    def to_json(self) -> dict:
+        """The benchmark's settings and the pipeline's, in one flat object."""
+        return {"source": self.source, "frames": self.frames, "duration_s": self.duration_s, "warmup": self.warmup,
+                "draw": self.draw, "peer": self.peer, **asdict(self.pipeline)}
 
 
 def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 25) -> dict:
@@ -351,12 +337,6 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
 
     from benchmarks import peer as peer_mod
 
-    overrides = {"detector": config.detector, "range": config.range, "threads": config.threads, "scan": config.scan,
-                 "tiles_per_frame": config.tiles_per_frame}
-    if config.detector_model:
-        overrides["detector_model"] = config.detector_model
-    if config.emotion_model:
-        overrides["emotion_model"] = config.emotion_model
     with_peer = config.peer == "on" or (config.peer == "auto" and peer_mod.available())
     if config.peer == "on" and not peer_mod.available():
         raise BenchError(f"--peer on but the peer is not installed: {peer_mod.install_hint()}")
@@ -367,10 +347,9 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         if first is None:
             raise BenchError(f"{config.source}: no frames could be read")
         height, width = first.shape[:2]
-        pipeline = stack.enter_context(Pipeline.from_defaults(**overrides))
+        pipeline = stack.enter_context(Pipeline.from_config(config.pipeline))
         capacity = config.frames + 1 if config.duration_s is None else 4096
-        ours = stack.enter_context(PipelineSide(reader, pipeline, draw=config.draw, capacity=capacity,
-                                                workers=config.workers))
+        ours = stack.enter_context(PipelineSide(reader, pipeline, draw=config.draw, capacity=capacity))
         ours.warmup(config.warmup)
         # fer-edge's own footprint, before the peer brings TensorFlow into this process.
         rss_alone_mb = psutil.Process().memory_info().rss / 2**20
@@ -391,11 +370,11 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         "kind": "pipeline",
         "source": config.source,
         "resolution": [int(width), int(height)],
-        "config": asdict(config),
+        "config": config.to_json(),
         "machine": info,
-        "model": model_info(config.emotion_model),
+        "model": model_info(config.pipeline.emotion_model),
         **samples_report(samples),
-        "workers": ours.resolved_workers,
+        "workers": ours.workers,
         "rss_alone_mb": rss_alone_mb,
         "rss_alone_includes_tensorflow": tf_already_loaded,
         "rss_series": {"t_s": _thin(samples.t_s), "rss_mb": _thin(samples.rss_mb)},

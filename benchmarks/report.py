@@ -26,6 +26,7 @@ import numpy as np
 
 from benchmarks import classifier as bc
 from benchmarks import pipeline as bp
+from edge.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,14 @@ def make_videos(out_dir: Path, crops: np.ndarray, labels: np.ndarray, seed: int 
 
 
 def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, frames: int = 300,
-            threads: int | None = None, emotion_model: str | None = None, models_dir: str | None = None,
+            pipeline: PipelineConfig | None = None, models_dir: str | None = None,
             classifier_iters: int = 300, soak_frames: int = 0, peer: str = "auto", scenes: str = "auto",
             limit: int | None = None, progress: bool = True) -> dict[str, Path]:
-    """Run every benchmark of the results table; returns the paths written (key "results": RESULTS.md)."""
+    """Run every benchmark of the results table; returns the paths written (key "results": RESULTS.md).
+
+    pipeline: the pipeline the pipeline, soak and scene runs build (default: PipelineConfig()).
+    """
+    pipeline = pipeline or PipelineConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -115,7 +120,7 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, 
     pipeline_reports = {}
     for name, video in videos.items():
         log.info("pipeline benchmark on %s", video)
-        cfg = bp.BenchConfig(source=str(video), frames=frames, threads=threads, emotion_model=emotion_model, peer=peer)
+        cfg = bp.BenchConfig(source=str(video), pipeline=pipeline, frames=frames, peer=peer)
         rep = bp.run_pipeline_bench(cfg, progress=progress)
         paths = bp.write_outputs(rep, out / f"pipeline_{name}.json")
         written.update({f"pipeline_{name}_{k}": v for k, v in paths.items()})
@@ -133,15 +138,15 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, 
         from benchmarks import soak
 
         video = videos[VIDEOS[0][0]]
-        soak_report = soak.run_soak(bp.BenchConfig(source=str(video), frames=soak_frames, threads=threads,
-                                                   emotion_model=emotion_model, peer="off"), progress=progress)
+        soak_report = soak.run_soak(bp.BenchConfig(source=str(video), pipeline=pipeline, frames=soak_frames,
+                                                   peer="off"), progress=progress)
         written.update({f"soak_{k}": v for k, v in soak.write_outputs(soak_report, out / "soak.json").items()})
 
     scenes_report = None
     if scenes == "auto":
         from benchmarks.scenes import run_scenes_bench
 
-        scenes_report = run_scenes_bench(out / "scenes", data=data, model=emotion_model, progress=progress)
+        scenes_report = run_scenes_bench(out / "scenes", data=data, pipeline=pipeline, progress=progress)
 
     command = "fer-edge bench all " + " ".join(shlex.quote(a) for a in sys.argv[3:]) \
         if sys.argv[1:3] == ["bench", "all"] else "fer-edge bench all --out " + shlex.quote(str(out))

@@ -25,7 +25,7 @@ from edge.cli import HelpFormatter
 def write_synthetic_jsonl(path: Path, frames: int, faces: int, fps: float = 30.0, seed: int = 0) -> Path:
     """A run's JSONL: `faces` tracks over `frames` frames, each face's label changing now and then."""
     from edge.labels import LABELS
-    from edge.sinks import JsonlSink, frame_record
+    from edge.sinks import JsonlSink
     from edge.types import Faces, Frame, FrameResult
 
     rng = np.random.default_rng(seed)
@@ -43,7 +43,7 @@ def write_synthetic_jsonl(path: Path, frames: int, faces: int, fps: float = 30.0
                 faces=Faces(xyxy, np.full(faces, 0.9, np.float32), np.zeros((faces, 6, 2), np.float32)),
                 track_ids=np.arange(1, faces + 1, dtype=np.int64), probs=probs.astype(np.float32), labels=LABELS,
                 label_index=np.argmax(probs, axis=1))
-            sink.write(frame_record(result))
+            sink.write(result)
     return path
 
 

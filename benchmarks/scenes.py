@@ -30,6 +30,7 @@ from benchmarks.scenes_report import scene_markdown, summary_rows, write_scene_r
 from benchmarks.synthetic import DEFAULT_FEATHER, make_scene_video, truth_frames, truth_path
 from edge.boxes import match_boxes
 from edge.labels import dataset_index
+from edge.pipeline import PipelineConfig
 from train.data import default_data_path
 
 DEFAULT_DATA = default_data_path()  # $FER_EDGE_DATA, else ../shared/data/fer2013
@@ -169,12 +170,14 @@ def _load_faces(faces, data: str, split: str) -> tuple[np.ndarray, np.ndarray, s
 
 
 def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int = 40, n_frames: int = 45,
-                        seed: int = 0, model: str | None = None, detector: str = "blazeface", detector_range: str = "short",
-                        data: str = DEFAULT_DATA, split: str = "private", size: tuple[int, int] = (640, 480),
+                        seed: int = 0, pipeline: PipelineConfig | None = None, data: str = DEFAULT_DATA,
+                        split: str = "private", size: tuple[int, int] = (640, 480),
                         faces_per_frame: tuple[int, int] = (1, 4), face_px: tuple[int, int] = (60, 300),
                         fps: float = 15.0, iou_threshold: float = MATCH_IOU, keep_videos: bool = True,
-                        faces=None, crop=None, detector_model: str | None = None, progress: bool = False) -> dict:
+                        faces=None, crop=None, progress: bool = False) -> dict:
     """Make synthetic videos, run the real Pipeline on them (smoothing on and off), report accuracy.
+
+    pipeline: the pipeline to measure (default: PipelineConfig()); its `smooth` is set per mode.
 
     faces: optional (images (n,48,48) uint8, labels (n,)) instead of loading `split` from `data`.
     crop: an edge.preprocess.CropPolicy to use instead of the model sidecar's (to measure a
@@ -187,15 +190,16 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
     from edge.pipeline import Pipeline
 
     t_start = time.perf_counter()
+    pipeline = pipeline or PipelineConfig()
     images, labels, source = _load_faces(faces, data, split)
-    common = dict(detector=detector, range=detector_range, emotion_model=model, detector_model=detector_model)
     with contextlib.ExitStack() as stack:
         if out is None:
             video_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fer-edge-scenes-")))
         else:
             video_dir = Path(out) / "videos"
             video_dir.mkdir(parents=True, exist_ok=True)
-        pipes = {m: stack.enter_context(Pipeline.from_defaults(smooth=on, **common)) for m, on in MODES.items()}
+        pipes = {m: stack.enter_context(Pipeline.from_config(dataclasses.replace(pipeline, smooth=on)))
+                 for m, on in MODES.items()}
         if crop is not None:
             for pipe in pipes.values():
                 # The pipeline crops with its card's policy; a replaced card changes only that.
@@ -230,7 +234,7 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
     report["targets"] = _targets(report["smooth_off"], report["smooth_on"])
     report["settings"] = {"videos": n_videos, "frames": n_frames, "fps": fps, "seed": seed, "size": list(size),
                           "faces_per_frame": list(faces_per_frame), "face_px": list(face_px), "source": source,
-                          "detector": detector, "range": detector_range, "model": str(classifier.model_path),
+                          "detector": pipeline.detector, "range": pipeline.range, "model": str(classifier.model_path),
                           "model_metrics": card.metrics, "crop": card.crop.to_json(),
                           "crop_from": "sidecar" if crop is None else "override",
                           "feather": DEFAULT_FEATHER, "iou_threshold": iou_threshold}
@@ -239,11 +243,12 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
     return report
 
 
-def run_scenes_bench(out_dir: str | Path = DEFAULT_OUT, data: str = DEFAULT_DATA, model: str | None = None,
+def run_scenes_bench(out_dir: str | Path = DEFAULT_OUT, data: str = DEFAULT_DATA, pipeline: PipelineConfig | None = None,
                      progress: bool = False, **kwargs) -> dict:
     """The default scene benchmark for `fer-edge bench all`: runs, writes out_dir/scenes.*, and returns
     the report with "markdown" (its section) and "summary_rows" (results-table rows) added."""
-    report = run_scene_benchmark(out=out_dir, data=data, model=model, progress=progress, **kwargs)
+    report = run_scene_benchmark(out=out_dir, data=data, pipeline=pipeline, progress=progress, **kwargs)
+    model = pipeline.emotion_model if pipeline is not None else None
     command = f"fer-edge bench scenes --out {out_dir}" + (f" --model {model}" if model else "")
     write_scene_report(report, out_dir, command)
     return {**report, "markdown": scene_markdown(report, command), "summary_rows": summary_rows(report)}
@@ -254,6 +259,7 @@ def run_scenes_bench(out_dir: str | Path = DEFAULT_OUT, data: str = DEFAULT_DATA
 def register(sub) -> None:
     """Add `scenes` to the `fer-edge bench` subparsers."""
     from edge.cli import HelpFormatter, int_pair
+    from edge.pipeline_cli import add_pipeline_args
 
     p = sub.add_parser("scenes", help="end-to-end accuracy on synthetic videos with known faces",
                        description="Paste FER-2013 faces (PrivateTest by default) into synthetic videos at known "
@@ -266,11 +272,7 @@ def register(sub) -> None:
     p.add_argument("--frames", type=int, default=45, help="frames per video")
     p.add_argument("--fps", type=float, default=15.0, help="frame rate of the videos")
     p.add_argument("--seed", type=int, default=0, help="seed of the scenes (faces, places, backgrounds)")
-    p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
-    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
-    p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
-    p.add_argument("--detector-model", default=None,
-                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then the user cache)")
+    add_pipeline_args(p, groups=("detector", "model"))
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
     p.add_argument("--split", choices=("public", "private"), default="private", help="which test faces to place")
     p.add_argument("--size", type=int_pair, default=(640, 480), help="frame size WxH (default: 640x480)")
@@ -289,27 +291,28 @@ def _cmd_scenes(args) -> int:
     import sys
 
     from edge.cli import CliError
+    from edge.pipeline_cli import config_from_args
     from train.data import DataError
 
     if args.videos < 1 or args.frames < 1:
         raise CliError("--videos and --frames must be >= 1")
+    pipeline = config_from_args(args)
     crop = None
     if args.crop_margin is not None or args.crop_shift_y is not None or args.crop_align is not None:
+        from edge.models import default_emotion_model
         from edge.preprocess import CropPolicy
         from edge.sidecar import load_sidecar
-        from edge.models import default_emotion_model
 
-        base = load_sidecar(args.model or default_emotion_model()).crop
+        base = load_sidecar(pipeline.emotion_model or default_emotion_model()).crop
         crop = CropPolicy(margin=base.margin if args.crop_margin is None else args.crop_margin,
                           shift_y=base.shift_y if args.crop_shift_y is None else args.crop_shift_y,
                           align=base.align if args.crop_align is None else args.crop_align == "on")
     try:
         report = run_scene_benchmark(out=args.out, n_videos=args.videos, n_frames=args.frames, seed=args.seed,
-                                     model=args.model, detector=args.detector, detector_range=args.range, data=args.data,
-                                     split=args.split, size=args.size, faces_per_frame=args.faces_per_frame,
-                                     face_px=args.face_px, fps=args.fps, iou_threshold=args.iou,
-                                     keep_videos=not args.no_keep_videos, crop=crop,
-                                     detector_model=args.detector_model, progress=True)
+                                     pipeline=pipeline, data=args.data, split=args.split, size=args.size,
+                                     faces_per_frame=args.faces_per_frame, face_px=args.face_px, fps=args.fps,
+                                     iou_threshold=args.iou, keep_videos=not args.no_keep_videos, crop=crop,
+                                     progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
     command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])

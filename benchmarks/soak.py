@@ -18,7 +18,6 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +69,7 @@ def looped_copy(source: str, frames: int, folder: str | os.PathLike) -> Path:
             image = reader.read()
             if image is None:
                 raise BenchError(f"{source}: no frames could be read")
-            sink.write(image)
+            sink.write_image(image)
     return out
 
 
@@ -113,9 +112,7 @@ def run_soak(config: BenchConfig, progress: bool = True, jsonl: str = os.devnull
             if done[0] >= needed:
                 stop.set()
 
-        run_config = RunConfig(source=source, headless=True, jsonl=jsonl, threads=config.threads,
-                               detector=config.detector, range=config.range,
-                               detector_model=config.detector_model, model=config.emotion_model)
+        run_config = RunConfig(source=source, pipeline=config.pipeline, headless=True, jsonl=jsonl)
         try:
             run(run_config, stop, summary=summary, on_frame=on_frame)
         except CliError as exc:
@@ -132,9 +129,9 @@ def run_soak(config: BenchConfig, progress: bool = True, jsonl: str = os.devnull
         "loop": "fer-edge run --headless (capture thread, pipeline, JSON Lines sink, run summary)",
         "source": str(config.source),
         "resolution": list(size[0]) if size else [0, 0],
-        "config": asdict(config),
+        "config": config.to_json(),
         "machine": machine_info(),
-        "model": model_info(config.emotion_model),
+        "model": model_info(config.pipeline.emotion_model),
         "frames": int(measured.size),
         "warmup": config.warmup,
         "interrupted": done[0] < needed,

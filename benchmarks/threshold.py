@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +37,7 @@ import numpy as np
 from benchmarks.outputs import write_report_files
 from benchmarks.samples import rate
 from edge.boxes import match_boxes
+from edge.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -304,20 +305,19 @@ def _face_recall(detectors, images, labels, *, face_videos: int, face_frames: in
     return out
 
 
-def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, detector: str = "blazeface",
-                            detector_range: str = "short", detector_model: str | None = None,
+def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, pipeline: PipelineConfig | None = None,
                             size: tuple[int, int] = (640, 480), negative_videos: int = 2, negative_frames_n: int = 60,
                             face_videos: int = 24, face_frames: int = 30, face_px: tuple[int, int] = (60, 300),
                             seed: int = 0, extra: tuple[str, ...] = (), max_fp_rate: float = DEFAULT_MAX_FP_RATE,
                             chromium: bool = True, faces=None, progress: bool = False) -> dict:
     """Measure face-free false positives and face recall per threshold; return the report dict.
 
+    pipeline: whose detector to measure (default: PipelineConfig()), at each of `thresholds`.
     faces: optional (images (n, 48, 48) uint8, labels (n,)) instead of FER-2013 PublicTest.
     chromium: also Chromium's fake camera, when Chromium and Playwright are there.
     """
-    from edge.detector import make_detector
-
     t_start = time.perf_counter()
+    pipeline = pipeline or PipelineConfig()
     thresholds = tuple(sorted(float(t) for t in thresholds))
     if faces is None:
         from train.data import load_fer2013
@@ -326,8 +326,7 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
         images, labels = split.images, np.asarray(split.labels, np.int64)
     else:
         images, labels = faces[0], np.asarray(faces[1], np.int64)
-    detectors = [make_detector(backend=detector, range=detector_range, model_path=detector_model,
-                               score_threshold=t, num_threads=1) for t in thresholds]
+    detectors = [replace(pipeline, score_threshold=t).make_detector() for t in thresholds]
     neg: dict[str, list[_Counts]] = {}
     try:
         sources = _negative_sources(size, negative_videos, negative_frames_n, seed, chromium, extra)
@@ -366,7 +365,7 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
     return {
         "rows": rows,
         "chosen": choose_threshold(rows, max_fp_rate),
-        "settings": {"max_fp_rate": max_fp_rate, "detector": detector, "range": detector_range,
+        "settings": {"max_fp_rate": max_fp_rate, "detector": pipeline.detector, "range": pipeline.range,
                      "size": list(size), "negative_kinds": list(neg), "negative_videos_per_kind": negative_videos,
                      "negative_frames_per_video": negative_frames_n,
                      "face_free_frames": sum(c[0].frames for c in neg.values()),
@@ -468,16 +467,14 @@ def write_outputs(report: dict, out_dir: str | Path, command: str = "") -> dict[
 def register(sub) -> None:
     """Add `threshold` to the `fer-edge bench` subparsers."""
     from edge.cli import HelpFormatter
+    from edge.pipeline_cli import add_pipeline_args
 
     p = sub.add_parser("threshold", formatter_class=HelpFormatter,
                        help="detector false positives on face-free video and recall, per score threshold",
                        description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for threshold.json/.md/.png")
     p.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 (its PublicTest faces are placed)")
-    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
-    p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
-    p.add_argument("--detector-model", default=None,
-                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then the user cache)")
+    add_pipeline_args(p, groups=("detector",), skip=("--score-threshold",))  # the thresholds are swept
     p.add_argument("--negative-videos", type=int, default=2, help="face-free videos per kind")
     p.add_argument("--negative-frames", type=int, default=60, help="frames per face-free video")
     p.add_argument("--face-videos", type=int, default=24, help="videos with 1-4 faces each")
@@ -498,12 +495,13 @@ def _cmd_threshold(args) -> int:
     import sys
 
     from edge.cli import CliError
+    from edge.pipeline_cli import config_from_args
 
     if min(args.negative_videos, args.negative_frames, args.face_videos, args.face_frames) < 1:
         raise CliError("--negative-videos, --negative-frames, --face-videos and --face-frames must be >= 1")
     try:
-        report = run_threshold_benchmark(data=args.data, detector=args.detector, detector_range=args.range,
-                                         detector_model=args.detector_model, negative_videos=args.negative_videos,
+        report = run_threshold_benchmark(data=args.data, pipeline=config_from_args(args),
+                                         negative_videos=args.negative_videos,
                                          negative_frames_n=args.negative_frames, face_videos=args.face_videos,
                                          face_frames=args.face_frames, seed=args.seed, extra=tuple(args.extra),
                                          max_fp_rate=args.max_fp_rate, chromium=args.chromium == "auto",

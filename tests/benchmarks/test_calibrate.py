@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.calibrate import _Placed, geometry, markdown, register, run_calibration, write_report
+from edge.pipeline import PipelineConfig
 
 
 def _placed(truth, det, angle=None) -> _Placed:
@@ -42,7 +43,7 @@ def test_geometry_ignores_rotated_faces():
 
 @pytest.fixture(scope="module")
 def report(fer_data, emotion_model):
-    return run_calibration(fer=fer_data, model=str(emotion_model), n_faces=16, rotated_faces=8, private_faces=12,
+    return run_calibration(fer=fer_data, pipeline=PipelineConfig(emotion_model=str(emotion_model)), n_faces=16, rotated_faces=8, private_faces=12,
                            face_px=(160, 260), seed=1, margins=[0.0, 0.2], shifts=[-0.1, 0.0])
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from benchmarks.scenes import run_scene_benchmark
 from benchmarks.scenes_report import scene_markdown, summary_rows, write_scene_report
+from edge.pipeline import PipelineConfig
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def faces(fer_data):
 def test_scene_benchmark_report_is_well_formed(tmp_path, faces, emotion_model):
     images, labels = faces
     report = run_scene_benchmark(out=tmp_path, n_videos=2, n_frames=5, faces=(images, labels),
-                                 model=str(emotion_model), size=(480, 360), faces_per_frame=(1, 2),
+                                 pipeline=PipelineConfig(emotion_model=str(emotion_model)), size=(480, 360), faces_per_frame=(1, 2),
                                  face_px=(70, 200), seed=2)
     d = report["detection"]
     assert d["placed"] == d["tp"] + d["fn"] > 0

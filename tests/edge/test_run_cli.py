@@ -17,6 +17,7 @@ import pytest
 
 from edge.cli import build_parser
 from edge.cli import main as cli_main
+from edge.pipeline import PipelineConfig
 from edge.run_cli import RunConfig
 from edge_runtime_helpers import fer_faces, scene_video
 
@@ -212,9 +213,8 @@ def test_help_shows_defaults_and_flags_parse_into_run_config():
     args = parser.parse_args(["run", "--source", "v.mp4", "--no-smooth", "--max-fps", "5", "--threads", "4",
                               "--range", "full", "--max-missed", "3"])
     cfg = RunConfig.from_args(args)
-    assert cfg == RunConfig(source="v.mp4", smooth=False, max_fps=5.0, threads=4, range="full", max_missed=3)
-    pc = cfg.pipeline_config()
-    assert (pc.smooth, pc.threads, pc.range, pc.max_missed) == (False, 4, "full", 3)
+    assert cfg == RunConfig(source="v.mp4", max_fps=5.0,
+                            pipeline=PipelineConfig(smooth=False, threads=4, range="full", max_missed=3))
 
 
 # ------------------------------------------------------------------ console, hints, HUD defaults
