@@ -49,6 +49,7 @@ def write_synthetic_jsonl(path: Path, frames: int, faces: int, fps: float = 30.0
 
 def run(frames: int, faces: int, fps: float, keep: str | None) -> dict:
     from edge import report as rp
+    from edge import report_chart as rc
 
     tmp = tempfile.TemporaryDirectory(prefix="fer-edge-report-speed-")
     base = Path(keep) if keep else Path(tmp.name)
@@ -59,7 +60,7 @@ def run(frames: int, faces: int, fps: float, keep: str | None) -> dict:
     config = rp.ReportConfig()
     times = {}
     t0 = time.perf_counter()
-    rp.check_chart_dependency()  # the matplotlib import, as `fer-edge report` pays it
+    rc.check_chart_dependency()  # the matplotlib import, as `fer-edge report` pays it
     times["import matplotlib"] = time.perf_counter() - t0
     t = time.perf_counter()
     log = rp.read_run(jsonl, max_gap_s=config.max_gap_s)
@@ -69,7 +70,7 @@ def run(frames: int, faces: int, fps: float, keep: str | None) -> dict:
     shares = rp.label_shares(log)
     times["summarize"] = time.perf_counter() - t
     t = time.perf_counter()
-    rp.write_timeline_png(log, summary, out / "timeline.png", config)
+    rc.write_timeline_png(log, summary, out / "timeline.png", config)
     times["timeline.png"] = time.perf_counter() - t
     t = time.perf_counter()
     rp.write_summary_csv(summary, out / "summary.csv")

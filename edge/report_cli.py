@@ -63,7 +63,7 @@ def _config(args):
 
 def check_chart(config) -> None:
     """A missing matplotlib is a CliError now, not after a long run."""
-    from edge.report import MissingChartDependency, check_chart_dependency
+    from edge.report_chart import MissingChartDependency, check_chart_dependency
 
     if config.chart:
         try:
@@ -74,7 +74,8 @@ def check_chart(config) -> None:
 
 def write_report(jsonl: str | Path, out_dir: str | Path, config, progress: bool | None = None):
     """make_report plus what the user should see on stderr; ReportError becomes CliError."""
-    from edge.report import MissingChartDependency, ReportError, make_report
+    from edge.report import ReportError, make_report
+    from edge.report_chart import MissingChartDependency
 
     if progress is None:
         progress = sys.stderr.isatty()
