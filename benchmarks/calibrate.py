@@ -452,10 +452,7 @@ def register(sub) -> None:
 
 
 def _cmd_calibrate(args) -> int:
-    import shlex
-    import sys
-
-    from edge.cli import CliError
+    from edge.cli import CliError, command_line
     from edge.pipeline_cli import config_from_args
     from train.data import DataError
 
@@ -468,7 +465,7 @@ def _cmd_calibrate(args) -> int:
                                  choose_by=args.choose_by, progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
-    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    command = command_line()
     paths = write_report(report, args.out, command)
     c = report["chosen"]
     print(markdown(report, command))

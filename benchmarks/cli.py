@@ -139,41 +139,34 @@ def _print_outputs(paths: dict) -> None:
         print(f"{kind}: {path}", file=sys.stderr)
 
 
-def _cmd_pipeline(args) -> int:
-    from benchmarks import pipeline as bp
+def _measure(args, peer: str, run, module, prefix: str) -> int:
+    """Run a benchmark of the pipeline on --source; write, print and list its outputs."""
+    from benchmarks.pipeline import BenchError
 
     from edge.cli import CliError, require
 
     require("matplotlib", "bench")  # the plot; checked before minutes of measuring
-
-    cfg = _config(args, peer=args.peer)
+    cfg = _config(args, peer=peer)
     try:
-        report = bp.run_pipeline_bench(cfg, progress=not args.no_progress)
-    except (bp.BenchError, FileNotFoundError, ValueError) as exc:
+        report = run(cfg, progress=not args.no_progress)
+    except (BenchError, FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    paths = bp.write_outputs(report, args.json or _default_json(args, "bench"))
-    print(bp.markdown(report))
+    paths = module.write_outputs(report, args.json or _default_json(args, prefix))
+    print(module.markdown(report))
     _print_outputs(paths)
     return 0
+
+
+def _cmd_pipeline(args) -> int:
+    from benchmarks import pipeline as bp
+
+    return _measure(args, args.peer, bp.run_pipeline_bench, bp, "bench")
 
 
 def _cmd_soak(args) -> int:
-    from benchmarks import pipeline as bp
     from benchmarks import soak
 
-    from edge.cli import CliError, require
-
-    require("matplotlib", "bench")
-
-    cfg = _config(args, peer="off")
-    try:
-        report = soak.run_soak(cfg, progress=not args.no_progress)
-    except (bp.BenchError, FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc)) from None
-    paths = soak.write_outputs(report, args.json or _default_json(args, "soak"))
-    print(soak.markdown(report))
-    _print_outputs(paths)
-    return 0
+    return _measure(args, "off", soak.run_soak, soak, "soak")
 
 
 def _cmd_photos(args) -> int:

@@ -497,10 +497,7 @@ def register(sub) -> None:
 
 
 def _cmd_crowd(args) -> int:
-    import shlex
-    import sys
-
-    from edge.cli import CliError
+    from edge.cli import CliError, command_line
     from edge.pipeline_cli import config_from_args
     from train.data import DataError
 
@@ -536,7 +533,7 @@ def _cmd_crowd(args) -> int:
                                      modes=modes, pipeline=config_from_args(args), progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
-    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     paths = write_crowd_report(report, args.out, command)
     print(crowd_markdown(report, command))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

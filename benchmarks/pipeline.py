@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from benchmarks.outputs import pyplot, save_figure
 from benchmarks.samples import RunSamples, run_interleaved, samples_report
 from edge.capture import CvReader
-from edge.pipeline import PipelineConfig
 from edge.machine import machine_info
+from edge.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,6 @@ class PipelineSide:
         """One counted frame; False when the source has no more frames."""
         if self._stages is not None:
             return self._step_threaded()
-        s = self.samples
         t_a = time.perf_counter()
         image = self.reader.read()
         t_b = time.perf_counter()
@@ -251,33 +251,20 @@ class PipelineSide:
             self._rewinds = self.reader.rewinds
             self.pipeline.reset()
         result = self.pipeline.process(image)
-        t_c = time.perf_counter()
-        if self.draw_fn is not None:
-            self.draw_fn(image, result, self._fps_shown, copy=False)
-        t_d = time.perf_counter()
-        tm = result.timings
-        st = s.stages_ms
-        st["decode"].append((t_b - t_a) * 1e3)
-        st["detect"].append(tm.detect_ms)
-        st["preprocess"].append(tm.preprocess_ms)
-        st["classify"].append(tm.classify_ms)
-        st["track"].append(tm.track_ms)
-        if self.draw_fn is not None:
-            st["draw"].append((t_d - t_c) * 1e3)
-        s.pipeline_ms.append((t_c - t_b) * 1e3)
-        s.end_to_end_ms.append((t_d - t_a) * 1e3)
-        s.faces.append(len(result.faces))
-        n = len(s.end_to_end_ms)
-        if n % 30 == 0 and s.wall_s > 0:
-            self._fps_shown = n / s.wall_s  # what a live runner's HUD would show
+        self._record(result, t_a, (t_b - t_a) * 1e3, pipeline_ms=(time.perf_counter() - t_b) * 1e3)
         return True
 
     def _step_threaded(self) -> bool:
-        s = self.samples
         result = self._next_threaded()
         if result is None:
             return False
         t_a, decode_ms = self._source.timing(result.frame.index)
+        self._record(result, t_a, decode_ms, pipeline_ms=result.timings.total_ms)
+        return True
+
+    def _record(self, result, t_a: float, decode_ms: float, pipeline_ms: float) -> None:
+        """Draw the frame (timed) and note its samples; its latency runs from t_a (decoding began)."""
+        s = self.samples
         t_c = time.perf_counter()
         if self.draw_fn is not None:
             self.draw_fn(result.frame.image, result, self._fps_shown, copy=False)
@@ -291,13 +278,12 @@ class PipelineSide:
         st["track"].append(tm.track_ms)
         if self.draw_fn is not None:
             st["draw"].append((t_d - t_c) * 1e3)
-        s.pipeline_ms.append(tm.total_ms)
+        s.pipeline_ms.append(pipeline_ms)
         s.end_to_end_ms.append((t_d - t_a) * 1e3)
         s.faces.append(len(result.faces))
         n = len(s.end_to_end_ms)
         if n % 30 == 0 and s.wall_s > 0:
-            self._fps_shown = n / s.wall_s
-        return True
+            self._fps_shown = n / s.wall_s  # what a live runner's HUD would show
 
 
 def measure_pipeline(reader: FrameReader, pipeline, *, frames: int, warmup: int, duration_s: float | None = None,
@@ -465,10 +451,7 @@ def markdown(report: dict) -> str:
 
 def plot(report: dict, path: str | os.PathLike) -> Path:
     """Boxplots of per-stage latency (ours, and the peer's when it ran), PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     samples: RunSamples = report["_samples"]
     names = [k for k, v in samples.stages_ms.items() if len(v)] + ["end to end"]
@@ -493,12 +476,7 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
         ax2.grid(axis="y", alpha=0.3)
     w, h = report["resolution"]
     fig.suptitle(f"{Path(report['source']).name} {w}x{h}, {report['frames']} frames", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_outputs(report: dict, json_path: str | os.PathLike) -> dict[str, Path]:

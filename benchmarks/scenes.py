@@ -287,10 +287,7 @@ def register(sub) -> None:
 
 
 def _cmd_scenes(args) -> int:
-    import shlex
-    import sys
-
-    from edge.cli import CliError
+    from edge.cli import CliError, command_line
     from edge.pipeline_cli import config_from_args
     from train.data import DataError
 
@@ -315,7 +312,7 @@ def _cmd_scenes(args) -> int:
                                      progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
-    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     paths = write_scene_report(report, args.out, command)
     print(scene_markdown(report, command))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.outputs import write_report_files
+from benchmarks.outputs import pyplot, save_figure, write_report_files
 
 
 def _p(v) -> str:
@@ -60,12 +60,8 @@ def scene_markdown(report: dict, command: str = "") -> str:
 
 def scene_plot(report: dict, path: str | Path) -> Path | None:
     """Recall by face size and the accuracy chain as a PNG; None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot(required=False)
+    if plt is None:
         return None
     d = report["detection"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -82,11 +78,7 @@ def scene_plot(report: dict, path: str | Path) -> Path | None:
     ax2.set_ylim(0, 100)
     ax2.set_ylabel("accuracy on detected faces, %")
     ax2.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_scene_report(report: dict, out_dir: str | Path, command: str = "") -> dict[str, Path]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from benchmarks.outputs import pyplot, save_figure
 from benchmarks.pipeline import SCHEMA, BenchConfig, BenchError, FrameReader, _thin, model_info, to_json
 from edge.machine import machine_info
 
@@ -159,10 +160,7 @@ def markdown(report: dict) -> str:
 
 def plot(report: dict, path: str | os.PathLike) -> Path:
     """RSS (MB) over the measured frames of the run, PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rss = np.asarray(report["_rss_mb"])
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
@@ -172,12 +170,7 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
     ax.set_title(f"fer-edge run, {len(rss)} frames: growth {report['rss_growth_mb']:+.1f} MB, "
                  f"{report['rss_slope_mb_per_10k_frames']:+.2f} MB/10k frames", fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_outputs(report: dict, json_path: str | os.PathLike) -> dict[str, Path]:

@@ -34,7 +34,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from benchmarks.outputs import write_report_files
+from benchmarks.outputs import pyplot, save_figure, write_report_files
 from benchmarks.samples import rate
 from edge.boxes import match_boxes
 from edge.pipeline import PipelineConfig
@@ -429,12 +429,8 @@ def markdown(report: dict, command: str = "") -> str:
 
 
 def plot(report: dict, path: str | Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot(required=False)
+    if plt is None:
         return None
     rows = report["rows"]
     t = [r["threshold"] for r in rows]
@@ -450,11 +446,7 @@ def plot(report: dict, path: str | Path) -> Path | None:
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_outputs(report: dict, out_dir: str | Path, command: str = "") -> dict[str, Path]:
@@ -491,10 +483,9 @@ def register(sub) -> None:
 
 
 def _cmd_threshold(args) -> int:
-    import shlex
     import sys
 
-    from edge.cli import CliError
+    from edge.cli import CliError, command_line
     from edge.pipeline_cli import config_from_args
 
     if min(args.negative_videos, args.negative_frames, args.face_videos, args.face_frames) < 1:
@@ -508,7 +499,7 @@ def _cmd_threshold(args) -> int:
                                          progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     paths = write_outputs(report, args.out, command)
     print(markdown(report, command))
     print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)

@@ -96,6 +96,13 @@ class StopOnSignals:
         self._old.clear()
 
 
+def command_line() -> str:
+    """The `fer-edge ...` command being run, quoted for a shell: reports record what made them."""
+    import shlex
+
+    return " ".join(["fer-edge", *(shlex.quote(a) for a in sys.argv[1:])])
+
+
 def int_pair(text: str) -> tuple[int, int]:
     """An argparse type: "N" -> (N, N); "A,B" or "WxH" -> (A, B)."""
     try:

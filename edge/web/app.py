@@ -143,6 +143,9 @@ def _is_protected(path: str) -> bool:
 def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = None,
                info: dict | None = None) -> Flask:
     """The WSGI app. `info` adds fields to /api/health (model path, detector...)."""
+    # Long by design: Flask's app factory, one short closure per route and hook over this app's
+    # own state (config, pool, live stream, counters). Split up, that state would have to be
+    # passed around or made global; each closure reads on its own.
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     # Multipart framing adds a few hundred bytes around the file; allow them on top of the cap.
