@@ -6,7 +6,7 @@ BlazeFace box, so the model sees other faces than it was trained on unless the c
 and shifted. This module measures by how much:
 
 1. Faces from FER-2013 **PublicTest** (never PrivateTest: every choice here is made on the
-   validation split) are pasted into synthetic stills (`benchmarks.scenes`) at known squares,
+   validation split) are pasted into synthetic stills (`benchmarks.synthetic`) at known squares,
    some rotated by +-15 degrees, and the detector runs on each still.
 2. Geometry: for each upright matched face, the margin and vertical shift that turn the
    detector box into the placed square (the true FER framing) exactly:
@@ -29,6 +29,7 @@ and shifted. This module measures by how much:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -39,8 +40,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.scenes import make_scene_image
+from benchmarks.outputs import write_report_files
+from benchmarks.synthetic import make_scene_image
+from edge.atomic import atomic_write_text
 from edge.boxes import match_boxes
+from edge.labels import LABELS
+from edge.pipeline import PipelineConfig
 from edge.preprocess import CropPolicy, crop_face, to_gray
 from train.data import default_data_path
 
@@ -202,94 +207,47 @@ def _policy_name(margin: float, shift_y: float, align: bool) -> str:
     return f"m={margin:+.2f} s={shift_y:+.2f} align={'on' if align else 'off'}"
 
 
-def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detector: str = "blazeface",
-                    detector_range: str = "short", n_faces: int = 480, rotated_faces: int = 240, angle_deg: float = 15.0,
-                    size: tuple[int, int] = (640, 480), face_px: tuple[int, int] = (120, 280), seed: int = 0,
-                    private_faces: int | None = None, margins: list[float] | None = None,
-                    shifts: list[float] | None = None, choose_by: str = "pixel_corr",
-                    fer=None, detector_model: str | None = None, progress: bool = False) -> dict:
-    """Calibrate margin / shift_y / align on PublicTest; report the effect on PrivateTest.
+def _collect(detector, split, n_up: int, n_rot: int, seed_base: int, size, face_px, angles, bar):
+    """Upright and (when n_rot) rotated faces of `split` placed in stills and detected."""
+    up = _place_and_detect(detector, split.images, split.labels, n_faces=n_up, seed0=seed_base, size=size,
+                           face_px=face_px, angles=(), progress=bar)
+    rot = _place_and_detect(detector, split.images, split.labels, n_faces=n_rot, seed0=seed_base + 500_000,
+                            size=size, face_px=face_px, angles=angles, progress=bar) if n_rot else None
+    return up, rot
 
-    n_faces upright and rotated_faces rotated (+-angle_deg) faces are placed per split
-    (private_faces defaults to the same counts). `fer`: an already loaded FerData (else `data`
-    is loaded). Returns the report dict; "chosen" holds
-    {"margin", "shift_y", "align"}.
-    """
-    if choose_by not in CHOOSE_BY:
-        raise ValueError(f"choose_by must be one of {', '.join(CHOOSE_BY)}, got {choose_by!r}")
-    from edge.classifier import EmotionClassifier
-    from edge.detector import make_detector
-    from edge.models import default_emotion_model
-    from train.data import load_fer2013
 
-    t0 = time.perf_counter()
-    fer = fer if fer is not None else load_fer2013(data)
-    model_path = Path(model) if model else default_emotion_model()
-    classifier = EmotionClassifier(model_path)
+def _evaluate_split(classifier, up: _Placed, rot: _Placed | None, split, policies, kw_up, kw_rot, label_map) -> dict:
+    """Every policy on one split's upright (and rotated) faces; "all" merges the two."""
     spec = classifier.spec
-    label_map = np.array([list(classifier.labels).index(name) for name in _dataset_labels()], np.int64)
-    angles = (-angle_deg, angle_deg)
-    kw_up = _still_kwargs(size, face_px, ())
-    kw_rot = _still_kwargs(size, face_px, angles)
+    rows_up = _evaluate(classifier, up, split.images, split.labels, spec, policies, kw_up, label_map)
+    if rot is None:
+        return rows_up
+    rows_rot = _evaluate(classifier, rot, split.images, split.labels, spec, policies, kw_rot, label_map)
+    out = {}
+    for name in policies:
+        u, r = rows_up[name]["upright"], rows_rot[name]["rotated"]
+        out[name] = {"upright": u, "rotated": r, "all": _merge(u, r)}
+    n_u, n_r = rows_up["_original"]["all"]["n"], rows_rot["_original"]["all"]["n"]
+    acc = (rows_up["_original"]["all"]["accuracy"] * n_u + rows_rot["_original"]["all"]["accuracy"] * n_r) / (n_u + n_r)
+    out["_original"] = {"all": {"n": n_u + n_r, "accuracy": acc}}
+    return out
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        total = n_faces + rotated_faces + (private_faces if private_faces is not None else n_faces + rotated_faces)
-        bar = tqdm(total=total, unit="face", desc="calibrate: place + detect")
-
-    def collect(split, n_up, n_rot, seed_base):
-        imgs, labs = split.images, split.labels
-        up = _place_and_detect(det, imgs, labs, n_faces=n_up, seed0=seed_base, size=size, face_px=face_px,
-                               angles=(), progress=bar)
-        rot = _place_and_detect(det, imgs, labs, n_faces=n_rot, seed0=seed_base + 500_000, size=size,
-                                face_px=face_px, angles=angles, progress=bar) if n_rot else None
-        return up, rot
-
-    with make_detector(backend=detector, range=detector_range, model_path=detector_model) as det:
-        pub_up, pub_rot = collect(fer.public, n_faces, rotated_faces, seed * 1_000_000)
-        if private_faces is None:
-            priv_counts = (n_faces, rotated_faces)
-        else:
-            priv_counts = (int(round(private_faces * n_faces / max(n_faces + rotated_faces, 1))),
-                           private_faces - int(round(private_faces * n_faces / max(n_faces + rotated_faces, 1))))
-        priv_up, priv_rot = collect(fer.private, *priv_counts, seed * 1_000_000 + 2_000_000)
-    if bar is not None:
-        bar.close()
-
-    geo = geometry(pub_up)
-    if geo["n"] == 0:
-        raise RuntimeError("the detector found none of the placed PublicTest faces; cannot calibrate")
-    g_margin = round(geo["margin"]["median"], 2)
-    g_shift = round(geo["shift_y"]["median"], 2)
-    margins = margins or _grid(g_margin, (-0.15, -0.1, -0.05, 0.0, 0.05, 0.1), (0.0,))
-    shifts = shifts or _grid(g_shift, (-0.05, 0.0, 0.05), (0.0,))
+def _policies(g_margin: float, g_shift: float, margins, shifts) -> dict[str, tuple[CropPolicy, bool]]:
+    """name -> (policy, is the oracle): the oracle, the grid, and always the geometric estimate."""
     policies: dict[str, tuple[CropPolicy, bool]] = {"oracle (true square)": (CropPolicy(0.0, 0.0, True), True)}
     for align in (False, True):
         for m in margins:
             for s in shifts:
                 policies[_policy_name(m, s, align)] = (CropPolicy(m, s, align), False)
-
-    def evaluate(up, rot, split, pols):
-        rows_up = _evaluate(classifier, up, split.images, split.labels, spec, pols, kw_up, label_map)
-        if rot is None:
-            return rows_up
-        rows_rot = _evaluate(classifier, rot, split.images, split.labels, spec, pols, kw_rot, label_map)
-        out = {}
-        for name in pols:
-            u, r = rows_up[name]["upright"], rows_rot[name]["rotated"]
-            out[name] = {"upright": u, "rotated": r, "all": _merge(u, r)}
-        n_u, n_r = rows_up["_original"]["all"]["n"], rows_rot["_original"]["all"]["n"]
-        acc = (rows_up["_original"]["all"]["accuracy"] * n_u + rows_rot["_original"]["all"]["accuracy"] * n_r) / (n_u + n_r)
-        out["_original"] = {"all": {"n": n_u + n_r, "accuracy": acc}}
-        return out
-
-    geo_name = _policy_name(g_margin, g_shift, False)
     # The geometric estimate is always a candidate, also with a hand-given grid.
     for align in (False, True):
         policies.setdefault(_policy_name(g_margin, g_shift, align), (CropPolicy(g_margin, g_shift, align), False))
-    public = evaluate(pub_up, pub_rot, fer.public, policies)
+    return policies
+
+
+def _best_cells(public: dict, policies) -> dict[str, str]:
+    """Per criterion of CHOOSE_BY, the name of the best candidate policy on PublicTest."""
     candidates = [k for k in policies if not policies[k][1]]
 
     def best_by(metric: str) -> str:
@@ -298,23 +256,70 @@ def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detec
         return max(candidates, key=lambda k: (round(public[k]["all"][metric], 4), round(public[k]["all"][other], 4),
                                               -abs(policies[k][0].margin) - abs(policies[k][0].shift_y)))
 
-    best_cells = {metric: best_by(metric) for metric in CHOOSE_BY}
+    return {metric: best_by(metric) for metric in CHOOSE_BY}
+
+
+def _found(up: _Placed, rot: _Placed | None) -> dict:
+    placed = up.n_placed + (rot.n_placed if rot else 0)
+    matched = len(up.src) + (len(rot.src) if rot else 0)
+    return {"placed": placed, "matched": matched, "recall": matched / max(placed, 1)}
+
+
+def run_calibration(*, data: str = DEFAULT_DATA, pipeline: PipelineConfig | None = None, n_faces: int = 480,
+                    rotated_faces: int = 240, angle_deg: float = 15.0, size: tuple[int, int] = (640, 480),
+                    face_px: tuple[int, int] = (120, 280), seed: int = 0, private_faces: int | None = None,
+                    margins: list[float] | None = None, shifts: list[float] | None = None,
+                    choose_by: str = "pixel_corr", fer=None, progress: bool = False) -> dict:
+    """Calibrate margin / shift_y / align on PublicTest; report the effect on PrivateTest.
+
+    pipeline: whose detector and classifier (default: PipelineConfig()). n_faces upright and
+    rotated_faces rotated (+-angle_deg) faces are placed per split (private_faces defaults to
+    the same counts). `fer`: an already loaded FerData (else `data` is loaded). Returns the
+    report dict; "chosen" holds {"margin", "shift_y", "align"}.
+    """
+    if choose_by not in CHOOSE_BY:
+        raise ValueError(f"choose_by must be one of {', '.join(CHOOSE_BY)}, got {choose_by!r}")
+    from train.data import load_fer2013
+
+    t0 = time.perf_counter()
+    pipeline = pipeline or PipelineConfig()
+    fer = fer if fer is not None else load_fer2013(data)
+    classifier = pipeline.make_classifier()
+    label_map = np.array([list(classifier.labels).index(name) for name in LABELS], np.int64)
+    angles = (-angle_deg, angle_deg)
+    kw_up, kw_rot = _still_kwargs(size, face_px, ()), _still_kwargs(size, face_px, angles)
+    if private_faces is None:
+        priv_counts = (n_faces, rotated_faces)
+    else:
+        priv_up = int(round(private_faces * n_faces / max(n_faces + rotated_faces, 1)))
+        priv_counts = (priv_up, private_faces - priv_up)
+    with contextlib.ExitStack() as stack:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = stack.enter_context(tqdm(total=n_faces + rotated_faces + sum(priv_counts), unit="face",
+                                           desc="calibrate: place + detect"))
+        det = stack.enter_context(pipeline.make_detector())
+        pub = _collect(det, fer.public, n_faces, rotated_faces, seed * 1_000_000, size, face_px, angles, bar)
+        priv = _collect(det, fer.private, *priv_counts, seed * 1_000_000 + 2_000_000, size, face_px, angles, bar)
+
+    geo = geometry(pub[0])
+    if geo["n"] == 0:
+        raise RuntimeError("the detector found none of the placed PublicTest faces; cannot calibrate")
+    g_margin, g_shift = round(geo["margin"]["median"], 2), round(geo["shift_y"]["median"], 2)
+    margins = margins or _grid(g_margin, (-0.15, -0.1, -0.05, 0.0, 0.05, 0.1), (0.0,))
+    shifts = shifts or _grid(g_shift, (-0.05, 0.0, 0.05), (0.0,))
+    policies = _policies(g_margin, g_shift, margins, shifts)
+    public = _evaluate_split(classifier, *pub, fer.public, policies, kw_up, kw_rot, label_map)
+    best_cells = _best_cells(public, policies)
     best = best_cells[choose_by]
     chosen = policies[best][0]
-    report_names = ["oracle (true square)", _policy_name(0.0, 0.0, False), geo_name, best]
-    if chosen.align:
-        report_names.append(_policy_name(chosen.margin, chosen.shift_y, False))
-    else:
-        report_names.append(_policy_name(chosen.margin, chosen.shift_y, True))
-    report_names += list(best_cells.values())
+    report_names = ["oracle (true square)", _policy_name(0.0, 0.0, False), _policy_name(g_margin, g_shift, False),
+                    best, _policy_name(chosen.margin, chosen.shift_y, not chosen.align), *best_cells.values()]
     report_names = [k for k in dict.fromkeys(report_names) if k in policies]
-    private = evaluate(priv_up, priv_rot, fer.private, {k: policies[k] for k in report_names})
-
-    def found(up, rot):
-        placed = up.n_placed + (rot.n_placed if rot else 0)
-        matched = len(up.src) + (len(rot.src) if rot else 0)
-        return {"placed": placed, "matched": matched, "recall": matched / max(placed, 1)}
-
+    private = _evaluate_split(classifier, *priv, fer.private, {k: policies[k] for k in report_names}, kw_up, kw_rot,
+                              label_map)
     return {
         "chosen": {"margin": float(chosen.margin), "shift_y": float(chosen.shift_y), "align": bool(chosen.align)},
         "chosen_name": best,
@@ -324,11 +329,12 @@ def run_calibration(*, data: str = DEFAULT_DATA, model: str | None = None, detec
         "public": public,
         "private": private,
         "private_rows": report_names,
-        "detection": {"public": found(pub_up, pub_rot), "private": found(priv_up, priv_rot)},
-        "settings": {"data": str(data), "model": str(model_path), "model_metrics": classifier.card.metrics,
-                     "detector": detector, "range": detector_range, "n_faces": n_faces, "rotated_faces": rotated_faces,
-                     "angle_deg": angle_deg, "size": list(size), "face_px": list(face_px), "seed": seed,
-                     "match_iou": MATCH_IOU, "margins": margins, "shifts": shifts, "choose_by": choose_by},
+        "detection": {"public": _found(*pub), "private": _found(*priv)},
+        "settings": {"data": str(data), "model": str(classifier.model_path), "model_metrics": classifier.card.metrics,
+                     "detector": pipeline.detector, "range": pipeline.range, "n_faces": n_faces,
+                     "rotated_faces": rotated_faces, "angle_deg": angle_deg, "size": list(size),
+                     "face_px": list(face_px), "seed": seed, "match_iou": MATCH_IOU, "margins": margins,
+                     "shifts": shifts, "choose_by": choose_by},
         "elapsed_s": time.perf_counter() - t0,
     }
 
@@ -341,12 +347,6 @@ def _merge(a: dict, b: dict) -> dict:
     for k in ("agreement", "accuracy", "pixel_corr"):
         out[k] = ((a[k] or 0.0) * a["n"] + (b[k] or 0.0) * b["n"]) / n
     return out
-
-
-def _dataset_labels() -> tuple[str, ...]:
-    from edge.labels import LABELS
-
-    return tuple(LABELS)
 
 
 # ---------------------------------------------------------------- report
@@ -407,13 +407,9 @@ def markdown(report: dict, command: str = "") -> str:
 
 
 def write_report(report: dict, out_dir: str | Path, command: str = "") -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = {**report, "command": command}
-    paths = {"json": out / "calibration.json", "md": out / "calibration.md", "chosen": out / "crop_policy.json"}
-    paths["json"].write_text(json.dumps(report, indent=2) + "\n")
-    paths["md"].write_text(markdown(report, command))
-    paths["chosen"].write_text(json.dumps(report["chosen"]) + "\n")
+    """OUT/calibration.json, calibration.md, and crop_policy.json (the chosen policy alone)."""
+    paths = write_report_files(out_dir, "calibration", {**report, "command": command}, markdown(report, command))
+    paths["chosen"] = atomic_write_text(Path(out_dir) / "crop_policy.json", json.dumps(report["chosen"]) + "\n")
     return paths
 
 
@@ -426,17 +422,10 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _pair(text: str) -> tuple[int, int]:
-    try:
-        a, b = (int(v) for v in text.lower().replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two integers like 640x480 or 120,280, got {text!r}") from None
-    return a, b
-
-
-def register_calibrate(sub) -> None:
+def register(sub) -> None:
     """Add `calibrate` to the `fer-edge bench` subparsers."""
-    from edge.cli import HelpFormatter
+    from edge.cli import HelpFormatter, int_pair
+    from edge.pipeline_cli import add_pipeline_args
 
     p = sub.add_parser("calibrate", help="calibrate the crop policy (margin, shift_y, align) on PublicTest faces",
                        description="Paste FER-2013 PublicTest faces into synthetic stills at known squares, "
@@ -445,16 +434,12 @@ def register_calibrate(sub) -> None:
                        "with the classifier on the original crops). PrivateTest only reports the effect.",
                        formatter_class=HelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
-    p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
-    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
-    p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
-    p.add_argument("--detector-model", default=None,
-                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then the user cache)")
+    add_pipeline_args(p, groups=("detector", "model"))
     p.add_argument("--faces", type=int, default=480, help="upright faces to place per split")
     p.add_argument("--rotated", type=int, default=240, help="faces rotated by +-ANGLE to place per split")
     p.add_argument("--angle", type=float, default=15.0, help="rotation in degrees for the rotated faces")
-    p.add_argument("--size", type=_pair, default=(640, 480), help="still size WxH (default: 640x480)")
-    p.add_argument("--face-px", type=_pair, default=(120, 280), help="placed square side range, px (default: 120,280)")
+    p.add_argument("--size", type=int_pair, default=(640, 480), help="still size WxH (default: 640x480)")
+    p.add_argument("--face-px", type=int_pair, default=(120, 280), help="placed square side range, px (default: 120,280)")
     p.add_argument("--margins", type=_floats, default=None, help="grid margins (default: around the geometric estimate)")
     p.add_argument("--shifts", type=_floats, default=None, help="grid shift_y values (default: around the geometric estimate)")
     p.add_argument("--choose-by", choices=CHOOSE_BY, default="pixel_corr",
@@ -465,27 +450,22 @@ def register_calibrate(sub) -> None:
     p.set_defaults(func=_cmd_calibrate)
 
 
-register = register_calibrate
-
 
 def _cmd_calibrate(args) -> int:
-    import shlex
-    import sys
-
-    from edge.cli import CliError
+    from edge.cli import CliError, command_line
+    from edge.pipeline_cli import config_from_args
     from train.data import DataError
 
     if args.faces < 1 or args.rotated < 0:
         raise CliError("--faces must be >= 1 and --rotated >= 0")
     try:
-        report = run_calibration(data=args.data, model=args.model, detector=args.detector, detector_range=args.range,
-                                 n_faces=args.faces, rotated_faces=args.rotated, angle_deg=args.angle,
-                                 size=args.size, face_px=args.face_px, seed=args.seed, margins=args.margins,
-                                 shifts=args.shifts, choose_by=args.choose_by,
-                                 detector_model=args.detector_model, progress=True)
+        report = run_calibration(data=args.data, pipeline=config_from_args(args), n_faces=args.faces,
+                                 rotated_faces=args.rotated, angle_deg=args.angle, size=args.size,
+                                 face_px=args.face_px, seed=args.seed, margins=args.margins, shifts=args.shifts,
+                                 choose_by=args.choose_by, progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
-    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    command = command_line()
     paths = write_report(report, args.out, command)
     c = report["chosen"]
     print(markdown(report, command))

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.pipeline import SCHEMA, machine_info, summarize
+from benchmarks.pipeline import SCHEMA
+from benchmarks.samples import summarize
+from edge.machine import machine_info
 from train.data import DATA_ENV
 
 log = logging.getLogger(__name__)

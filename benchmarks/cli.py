@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from pathlib import Path
 
 from edge.cli import HelpFormatter
-from edge.run_cli import add_model_arguments
+from edge.pipeline_cli import add_pipeline_args, config_from_args
 from train.data import DATA_ENV, default_data_path
 
 log = logging.getLogger(__name__)
@@ -29,17 +28,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser, frames: int, json_help: str) 
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="measure for S seconds instead of --frames (default: count frames)")
     p.add_argument("--warmup", type=int, default=10, help="frames run before measuring")
-    p.add_argument("--threads", type=int, default=None, help="interpreter threads per model (default: the runtime's)")
-    p.add_argument("--workers", type=int, choices=(1, 2), default=None,
-                   help="frame-loop threads: 2 detects the next frame while this one is classified and drawn "
-                   "(default: runtime's)")
-    p.add_argument("--scan", choices=("auto", "frame", "tiles"), default="auto", help="detector scan (see fer-edge run)")
-    p.add_argument("--tiles-per-frame", type=int, default=1, help="tiled streams: tiles per frame (see fer-edge run)")
-    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
-    p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
-    p.add_argument("--detector-model", default=None,
-                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then the user cache)")
-    p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
+    add_pipeline_args(p)
     p.add_argument("--no-draw", action="store_true", help="do not time the overlay")
     p.add_argument("--json", default=None, metavar="OUT", help=json_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,10 +44,8 @@ def _config(args, peer: str):
                        "fer-edge bench {classifier,soak,all,...} --help")
     if args.frames < 1 and args.duration is None:
         raise CliError("--frames must be at least 1")
-    return BenchConfig(source=str(args.source), frames=args.frames, duration_s=args.duration, warmup=args.warmup,
-                       threads=args.threads, detector=args.detector, range=args.range,
-                       detector_model=args.detector_model, emotion_model=args.model, draw=not args.no_draw,
-                       peer=peer, workers=args.workers, scan=args.scan, tiles_per_frame=args.tiles_per_frame)
+    return BenchConfig(source=str(args.source), pipeline=config_from_args(args), frames=args.frames,
+                       duration_s=args.duration, warmup=args.warmup, draw=not args.no_draw, peer=peer)
 
 
 def _default_json(args, prefix: str) -> Path:
@@ -112,7 +99,7 @@ def register(sub) -> None:
                                      "Reports faces found, accuracy, per-class and macro recall, with the peer `fer` "
                                      "on the same photos when it is installed. Writes photos.json/.md/.png.")
     ph.add_argument("folder", help="labelled photos: FOLDER/<class>/<image>, classes named like the model's labels")
-    add_model_arguments(ph)
+    add_pipeline_args(ph, groups=("detector", "model"))
     ph.add_argument("--peer", choices=("auto", "on", "off"), default="auto",
                     help="also run the peer `fer` (auto: when installed)")
     ph.add_argument("--calibrate", action="store_true",
@@ -129,41 +116,22 @@ def register(sub) -> None:
     a.add_argument("--out", default="reports", help="output folder")
     a.add_argument("--data", default=default_data_path(), help=f"FER-2013 folder or fer2013.csv (or set ${DATA_ENV})")
     a.add_argument("--frames", type=int, default=300, help="frames per pipeline run")
-    a.add_argument("--threads", type=int, default=None, help="interpreter threads (default: the runtime's)")
-    a.add_argument("--model", default=None, help="emotion .tflite (default: the shipped one)")
+    add_pipeline_args(a, groups=("model", "runtime"))
     a.add_argument("--models-dir", default=None, help="classifier variants folder (default: the shipped models/)")
     a.add_argument("--classifier-iters", type=int, default=300, help="timed calls per classifier cell")
     a.add_argument("--soak-frames", type=int, default=0, help="also a soak of N frames (0: skip)")
     a.add_argument("--peer", choices=("auto", "on", "off"), default="auto", help="also run the peer `fer`")
     a.add_argument("--scenes", choices=("auto", "off"), default="auto",
-                   help="end-to-end accuracy on synthetic scenes (when benchmarks.scenes provides it)")
+                   help="end-to-end accuracy on synthetic scenes (benchmarks.scenes); off skips it")
     a.add_argument("--limit", type=int, default=None,
                    help="use only the first N PrivateTest crops, for quick runs (default: all)")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.set_defaults(func=_cmd_all)
 
-    from benchmarks import threshold
+    from benchmarks import calibrate, crowd, gil, scenes, threshold
 
-    threshold.register(bsub)
-
-    # Sibling benchmarks owned elsewhere; absent ones are simply not offered.
-    for module, fn, name in (("benchmarks.scenes", "register", "scenes"),
-                             ("benchmarks.calibrate", "register_calibrate", "calibrate"),
-                             ("benchmarks.scenes", "register_calibrate", "calibrate"),
-                             ("benchmarks.crowd", "register", "crowd"),
-                             ("benchmarks.gil", "register", "gil")):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            log.debug("%s not available: %s", module, exc)
-            continue
-        reg = getattr(mod, fn, None)
-        if reg is not None and not _has_choice(bsub, name):
-            reg(bsub)
-
-
-def _has_choice(subparsers, name: str) -> bool:
-    return name in getattr(subparsers, "choices", {})
+    for module in (threshold, scenes, calibrate, crowd, gil):
+        module.register(bsub)
 
 
 def _print_outputs(paths: dict) -> None:
@@ -171,54 +139,44 @@ def _print_outputs(paths: dict) -> None:
         print(f"{kind}: {path}", file=sys.stderr)
 
 
-def _cmd_pipeline(args) -> int:
-    from benchmarks import pipeline as bp
+def _measure(args, peer: str, run, module, prefix: str) -> int:
+    """Run a benchmark of the pipeline on --source; write, print and list its outputs."""
+    from benchmarks.pipeline import BenchError
 
     from edge.cli import CliError, require
 
     require("matplotlib", "bench")  # the plot; checked before minutes of measuring
-
-    cfg = _config(args, peer=args.peer)
+    cfg = _config(args, peer=peer)
     try:
-        report = bp.run_pipeline_bench(cfg, progress=not args.no_progress)
-    except (bp.BenchError, FileNotFoundError, ValueError) as exc:
+        report = run(cfg, progress=not args.no_progress)
+    except (BenchError, FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    paths = bp.write_outputs(report, args.json or _default_json(args, "bench"))
-    print(bp.markdown(report))
+    paths = module.write_outputs(report, args.json or _default_json(args, prefix))
+    print(module.markdown(report))
     _print_outputs(paths)
     return 0
+
+
+def _cmd_pipeline(args) -> int:
+    from benchmarks import pipeline as bp
+
+    return _measure(args, args.peer, bp.run_pipeline_bench, bp, "bench")
 
 
 def _cmd_soak(args) -> int:
-    from benchmarks import pipeline as bp
     from benchmarks import soak
 
-    from edge.cli import CliError, require
-
-    require("matplotlib", "bench")
-
-    cfg = _config(args, peer="off")
-    try:
-        report = soak.run_soak(cfg, progress=not args.no_progress)
-    except (bp.BenchError, FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc)) from None
-    paths = soak.write_outputs(report, args.json or _default_json(args, "soak"))
-    print(soak.markdown(report))
-    _print_outputs(paths)
-    return 0
+    return _measure(args, "off", soak.run_soak, soak, "soak")
 
 
 def _cmd_photos(args) -> int:
     from benchmarks import photos
 
     from edge.cli import CliError, require
-    from edge.pipeline import PipelineConfig
 
     require("matplotlib", "bench")
-    cfg = PipelineConfig(detector=args.detector, range=args.range, detector_model=args.detector_model,
-                         emotion_model=args.model, score_threshold=args.score_threshold)
     try:
-        report = photos.run_photos(args.folder, cfg, peer=args.peer, calibrate=args.calibrate,
+        report = photos.run_photos(args.folder, config_from_args(args), peer=args.peer, calibrate=args.calibrate,
                                    progress=not args.no_progress)
     except (photos.PhotosError, FileNotFoundError, ImportError) as exc:
         raise CliError(str(exc)) from None
@@ -279,8 +237,8 @@ def _cmd_all(args) -> int:
     require("matplotlib", "bench")
 
     try:
-        paths = br.run_all(out_dir=args.out, data=args.data, frames=args.frames, threads=args.threads,
-                           emotion_model=args.model, models_dir=args.models_dir,
+        paths = br.run_all(out_dir=args.out, data=args.data, frames=args.frames, pipeline=config_from_args(args),
+                           models_dir=args.models_dir,
                            classifier_iters=args.classifier_iters, soak_frames=args.soak_frames, peer=args.peer,
                            scenes=args.scenes, limit=args.limit, progress=not args.no_progress)
     except (FileNotFoundError, ImportError, ValueError, RuntimeError) as exc:

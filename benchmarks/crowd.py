@@ -1,7 +1,7 @@
 """Group scenes: synthetic 720p and 1080p videos of 4-12 faces of 32-160 px, for every detector mode.
 
 The ground truth for crowds (issue 10). Each video holds FER-2013 PrivateTest faces pasted
-with `benchmarks.scenes.paste_face` at known squares, with sides drawn evenly from the size bands
+with `benchmarks.synthetic.paste_face` at known squares, with sides drawn evenly from the size bands
 32-47, 48-63, 64-95 and 96-160 px, so that small faces are as well represented as large ones:
 
 - about a quarter of the faces are partly hidden: an occluder (a shoulder or a head in front, a
@@ -16,26 +16,29 @@ with `benchmarks.scenes.paste_face` at known squares, with sides drawn evenly fr
 detector mode and reports, in one table, per face-size band the recall and the agreement of the
 label with the classifier on the face's original 48x48 crop, plus precision, false positives
 per frame, recall of occluded and border faces, frames until a late face is found, and the
-detector's time per frame. Truth files use `benchmarks.scenes`' format; the squares are
+detector's time per frame. Truth files use `benchmarks.synthetic`'s format; the squares are
 matched to detections with `edge.boxes.match_boxes` at IoU >= 0.3, as in the scene benchmark.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from benchmarks.scenes import (BACKGROUNDS, DEFAULT_FEATHER, MATCH_IOU, SceneFace, SceneTruth, _Track,
-                               _dataset_index, _rate, make_background, open_writer, paste_face, ring_px,
-                               truth_path, write_truth)
+from benchmarks.outputs import write_report_files
+from benchmarks.samples import rate
+from benchmarks.scenes import MATCH_IOU
+from benchmarks.synthetic import (BACKGROUNDS, DEFAULT_FEATHER, FaceTrack, SceneFace, SceneTruth, make_background,
+                                  open_writer, paste_face, ring_px, truth_frames, truth_path, write_truth)
 from edge.boxes import match_boxes
+from edge.labels import dataset_index
+from edge.pipeline import PipelineConfig
 from edge.cli import HelpFormatter
 from train.data import default_data_path
 
@@ -91,7 +94,7 @@ def tile_edges(size: tuple[int, int], min_face_px: float = 40.0) -> tuple[list[f
 
 @dataclass(frozen=True)
 class _GroupFace:
-    track: _Track
+    track: FaceTrack
     occluder: tuple[str, float, tuple[int, int, int]] | None  # (side, fraction of the square, BGR)
     border: bool
     appear: int  # first frame the face is in
@@ -163,7 +166,7 @@ def _make_group(rng: np.random.Generator, labels: np.ndarray, size: tuple[int, i
     for k, ((x, y, side, on_border), src) in enumerate(zip(squares, srcs)):
         periods = tuple(float(v) for v in rng.uniform(40, 120, 2))
         amps = tuple(float(v) * drift_px for v in rng.uniform(0.4, 1.0, 2))
-        track = _Track(id=k, src=int(src), label=int(labels[src]), x=x, y=y, side=side, angle=0.0, amp=amps,
+        track = FaceTrack(id=k, src=int(src), label=int(labels[src]), x=x, y=y, side=side, angle=0.0, amp=amps,
                        period=periods, phase=tuple(float(v) for v in rng.uniform(0, 2 * math.pi, 2)))
         occluder = None
         if rng.random() < occluded_frac:
@@ -261,16 +264,18 @@ def _summary_ms(values) -> dict:
 def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DATA, sizes=SIZES,
                         videos: int = 8, n_frames: int = 45, fps: float = 15.0, seed: int = 0,
                         n_faces: tuple[int, int] = (4, 12), face_px: tuple[int, int] = (32, 160),
-                        modes: dict | None = None, model: str | None = None, detector_model: str | None = None,
-                        min_face_px: float | None = None, tiles_per_frame: int | None = None, faces=None,
+                        modes: dict | None = None, pipeline: PipelineConfig | None = None, faces=None,
                         progress: bool = False) -> dict:
     """Make `videos` group videos per frame size, run every detector mode over them, report per band.
 
+    pipeline: the pipeline to measure (default: PipelineConfig()); each mode sets its scan and
+    range on it, smoothing off (a detector model given for short range is not used for full).
     faces: optional (images (n, 48, 48) uint8, labels (n,)) instead of FER-2013 PrivateTest.
     """
     from edge.pipeline import Pipeline
 
     t_start = time.perf_counter()
+    pipeline = pipeline or PipelineConfig()
     modes = MODES if modes is None else modes
     if faces is None:
         from train.data import load_fer2013
@@ -300,15 +305,11 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
     try:
         original_pred: dict[int, int] = {}
         for mode, (overrides, still) in modes.items():
-            common = {"smooth": False, "emotion_model": model}
-            if min_face_px is not None:
-                common["min_face_px"] = min_face_px
-            if tiles_per_frame is not None:
-                common["tiles_per_frame"] = tiles_per_frame
-            if detector_model and overrides.get("range", "short") == "short":
-                common["detector_model"] = detector_model
-            with Pipeline.from_defaults(**common, **overrides) as pipe:
-                to_ds = _dataset_index(pipe.classifier.labels)
+            config = replace(pipeline, smooth=False, **overrides)
+            if config.range != "short":
+                config = replace(config, detector_model=None)
+            with Pipeline.from_config(config) as pipe:
+                to_ds = dataset_index(pipe.classifier.labels)
                 for path, truth in truths:
                     rows.append(_run_video(pipe, path, truth, mode, still, to_ds, images, original_pred, bar))
     finally:
@@ -319,8 +320,8 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
                           "fps": fps, "seed": seed, "n_faces": list(n_faces), "face_px": list(face_px),
                           "bands": [list(b) for b in BANDS], "iou_threshold": MATCH_IOU, "source": source,
                           "modes": {m: {"pipeline": o, "reset_every_frame": s} for m, (o, s) in modes.items()},
-                          "model": model or "shipped", "min_face_px": min_face_px or "default",
-                          "tiles_per_frame": tiles_per_frame or "default"}
+                          "model": pipeline.emotion_model or "shipped", "min_face_px": pipeline.min_face_px,
+                          "tiles_per_frame": pipeline.tiles_per_frame}
     report["elapsed_s"] = time.perf_counter() - t_start
     return report
 
@@ -331,40 +332,31 @@ def _run_video(pipe, path: Path, truth: SceneTruth, mode: str, still: bool, to_d
     inst = {k: [] for k in ("band", "found", "agree", "occluded", "border", "face", "frame")}
     fp, detect_ms, total_ms = [], [], []
     pipe.reset()
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise RuntimeError(f"OpenCV cannot read back {path}")
-    try:
-        for i, placed in enumerate(truth.frames):
-            ok, image = cap.read()
-            if not ok:
-                raise RuntimeError(f"{path}: only {i} of {truth.n_frames} frames could be read back")
-            if still:
-                pipe.reset()
-            result = pipe.process(image, index=i, t=i / truth.fps)
-            detect_ms.append(result.timings.detect_ms)
-            total_ms.append(result.timings.total_ms)
-            tboxes = np.array([f.box for f in placed], np.float64).reshape(-1, 4)
-            ti, di, _ = match_boxes(tboxes, result.faces.xyxy, MATCH_IOU)
-            fp.append(len(result.faces) - len(ti))
-            found = dict(zip(ti.tolist(), di.tolist()))
-            preds = to_ds[result.label_indices] if len(result.faces) else np.zeros(0, np.int64)
-            for t, f in enumerate(placed):
-                if f.src not in original_pred:
-                    probs = pipe.classifier.classify(images[f.src:f.src + 1])
-                    original_pred[f.src] = int(to_ds[int(np.argmax(probs[0]))])
-                d = found.get(t)
-                inst["band"].append(band_of(f.box[2] - f.box[0]))
-                inst["found"].append(d is not None)
-                inst["agree"].append(d is not None and int(preds[d]) == original_pred[f.src])
-                inst["occluded"].append(f.occluded > 0)
-                inst["border"].append(f.border)
-                inst["face"].append(f.id)
-                inst["frame"].append(i)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        cap.release()
+    for i, placed, image in truth_frames(path, truth):
+        if still:
+            pipe.reset()
+        result = pipe.process(image, index=i, t=i / truth.fps)
+        detect_ms.append(result.timings.detect_ms)
+        total_ms.append(result.timings.total_ms)
+        tboxes = np.array([f.box for f in placed], np.float64).reshape(-1, 4)
+        ti, di, _ = match_boxes(tboxes, result.faces.xyxy, MATCH_IOU)
+        fp.append(len(result.faces) - len(ti))
+        found = dict(zip(ti.tolist(), di.tolist()))
+        preds = to_ds[result.label_index] if len(result.faces) else np.zeros(0, np.int64)
+        for t, f in enumerate(placed):
+            if f.src not in original_pred:
+                probs = pipe.classifier.classify(images[f.src:f.src + 1])
+                original_pred[f.src] = int(to_ds[int(np.argmax(probs[0]))])
+            d = found.get(t)
+            inst["band"].append(band_of(f.box[2] - f.box[0]))
+            inst["found"].append(d is not None)
+            inst["agree"].append(d is not None and int(preds[d]) == original_pred[f.src])
+            inst["occluded"].append(f.occluded > 0)
+            inst["border"].append(f.border)
+            inst["face"].append(f.id)
+            inst["frame"].append(i)
+        if bar is not None:
+            bar.update(1)
     # Frames from a late face's first frame to its first detection (None: never found).
     delays = []
     for fid, first in appear.items():
@@ -392,20 +384,20 @@ def _aggregate(rows: list[dict], modes: list[str], sizes) -> dict:
             bands = []
             for k in range(len(BANDS)):
                 m = band == k
-                bands.append({"band": band_name(k), "placed": int(m.sum()), "recall": _rate(found[m].sum(), m.sum()),
-                              "agreement": _rate(agree[m].sum(), found[m].sum())})
+                bands.append({"band": band_name(k), "placed": int(m.sum()), "recall": rate(found[m].sum(), m.sum()),
+                              "agreement": rate(agree[m].sum(), found[m].sum())})
             big = band >= 1
             delays = [d for r in sel for d in r["late_delays"]]
             found_delays = [d for d in delays if d is not None]
             occ, bord = col["occluded"].astype(bool), col["border"].astype(bool)
             table.append({
                 "size": [w, h], "mode": mode, "frames": frames, "placed": int(len(found)), "tp": tp, "fp": fp,
-                "recall": _rate(tp, len(found)), "precision": _rate(tp, tp + fp), "fp_per_frame": _rate(fp, frames),
-                "agreement": _rate(agree.sum(), tp), "bands": bands,
-                "recall_48_plus": _rate(found[big].sum(), big.sum()),
-                "recall_32_48": _rate(found[band == 0].sum(), (band == 0).sum()),
-                "recall_occluded": _rate(found[occ].sum(), occ.sum()), "occluded": int(occ.sum()),
-                "recall_border": _rate(found[bord].sum(), bord.sum()), "border": int(bord.sum()),
+                "recall": rate(tp, len(found)), "precision": rate(tp, tp + fp), "fp_per_frame": rate(fp, frames),
+                "agreement": rate(agree.sum(), tp), "bands": bands,
+                "recall_48_plus": rate(found[big].sum(), big.sum()),
+                "recall_32_48": rate(found[band == 0].sum(), (band == 0).sum()),
+                "recall_occluded": rate(found[occ].sum(), occ.sum()), "occluded": int(occ.sum()),
+                "recall_border": rate(found[bord].sum(), bord.sum()), "border": int(bord.sum()),
                 "late_faces": len(delays), "late_never_found": sum(d is None for d in delays),
                 "late_frames_to_find_median": float(np.median(found_delays)) if found_delays else None,
                 "late_frames_to_find_max": int(max(found_delays)) if found_delays else None,
@@ -470,12 +462,9 @@ def crowd_markdown(report: dict, command: str = "") -> str:
 
 
 def write_crowd_report(report: dict, out_dir: str | Path, command: str = "") -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "crowd.json", "md": out / "crowd.md"}
-    paths["json"].write_text(json.dumps({**report, "targets": targets(report), "command": command}, indent=2) + "\n")
-    paths["md"].write_text(crowd_markdown(report, command))
-    return paths
+    """OUT/crowd.json and crowd.md."""
+    return write_report_files(out_dir, "crowd", {**report, "targets": targets(report), "command": command},
+                              crowd_markdown(report, command))
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -483,7 +472,8 @@ def write_crowd_report(report: dict, out_dir: str | Path, command: str = "") -> 
 
 def register(sub) -> None:
     """Add `crowd` to the `fer-edge bench` subparsers."""
-    from benchmarks.scenes import _int_pair
+    from edge.cli import int_pair
+    from edge.pipeline_cli import add_pipeline_args
 
     p = sub.add_parser("crowd", help="group scenes (720p, 1080p, 4-12 faces of 32-160 px) for every detector mode",
                        description="Write synthetic group videos with known faces (some occluded, some across tile "
@@ -496,13 +486,11 @@ def register(sub) -> None:
     p.add_argument("--frames", type=int, default=45, help="frames per video")
     p.add_argument("--seed", type=int, default=0, help="random seed of the synthetic scenes (same seed, same scenes)")
     p.add_argument("--sizes", default="1920x1080,1280x720", help="comma-separated frame sizes WxH")
-    p.add_argument("--faces", type=_int_pair, default=(4, 12), help="faces per video: N or MIN,MAX")
-    p.add_argument("--face-px", type=_int_pair, default=(32, 160), help="placed square side range MIN,MAX px")
+    p.add_argument("--faces", type=int_pair, default=(4, 12), help="faces per video: N or MIN,MAX")
+    p.add_argument("--face-px", type=int_pair, default=(32, 160), help="placed square side range MIN,MAX px")
     p.add_argument("--modes", default="all", help="comma-separated mode numbers (1-4, as in the table) or all")
-    p.add_argument("--min-face-px", type=float, default=None, help="smallest face the tiles look for (default: the runtime's)")
-    p.add_argument("--tiles-per-frame", type=int, default=None, help="tiles per streamed frame (default: the runtime's)")
-    p.add_argument("--model", default=None, help="emotion .tflite with its .json sidecar (default: the shipped one)")
-    p.add_argument("--detector-model", default=None, help="short-range detector .tflite (default: FER_EDGE_MODEL_DIR / cache)")
+    # The modes set the detector, range, scan; the threshold stays the runtime's.
+    add_pipeline_args(p, groups=("detector", "model"), skip=("--detector", "--range", "--scan", "--score-threshold"))
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
     p.add_argument("--fps-video", action="store_true",
                    help="only write OUT/videos/crowd8_1920x1080.mp4 (8 faces of 40-100 px, 300 frames) and exit")
@@ -510,10 +498,8 @@ def register(sub) -> None:
 
 
 def _cmd_crowd(args) -> int:
-    import shlex
-    import sys
-
-    from edge.cli import CliError
+    from edge.cli import CliError, command_line
+    from edge.pipeline_cli import config_from_args
     from train.data import DataError
 
     try:
@@ -545,12 +531,10 @@ def _cmd_crowd(args) -> int:
             return 0
         report = run_crowd_benchmark(out=args.out, data=args.data, sizes=sizes, videos=args.videos,
                                      n_frames=args.frames, seed=args.seed, n_faces=args.faces, face_px=args.face_px,
-                                     modes=modes, model=args.model, detector_model=args.detector_model,
-                                     min_face_px=args.min_face_px, tiles_per_frame=args.tiles_per_frame,
-                                     progress=True)
+                                     modes=modes, pipeline=config_from_args(args), progress=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         raise CliError(str(exc)) from None
-    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     paths = write_crowd_report(report, args.out, command)
     print(crowd_markdown(report, command))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

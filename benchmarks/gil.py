@@ -104,11 +104,10 @@ def register(sub) -> None:
 
 
 def _cmd_gil(args) -> int:
-    import shlex
-    import sys
+    from edge.cli import command_line
 
     report = run_gil_bench(args.detector_model)
-    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     md = gil_markdown(report, command)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
     python -m benchmarks.overlay_shots --out reports/overlay
 
-The crowd is a synthetic still (benchmarks.scenes) with 12 FER-2013 PublicTest faces. BlazeFace
+The crowd is a synthetic still (benchmarks.synthetic) with 12 FER-2013 PublicTest faces. BlazeFace
 short range cannot see faces this small in a whole 1280x720 frame, so each face is found by the
 real pipeline on a window twice its size around the place it was pasted, and the boxes are
 mapped back to the frame: the boxes, labels and probabilities are the pipeline's, only the
@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.cli import HelpFormatter
+from edge.pipeline import PipelineConfig
+from edge.pipeline_cli import add_pipeline_args, config_from_args
 from edge.types import Faces, Frame, FrameResult, StageTimings
 from train.data import default_data_path
 
@@ -47,7 +50,7 @@ def _faces(data: str, per_class: int = 4) -> tuple[np.ndarray, np.ndarray]:
 
 def crowd_result(pipeline, image: np.ndarray, squares) -> FrameResult:
     """The pipeline on a window around each placed square, mapped back into one FrameResult."""
-    from benchmarks.scenes import iou
+    from edge.boxes import iou_matrix
 
     h, w = image.shape[:2]
     boxes, scores, probs, label_index = [], [], [], []
@@ -64,11 +67,11 @@ def crowd_result(pipeline, image: np.ndarray, squares) -> FrameResult:
         if not len(r.faces):
             continue
         found = r.faces.xyxy + np.array([wx1, wy1, wx1, wy1])
-        k = int(np.argmax(iou(found.astype(np.float64), np.asarray([sq.box], np.float64))[:, 0]))
+        k = int(np.argmax(iou_matrix(found, np.asarray([sq.box]))[:, 0]))
         boxes.append(found[k])
         scores.append(r.faces.score[k])
         probs.append(r.probs[k])
-        label_index.append(r.label_indices[k])
+        label_index.append(r.label_index[k])
     n = len(boxes)
     faces = Faces(np.asarray(boxes, np.int32).reshape(-1, 4), np.asarray(scores, np.float32),
                   np.zeros((n, 6, 2), np.float32))
@@ -100,18 +103,17 @@ def check_layout(result: FrameResult, shape, fps=None, *, bars=True, hud=True, h
             "labels_over_other_faces": over_face, "labels_over_hud": over_hud, "outside_frame": outside}
 
 
-def run(out: Path, data: str, seed: int, model: str | None = None, score_threshold: float | None = None) -> dict:
-    from benchmarks.scenes import make_scene_image, make_scene_video, read_video_frames
+def run(out: Path, data: str, seed: int, pipeline: PipelineConfig | None = None) -> dict:
+    from benchmarks.synthetic import make_scene_image, make_scene_video
+    from edge.capture import read_video_frames
     from edge.overlay import draw
     from edge.pipeline import Pipeline
 
+    pipeline = pipeline or PipelineConfig()
     out.mkdir(parents=True, exist_ok=True)
     faces, labels = _faces(data)
     checks = {}
-    common = {"emotion_model": model}
-    if score_threshold is not None:
-        common["score_threshold"] = score_threshold
-    with Pipeline.from_defaults(smooth=False, **common) as still:
+    with Pipeline.from_config(replace(pipeline, smooth=False)) as still:
         image, squares = make_scene_image(faces, labels, size=(1280, 720), faces_per_frame=12, face_px=(90, 150),
                                           seed=seed, background="room")
         crowd_result(still, image, squares)  # warm-up: the HUD shows the second pass's timings
@@ -130,7 +132,7 @@ def run(out: Path, data: str, seed: int, model: str | None = None, score_thresho
                              face_px=(200, 240), seed=seed, background="room", write_truth_file=False)
     video = out / truth.video
     try:
-        with Pipeline.from_defaults(**common) as pipe:
+        with Pipeline.from_config(pipeline) as pipe:
             for i, frame in enumerate(read_video_frames(video)):
                 result = pipe.process(frame, index=i, t=i / truth.fps)
         cv2.imwrite(str(out / "one_face_window.jpg"), draw(frame, result, 30.0), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -149,10 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     # Seed 5: the first from 3 on where the per-face search finds all 12 faces in both crowds
     # at the default threshold (FER crops score lower than real faces).
     p.add_argument("--seed", type=int, default=5, help="scene seed")
-    p.add_argument("--model", default=None, help="emotion .tflite with its sidecar (default: the shipped one)")
-    p.add_argument("--score-threshold", type=float, default=None, help="detector threshold (default: the runtime's)")
+    add_pipeline_args(p, groups=("detector", "model"))
     args = p.parse_args(argv)
-    checks = run(Path(args.out), args.data, args.seed, args.model, args.score_threshold)
+    checks = run(Path(args.out), args.data, args.seed, config_from_args(args))
     print(json.dumps(checks, indent=2))
     return 0
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.samples import RunSamples, run_interleaved, samples_report
+
 log = logging.getLogger(__name__)
 
 PEER_NAME = "fer 25.x FER(mtcnn=False)"
@@ -128,8 +130,6 @@ class PeerSide:
     """
 
     def __init__(self, reader, peer: FerPeer | None = None, capacity: int = 4096):
-        from benchmarks.pipeline import RunSamples
-
         self.reader = reader
         self.peer = peer or FerPeer()
         self.name = "fer"
@@ -162,8 +162,6 @@ class PeerSide:
         return True
 
     def report(self) -> dict:
-        from benchmarks.pipeline import samples_report
-
         out = samples_report(self.samples)
         out.update(name=self.peer.name, version=self.peer.version,
                    note="Haar cascade + fer's TFLite emotion model (64x64 float input), one face per invoke; "
@@ -174,8 +172,6 @@ class PeerSide:
 
 def run_peer_bench(reader, *, frames: int, warmup: int = 10, progress: bool = True) -> dict:
     """The peer alone on `frames` frames from `reader`; the same report keys as ours."""
-    from benchmarks.pipeline import run_interleaved
-
     side = PeerSide(reader, capacity=frames + 1)
     side.warmup(warmup)
     run_interleaved([side], frames=frames, block=max(frames, 1), progress=progress)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.outputs import pyplot, save_figure
 from edge.labels import LABEL_INDEX, LABELS
 from edge.pipeline import Pipeline, PipelineConfig
 from edge.preprocess import CropPolicy, crop_face, to_gray
@@ -234,10 +235,7 @@ def write_outputs(report: dict, out_dir: str | Path) -> dict[str, Path]:
 
 
 def _plot(report: dict, png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sides = [("fer-edge", report["fer_edge"], "#1f77b4")]
     if "peer" in report:
@@ -256,6 +254,4 @@ def _plot(report: dict, png: Path) -> None:
     ax.set_title(f"End to end on {Path(report['folder']).name}: {report['n']} photos, largest face, miss = wrong")
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    save_figure(fig, png, dpi=110)

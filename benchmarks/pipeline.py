@@ -22,53 +22,28 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import psutil
 
+from benchmarks.outputs import pyplot, save_figure
+from benchmarks.samples import RunSamples, run_interleaved, samples_report
+from edge.capture import CvReader
+from edge.machine import machine_info
+from edge.pipeline import PipelineConfig
+
 log = logging.getLogger(__name__)
 
 SCHEMA = "fer-edge-bench/1"
-STAGES = ("decode", "detect", "preprocess", "classify", "track", "draw")
-PERCENTILES = (50, 95, 99)
 
 
 class BenchError(RuntimeError):
     """A benchmark that cannot run (source will not open, no frames); says what to do."""
-
-
-# ----------------------------------------------------------------------------- statistics
-
-def summarize(values_ms) -> dict:
-    """Latencies in ms -> {"p50", "p95", "p99", "mean", "max", "n"} (zeros when empty)."""
-    a = np.asarray(values_ms, dtype=np.float64)
-    if a.size == 0:
-        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0, "n": 0}
-    out = {f"p{p}": float(np.percentile(a, p)) for p in PERCENTILES}
-    out.update(mean=float(a.mean()), max=float(a.max()), n=int(a.size))
-    return out
-
-
-def machine_info() -> dict:
-    """What the numbers were measured on."""
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "machine": platform.machine(),
-            "system": platform.system(), "python": platform.python_version(),
-            "loadavg_1m_at_start": round(float(load[0]), 2)}
 
 
 def model_info(model_path: str | os.PathLike | None) -> dict:
@@ -91,15 +66,14 @@ def model_info(model_path: str | os.PathLike | None) -> dict:
 # ----------------------------------------------------------------------------- frame source
 
 class FrameReader:
-    """Synchronous OpenCV reader for a video file or a camera index; rewinds a file at its end.
+    """Synchronous reader of a video file or a camera index (edge.capture.CvReader on the
+    caller's thread, so that decoding is timed as its own stage); rewinds a file at its end.
 
     `read()` -> (H, W, 3) uint8 BGR, or None when a camera stops or a file has no frames at all.
     `rewinds` counts how often the file was played again.
     """
 
     def __init__(self, source: str, loop: bool = True, width: int | None = None, height: int | None = None):
-        import cv2
-
         self.source = str(source)
         self.camera = self.source.isdigit()
         if not self.camera and not Path(self.source).is_file():
@@ -107,39 +81,37 @@ class FrameReader:
         self.loop = loop and not self.camera
         self.width, self.height = width, height
         self.rewinds = 0
-        self._cv2 = cv2
-        self._cap = None
+        self._reader: CvReader | None = None
         self._open()
 
     def _open(self) -> None:
-        cv2 = self._cv2
-        cap = cv2.VideoCapture(int(self.source)) if self.camera else cv2.VideoCapture(self.source)
-        if not cap.isOpened():
-            cap.release()
+        try:
+            self._reader = CvReader(self.source, live=self.camera, width=self.width, height=self.height)
+        except OSError:
             raise BenchError(f"{self.source}: OpenCV cannot open this source "
-                             "(check the path, the codec, or the camera index)")
-        if self.camera and self.width and self.height:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
-        self._cap = cap
+                             "(check the path, the codec, or the camera index)") from None
+
+    def _grab(self):
+        try:
+            grab = self._reader.read()
+        except OSError:  # a camera that stopped delivering
+            return None
+        return None if grab is None else grab.image
 
     def read(self):
-        ok, image = self._cap.read()
-        if ok and image is not None:
+        image = self._grab()
+        if image is not None or not self.loop:
             return image
-        if not self.loop:
-            return None
         # End of the file: reopen (more reliable than seeking across codecs) and go on.
-        self._cap.release()
+        self._reader.close()
         self._open()
         self.rewinds += 1
-        ok, image = self._cap.read()
-        return image if ok else None
+        return self._grab()
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def __enter__(self) -> "FrameReader":
         return self
@@ -149,69 +121,6 @@ class FrameReader:
 
 
 # ----------------------------------------------------------------------------- the run
-
-class Series:
-    """A float column with room for `capacity` values written up front, grown by doubling.
-
-    Per-frame samples kept in Python lists cost ~30 bytes of new heap per value, which a
-    10,000-frame soak would count as the pipeline's RSS growth; preallocated, touched arrays
-    keep the harness out of its own measurement.
-    """
-
-    def __init__(self, capacity: int = 4096):
-        self._a = np.full(max(int(capacity), 16), np.nan)  # written now: resident before the run
-        self._n = 0
-
-    def append(self, value: float) -> None:
-        if self._n == self._a.size:
-            self._a = np.concatenate([self._a, np.full(self._a.size, np.nan)])
-        self._a[self._n] = value
-        self._n += 1
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __array__(self, dtype=None, copy=None):
-        a = self._a[:self._n]
-        return a.astype(dtype) if dtype is not None else a
-
-    def __iter__(self):
-        return iter(self._a[:self._n])
-
-    def __getitem__(self, i):
-        return self._a[:self._n][i]
-
-
-class RunSamples:
-    """Per-frame measurements of one counted run (ms, MB); `capacity`: expected frame count."""
-
-    def __init__(self, stages: tuple[str, ...] = STAGES, capacity: int = 4096):
-        self.stages_ms: dict[str, Series] = {k: Series(capacity) for k in stages}
-        self.end_to_end_ms = Series(capacity)
-        self.pipeline_ms = Series(capacity)
-        self.faces = Series(capacity)
-        self.rss_mb = Series(capacity)  # after each counted frame
-        self.t_s = Series(capacity)  # seconds of this side's own measuring time
-        self.wall_s = 0.0
-        self.cpu_s = 0.0
-        self.interrupted = False
-
-
-def _draw_fn():
-    """edge.overlay.draw when present (it is part of the runtime), else None (draw not timed)."""
-    try:
-        from edge.overlay import draw
-    except ImportError:  # an install without the overlay module: report draw as not measured
-        return None
-    return draw
-
-
-def _progress(total: int | None, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False,
-                dynamic_ncols=True, mininterval=0.5)
-
 
 class ReaderSource:
     """A FrameReader as the runtime's frame source (`read(after, timeout_s)` -> Frame), for the
@@ -262,18 +171,22 @@ class PipelineSide:
 
     workers=2 detects the next frame on a second thread while this one is classified, tracked
     and drawn (edge.pipeline.DetectAhead); the frame's latency then runs from the start of its
-    decoding to the end of its drawing. Call `close()` (or use it as a context manager).
+    decoding to the end of its drawing. workers None: the pipeline config's (else the runtime's
+    default). Call `close()` (or use it as a context manager).
     """
 
     name = "fer-edge"
 
     def __init__(self, reader: FrameReader, pipeline, draw: bool = True, capacity: int = 4096,
                  workers: int | None = None):
+        from edge.overlay import draw as draw_overlay
         from edge.pipeline import DEFAULT_WORKERS, stages
 
         self.reader, self.pipeline = reader, pipeline
-        self.workers = DEFAULT_WORKERS if workers is None else workers
-        self.draw_fn = _draw_fn() if draw else None
+        if workers is None:
+            workers = pipeline.config.workers if pipeline.config.workers is not None else DEFAULT_WORKERS
+        self.workers = workers
+        self.draw_fn = draw_overlay if draw else None
         self.samples = RunSamples(capacity=capacity)
         if self.draw_fn is None:
             self.samples.stages_ms.pop("draw")
@@ -293,16 +206,8 @@ class PipelineSide:
 
     def close(self) -> None:
         if self._stages is not None:
-            self._workers_used = getattr(self._stages, "workers", self.workers)
             self._stages.close()
             self._stages = None
-
-    @property
-    def resolved_workers(self) -> int | None:
-        """The frame-loop threads really used (the automatic choice, once the first frame made it)."""
-        if self._stages is None:
-            return getattr(self, "_workers_used", 1)
-        return getattr(self._stages, "workers", self.workers)
 
     def settle(self) -> None:
         """No detection of ours runs ahead while another side is measured."""
@@ -337,7 +242,6 @@ class PipelineSide:
         """One counted frame; False when the source has no more frames."""
         if self._stages is not None:
             return self._step_threaded()
-        s = self.samples
         t_a = time.perf_counter()
         image = self.reader.read()
         t_b = time.perf_counter()
@@ -347,33 +251,20 @@ class PipelineSide:
             self._rewinds = self.reader.rewinds
             self.pipeline.reset()
         result = self.pipeline.process(image)
-        t_c = time.perf_counter()
-        if self.draw_fn is not None:
-            self.draw_fn(image, result, self._fps_shown, copy=False)
-        t_d = time.perf_counter()
-        tm = result.timings
-        st = s.stages_ms
-        st["decode"].append((t_b - t_a) * 1e3)
-        st["detect"].append(tm.detect_ms)
-        st["preprocess"].append(tm.preprocess_ms)
-        st["classify"].append(tm.classify_ms)
-        st["track"].append(tm.track_ms)
-        if self.draw_fn is not None:
-            st["draw"].append((t_d - t_c) * 1e3)
-        s.pipeline_ms.append((t_c - t_b) * 1e3)
-        s.end_to_end_ms.append((t_d - t_a) * 1e3)
-        s.faces.append(len(result.faces))
-        n = len(s.end_to_end_ms)
-        if n % 30 == 0 and s.wall_s > 0:
-            self._fps_shown = n / s.wall_s  # what a live runner's HUD would show
+        self._record(result, t_a, (t_b - t_a) * 1e3, pipeline_ms=(time.perf_counter() - t_b) * 1e3)
         return True
 
     def _step_threaded(self) -> bool:
-        s = self.samples
         result = self._next_threaded()
         if result is None:
             return False
         t_a, decode_ms = self._source.timing(result.frame.index)
+        self._record(result, t_a, decode_ms, pipeline_ms=result.timings.total_ms)
+        return True
+
+    def _record(self, result, t_a: float, decode_ms: float, pipeline_ms: float) -> None:
+        """Draw the frame (timed) and note its samples; its latency runs from t_a (decoding began)."""
+        s = self.samples
         t_c = time.perf_counter()
         if self.draw_fn is not None:
             self.draw_fn(result.frame.image, result, self._fps_shown, copy=False)
@@ -387,73 +278,12 @@ class PipelineSide:
         st["track"].append(tm.track_ms)
         if self.draw_fn is not None:
             st["draw"].append((t_d - t_c) * 1e3)
-        s.pipeline_ms.append(tm.total_ms)
+        s.pipeline_ms.append(pipeline_ms)
         s.end_to_end_ms.append((t_d - t_a) * 1e3)
         s.faces.append(len(result.faces))
         n = len(s.end_to_end_ms)
         if n % 30 == 0 and s.wall_s > 0:
-            self._fps_shown = n / s.wall_s
-        return True
-
-
-def run_interleaved(sides: list, *, frames: int, duration_s: float | None = None, block: int = 25,
-                    progress: bool = True) -> None:
-    """Measure `sides` (objects with `step()` and `samples`) in alternating blocks of `block` frames.
-
-    Alternating short blocks gives every side the same share of whatever else the machine is
-    doing, so their ratio holds even on a busy machine. The first side decides the count: it
-    runs `frames` frames (or for `duration_s` seconds of its own time), the others as many.
-    Wall time, CPU time and RSS are accounted per side, for its own blocks only. Ctrl-C stops
-    all sides and keeps what was measured.
-    """
-    proc = psutil.Process()
-    total = None if duration_s else frames * len(sides)
-    bar = _progress(total, " vs ".join(side.name for side in sides), progress)
-    lead = sides[0].samples
-    lead_done = False
-    ended = [False] * len(sides)  # source exhausted
-    try:
-        while True:
-            for i, side in enumerate(sides):
-                s = side.samples
-                cpu0 = proc.cpu_times()
-                t0 = time.perf_counter()
-                for _ in range(block):
-                    n = len(s.end_to_end_ms)
-                    if i == 0:
-                        if duration_s is None and n >= frames:
-                            lead_done = True
-                        elif duration_s is not None and s.wall_s + time.perf_counter() - t0 >= duration_s:
-                            lead_done = True
-                    elif n >= len(lead.end_to_end_ms):
-                        break  # caught up with the lead side's count
-                    if (i == 0 and lead_done) or ended[i]:
-                        break
-                    if not side.step():
-                        ended[i] = True
-                        lead_done = lead_done or i == 0
-                        break
-                    now = time.perf_counter()
-                    s.rss_mb.append(proc.memory_info().rss / 2**20)
-                    s.t_s.append(s.wall_s + now - t0)
-                    bar.update(1)
-                settle = getattr(side, "settle", None)
-                if settle is not None:
-                    settle()  # its worker's frame in flight belongs to this block
-                cpu1 = proc.cpu_times()
-                s.wall_s += time.perf_counter() - t0
-                s.cpu_s += (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-            bar.set_postfix({side.name: f"{len(side.samples.end_to_end_ms) / max(side.samples.wall_s, 1e-9):.0f} fps"
-                             for side in sides}, refresh=False)
-            if lead_done and all(ended[i] or len(side.samples.end_to_end_ms) >= len(lead.end_to_end_ms)
-                                 for i, side in enumerate(sides[1:], start=1)):
-                break
-    except KeyboardInterrupt:
-        for side in sides:
-            side.samples.interrupted = True
-        log.warning("interrupted; reporting the frames measured so far")
-    finally:
-        bar.close()
+            self._fps_shown = n / s.wall_s  # what a live runner's HUD would show
 
 
 def measure_pipeline(reader: FrameReader, pipeline, *, frames: int, warmup: int, duration_s: float | None = None,
@@ -465,47 +295,22 @@ def measure_pipeline(reader: FrameReader, pipeline, *, frames: int, warmup: int,
     return side.samples
 
 
-def samples_report(s: RunSamples) -> dict:
-    """The numbers of one run: fps, latency, per stage, CPU, RSS, faces per frame."""
-    n = len(s.end_to_end_ms)
-    faces = np.asarray(s.faces, dtype=np.int64)
-    rss = np.asarray(s.rss_mb, dtype=np.float64)
-    return {
-        "frames": n,
-        "wall_s": round(s.wall_s, 3),
-        "fps": n / s.wall_s if s.wall_s > 0 and n else 0.0,
-        "latency_ms": summarize(s.end_to_end_ms),
-        "pipeline_latency_ms": summarize(s.pipeline_ms),
-        "stages": {k: summarize(v) for k, v in s.stages_ms.items()},
-        "cpu_percent": 100.0 * s.cpu_s / s.wall_s if s.wall_s > 0 else 0.0,
-        "rss_mb": {"start": float(rss[0]) if rss.size else 0.0, "peak": float(rss.max()) if rss.size else 0.0,
-                   "end": float(rss[-1]) if rss.size else 0.0},
-        "faces_per_frame": {"mean": float(faces.mean()) if faces.size else 0.0,
-                            "min": int(faces.min()) if faces.size else 0,
-                            "max": int(faces.max()) if faces.size else 0,
-                            "frames_with_faces": int((faces > 0).sum())},
-        "interrupted": s.interrupted,
-    }
-
-
 @dataclass(frozen=True)
 class BenchConfig:
     """What `fer-edge bench` runs; every field is in the JSON so a number can be reproduced."""
 
     source: str
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     frames: int = 300
     duration_s: float | None = None
     warmup: int = 10
-    threads: int | None = None
-    detector: str = "blazeface"
-    range: str = "short"
-    detector_model: str | None = None
-    emotion_model: str | None = None
     draw: bool = True
     peer: str = "auto"  # auto (when fer is installed) | on | off
-    workers: int | None = None  # frame-loop threads (None: the runtime's default)
-    scan: str = "auto"  # detector scan: auto | frame | tiles
-    tiles_per_frame: int = 1  # tiled streams: tiles per frame
+
+    def to_json(self) -> dict:
+        """The benchmark's settings and the pipeline's, in one flat object."""
+        return {"source": self.source, "frames": self.frames, "duration_s": self.duration_s, "warmup": self.warmup,
+                "draw": self.draw, "peer": self.peer, **asdict(self.pipeline)}
 
 
 def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 25) -> dict:
@@ -518,12 +323,6 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
 
     from benchmarks import peer as peer_mod
 
-    overrides = {"detector": config.detector, "range": config.range, "threads": config.threads, "scan": config.scan,
-                 "tiles_per_frame": config.tiles_per_frame}
-    if config.detector_model:
-        overrides["detector_model"] = config.detector_model
-    if config.emotion_model:
-        overrides["emotion_model"] = config.emotion_model
     with_peer = config.peer == "on" or (config.peer == "auto" and peer_mod.available())
     if config.peer == "on" and not peer_mod.available():
         raise BenchError(f"--peer on but the peer is not installed: {peer_mod.install_hint()}")
@@ -534,10 +333,9 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         if first is None:
             raise BenchError(f"{config.source}: no frames could be read")
         height, width = first.shape[:2]
-        pipeline = stack.enter_context(Pipeline.from_defaults(**overrides))
+        pipeline = stack.enter_context(Pipeline.from_config(config.pipeline))
         capacity = config.frames + 1 if config.duration_s is None else 4096
-        ours = stack.enter_context(PipelineSide(reader, pipeline, draw=config.draw, capacity=capacity,
-                                                workers=config.workers))
+        ours = stack.enter_context(PipelineSide(reader, pipeline, draw=config.draw, capacity=capacity))
         ours.warmup(config.warmup)
         # fer-edge's own footprint, before the peer brings TensorFlow into this process.
         rss_alone_mb = psutil.Process().memory_info().rss / 2**20
@@ -558,11 +356,11 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
         "kind": "pipeline",
         "source": config.source,
         "resolution": [int(width), int(height)],
-        "config": asdict(config),
+        "config": config.to_json(),
         "machine": info,
-        "model": model_info(config.emotion_model),
+        "model": model_info(config.pipeline.emotion_model),
         **samples_report(samples),
-        "workers": ours.resolved_workers,
+        "workers": ours.workers,
         "rss_alone_mb": rss_alone_mb,
         "rss_alone_includes_tensorflow": tf_already_loaded,
         "rss_series": {"t_s": _thin(samples.t_s), "rss_mb": _thin(samples.rss_mb)},
@@ -653,10 +451,7 @@ def markdown(report: dict) -> str:
 
 def plot(report: dict, path: str | os.PathLike) -> Path:
     """Boxplots of per-stage latency (ours, and the peer's when it ran), PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     samples: RunSamples = report["_samples"]
     names = [k for k, v in samples.stages_ms.items() if len(v)] + ["end to end"]
@@ -681,12 +476,7 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
         ax2.grid(axis="y", alpha=0.3)
     w, h = report["resolution"]
     fig.suptitle(f"{Path(report['source']).name} {w}x{h}, {report['frames']} frames", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_outputs(report: dict, json_path: str | os.PathLike) -> dict[str, Path]:

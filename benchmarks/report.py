@@ -2,11 +2,11 @@
 
     fer-edge bench all --out reports/
 
-1. Writes two benchmark videos from FER-2013 PrivateTest crops with benchmarks.scenes
+1. Writes two benchmark videos from FER-2013 PrivateTest crops with benchmarks.synthetic
    (OUT/videos/one_face_640x480.mp4: one face; OUT/videos/two_faces_640x360.mp4: two faces).
 2. Runs the pipeline benchmark on both (and the peer `fer` on the same frames when installed).
 3. Runs the classifier micro-benchmark on every model variant (and the peer's classifier).
-4. Runs the end-to-end scenes accuracy when benchmarks.scenes offers it, and a soak on request.
+4. Runs the end-to-end scenes accuracy (benchmarks.scenes; --scenes off skips it), and a soak on request.
 5. Writes OUT/RESULTS.md (the table) and one JSON (+ .md, .png) per benchmark.
 
 The default run takes a few minutes on two cores.
@@ -26,6 +26,7 @@ import numpy as np
 
 from benchmarks import classifier as bc
 from benchmarks import pipeline as bp
+from edge.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def make_videos(out_dir: Path, crops: np.ndarray, labels: np.ndarray, seed: int 
     (ours, and the peer's Haar cascade when installed) finds all placed faces in, so that both
     sides do the whole per-face work; faces per frame are reported beside every figure.
     """
-    from benchmarks.scenes import make_scene_video, read_video_frames
+    from benchmarks.synthetic import make_scene_video
+    from edge.capture import read_video_frames
 
     paths = {}
     detectors = None
@@ -95,28 +97,15 @@ def make_videos(out_dir: Path, crops: np.ndarray, labels: np.ndarray, seed: int 
     return paths
 
 
-def _scenes_bench(out_dir: Path, data: str, emotion_model: str | None, progress: bool) -> dict | None:
-    """The scenes module's end-to-end accuracy run, when it offers one (owned by benchmarks.scenes)."""
-    try:
-        import benchmarks.scenes as scenes
-    except ImportError:
-        return None
-    run = getattr(scenes, "run_scenes_bench", None) or getattr(scenes, "run_scenes", None)
-    if run is None:
-        log.info("benchmarks.scenes offers no run function yet; scenes accuracy skipped")
-        return None
-    try:
-        return run(out_dir=out_dir, data=data, model=emotion_model, progress=progress)
-    except TypeError:
-        log.warning("benchmarks.scenes.%s has another signature; scenes accuracy skipped", run.__name__)
-        return None
-
-
 def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, frames: int = 300,
-            threads: int | None = None, emotion_model: str | None = None, models_dir: str | None = None,
+            pipeline: PipelineConfig | None = None, models_dir: str | None = None,
             classifier_iters: int = 300, soak_frames: int = 0, peer: str = "auto", scenes: str = "auto",
             limit: int | None = None, progress: bool = True) -> dict[str, Path]:
-    """Run every benchmark of the results table; returns the paths written (key "results": RESULTS.md)."""
+    """Run every benchmark of the results table; returns the paths written (key "results": RESULTS.md).
+
+    pipeline: the pipeline the pipeline, soak and scene runs build (default: PipelineConfig()).
+    """
+    pipeline = pipeline or PipelineConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -131,7 +120,7 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, 
     pipeline_reports = {}
     for name, video in videos.items():
         log.info("pipeline benchmark on %s", video)
-        cfg = bp.BenchConfig(source=str(video), frames=frames, threads=threads, emotion_model=emotion_model, peer=peer)
+        cfg = bp.BenchConfig(source=str(video), pipeline=pipeline, frames=frames, peer=peer)
         rep = bp.run_pipeline_bench(cfg, progress=progress)
         paths = bp.write_outputs(rep, out / f"pipeline_{name}.json")
         written.update({f"pipeline_{name}_{k}": v for k, v in paths.items()})
@@ -149,11 +138,15 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, 
         from benchmarks import soak
 
         video = videos[VIDEOS[0][0]]
-        soak_report = soak.run_soak(bp.BenchConfig(source=str(video), frames=soak_frames, threads=threads,
-                                                   emotion_model=emotion_model, peer="off"), progress=progress)
+        soak_report = soak.run_soak(bp.BenchConfig(source=str(video), pipeline=pipeline, frames=soak_frames,
+                                                   peer="off"), progress=progress)
         written.update({f"soak_{k}": v for k, v in soak.write_outputs(soak_report, out / "soak.json").items()})
 
-    scenes_report = _scenes_bench(out / "scenes", data, emotion_model, progress) if scenes == "auto" else None
+    scenes_report = None
+    if scenes == "auto":
+        from benchmarks.scenes import run_scenes_bench
+
+        scenes_report = run_scenes_bench(out / "scenes", data=data, pipeline=pipeline, progress=progress)
 
     command = "fer-edge bench all " + " ".join(shlex.quote(a) for a in sys.argv[3:]) \
         if sys.argv[1:3] == ["bench", "all"] else "fer-edge bench all --out " + shlex.quote(str(out))

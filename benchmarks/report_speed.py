@@ -25,7 +25,7 @@ from edge.cli import HelpFormatter
 def write_synthetic_jsonl(path: Path, frames: int, faces: int, fps: float = 30.0, seed: int = 0) -> Path:
     """A run's JSONL: `faces` tracks over `frames` frames, each face's label changing now and then."""
     from edge.labels import LABELS
-    from edge.sinks import JsonlSink, frame_record
+    from edge.sinks import JsonlSink
     from edge.types import Faces, Frame, FrameResult
 
     rng = np.random.default_rng(seed)
@@ -41,13 +41,15 @@ def write_synthetic_jsonl(path: Path, frames: int, faces: int, fps: float = 30.0
             result = FrameResult(
                 frame=Frame(image, index=i, t=i / fps),
                 faces=Faces(xyxy, np.full(faces, 0.9, np.float32), np.zeros((faces, 6, 2), np.float32)),
-                track_ids=np.arange(1, faces + 1, dtype=np.int64), probs=probs.astype(np.float32), labels=LABELS)
-            sink.write(frame_record(result))
+                track_ids=np.arange(1, faces + 1, dtype=np.int64), probs=probs.astype(np.float32), labels=LABELS,
+                label_index=np.argmax(probs, axis=1))
+            sink.write(result)
     return path
 
 
 def run(frames: int, faces: int, fps: float, keep: str | None) -> dict:
     from edge import report as rp
+    from edge import report_chart as rc
 
     tmp = tempfile.TemporaryDirectory(prefix="fer-edge-report-speed-")
     base = Path(keep) if keep else Path(tmp.name)
@@ -58,7 +60,7 @@ def run(frames: int, faces: int, fps: float, keep: str | None) -> dict:
     config = rp.ReportConfig()
     times = {}
     t0 = time.perf_counter()
-    rp.check_chart_dependency()  # the matplotlib import, as `fer-edge report` pays it
+    rc.check_chart_dependency()  # the matplotlib import, as `fer-edge report` pays it
     times["import matplotlib"] = time.perf_counter() - t0
     t = time.perf_counter()
     log = rp.read_run(jsonl, max_gap_s=config.max_gap_s)
@@ -68,7 +70,7 @@ def run(frames: int, faces: int, fps: float, keep: str | None) -> dict:
     shares = rp.label_shares(log)
     times["summarize"] = time.perf_counter() - t
     t = time.perf_counter()
-    rp.write_timeline_png(log, summary, out / "timeline.png", config)
+    rc.write_timeline_png(log, summary, out / "timeline.png", config)
     times["timeline.png"] = time.perf_counter() - t
     t = time.perf_counter()
     rp.write_summary_csv(summary, out / "summary.csv")

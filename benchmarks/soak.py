@@ -18,14 +18,14 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import psutil
 
-from benchmarks.pipeline import (SCHEMA, BenchConfig, BenchError, FrameReader, _thin, machine_info, model_info,
-                                 to_json)
+from benchmarks.outputs import pyplot, save_figure
+from benchmarks.pipeline import SCHEMA, BenchConfig, BenchError, FrameReader, _thin, model_info, to_json
+from edge.machine import machine_info
 
 SLOPE_FRAMES = 10_000  # the slope is reported per this many frames
 
@@ -43,33 +43,34 @@ def rss_growth(rss_mb, frac: float = 0.1) -> dict:
             "rss_last_mb": last, "rss_peak_mb": float(a.max())}
 
 
-def video_frames(source: str) -> tuple[int, float]:
+def frame_count_and_fps(source: str) -> tuple[int, float]:
     """(frame count the container states, frames/s) of a video file; BenchError when it does not open."""
-    import cv2
+    from edge.capture import CvReader
 
     if not Path(source).is_file():
         raise BenchError(f"{source}: no such video file (or pass a camera index such as 0)")
-    cap = cv2.VideoCapture(source)
     try:
-        if not cap.isOpened():
-            raise BenchError(f"{source}: OpenCV cannot open this video")
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        reader = CvReader(source, live=False)
+    except OSError:
+        raise BenchError(f"{source}: OpenCV cannot open this video") from None
+    try:
+        return reader.frame_count, reader.fps or 0.0
     finally:
-        cap.release()
+        reader.close()
 
 
 def looped_copy(source: str, frames: int, folder: str | os.PathLike) -> Path:
     """A video of `frames` frames in `folder` that plays `source` over and over."""
     from edge.sinks import VideoSink
 
-    _, fps = video_frames(source)
+    _, fps = frame_count_and_fps(source)
     out = Path(folder) / (Path(source).stem + "_looped.mp4")
     with FrameReader(source, loop=True) as reader, VideoSink(out, fps=fps or 25.0) as sink:
         for _ in range(frames):
             image = reader.read()
             if image is None:
                 raise BenchError(f"{source}: no frames could be read")
-            sink.write(image)
+            sink.write_image(image)
     return out
 
 
@@ -95,7 +96,7 @@ def run_soak(config: BenchConfig, progress: bool = True, jsonl: str = os.devnull
     summary = RunSummary()
     with tempfile.TemporaryDirectory(prefix="fer-edge-soak-") as tmp:
         source = str(config.source)
-        if not camera and video_frames(source)[0] < needed:
+        if not camera and frame_count_and_fps(source)[0] < needed:
             source = str(looped_copy(source, needed, tmp))
         bar = tqdm(total=needed, desc="soak (fer-edge run)", unit="frame", disable=not progress, leave=False,
                    mininterval=0.5)
@@ -112,9 +113,7 @@ def run_soak(config: BenchConfig, progress: bool = True, jsonl: str = os.devnull
             if done[0] >= needed:
                 stop.set()
 
-        run_config = RunConfig(source=source, headless=True, jsonl=jsonl, threads=config.threads,
-                               detector=config.detector, range=config.range,
-                               detector_model=config.detector_model, model=config.emotion_model)
+        run_config = RunConfig(source=source, pipeline=config.pipeline, headless=True, jsonl=jsonl)
         try:
             run(run_config, stop, summary=summary, on_frame=on_frame)
         except CliError as exc:
@@ -131,9 +130,9 @@ def run_soak(config: BenchConfig, progress: bool = True, jsonl: str = os.devnull
         "loop": "fer-edge run --headless (capture thread, pipeline, JSON Lines sink, run summary)",
         "source": str(config.source),
         "resolution": list(size[0]) if size else [0, 0],
-        "config": asdict(config),
+        "config": config.to_json(),
         "machine": machine_info(),
-        "model": model_info(config.emotion_model),
+        "model": model_info(config.pipeline.emotion_model),
         "frames": int(measured.size),
         "warmup": config.warmup,
         "interrupted": done[0] < needed,
@@ -161,10 +160,7 @@ def markdown(report: dict) -> str:
 
 def plot(report: dict, path: str | os.PathLike) -> Path:
     """RSS (MB) over the measured frames of the run, PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rss = np.asarray(report["_rss_mb"])
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
@@ -174,12 +170,7 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
     ax.set_title(f"fer-edge run, {len(rss)} frames: growth {report['rss_growth_mb']:+.1f} MB, "
                  f"{report['rss_slope_mb_per_10k_frames']:+.2f} MB/10k frames", fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_outputs(report: dict, json_path: str | os.PathLike) -> dict[str, Path]:

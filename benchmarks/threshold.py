@@ -2,7 +2,7 @@
 faces, for a range of score thresholds; the default threshold is read off this curve.
 
 Face-free videos (nothing in them is a face, so every box is a false positive):
-  - scenes without people: the synthetic backgrounds of benchmarks.scenes (a room, a textured
+  - scenes without people: the synthetic backgrounds of benchmarks.synthetic (a room, a textured
     wall, blurred shapes, gradients), seen by a slowly panning camera with sensor grain;
   - test patterns: colour bars, a rotating checkerboard, a zone plate, a page of text, a green
     test card with a rotating wedge and a running clock;
@@ -24,17 +24,20 @@ The chosen default is the lowest threshold whose face-free false-positive rate i
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
 
+from benchmarks.outputs import pyplot, save_figure, write_report_files
+from benchmarks.samples import rate
+from edge.boxes import match_boxes
+from edge.pipeline import PipelineConfig
 from train.data import default_data_path
 
 log = logging.getLogger(__name__)
@@ -120,7 +123,7 @@ def _green_card(w: int, h: int, i: int, fps: float) -> np.ndarray:
 
 def _ovals(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     """Skin-toned shaded ovals (featureless head shapes) on a plain wall."""
-    from benchmarks.scenes import make_background
+    from benchmarks.synthetic import make_background
 
     img = make_background("room", (w, h), rng).astype(np.float32)
     for _ in range(int(rng.integers(2, 5))):
@@ -140,7 +143,7 @@ def _ovals(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 def negative_frames(kind: str, size: tuple[int, int], n_frames: int, seed: int, fps: float = 15.0,
                     grain: float = 2.0) -> Iterator[np.ndarray]:
     """n_frames (H, W, 3) uint8 BGR frames of one face-free kind (see NEGATIVE_KINDS)."""
-    from benchmarks.scenes import BACKGROUNDS, make_background
+    from benchmarks.synthetic import BACKGROUNDS, make_background
 
     w, h = size
     rng = np.random.default_rng(seed)
@@ -243,44 +246,94 @@ class _Counts:
     boxes: int = 0
 
 
-def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, detector: str = "blazeface",
-                            detector_range: str = "short", detector_model: str | None = None,
+def _negative_sources(size, negative_videos: int, negative_frames_n: int, seed: int, chromium: bool,
+                      extra: tuple[str, ...]) -> list[tuple[str, Iterator[np.ndarray]]]:
+    """(kind, frames) of every face-free source: the synthetic kinds, Chromium's camera, --extra."""
+    sources: list[tuple[str, Iterator[np.ndarray]]] = []
+    for kind in NEGATIVE_KINDS:
+        for v in range(negative_videos):
+            sources.append((kind, negative_frames(kind, size, negative_frames_n, seed=seed * 1000 + v)))
+    if chromium:
+        grabbed = chromium_fake_camera(negative_frames_n * negative_videos, size)
+        if grabbed:
+            sources.append(("chromium_fake_camera", iter(grabbed)))
+        else:
+            log.info("Chromium or Playwright missing: its fake camera is not measured")
+    for src in extra:
+        sources.append((f"extra: {Path(src).name}", _extra_frames(src, max_frames=100_000)))
+    return sources
+
+
+@dataclass
+class _Recall:
+    """Placed faces found per threshold (all, and those of at least BIG_FACE_PX)."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    big_tp: np.ndarray
+    placed: int = 0
+    big_placed: int = 0
+
+
+def _face_recall(detectors, images, labels, *, face_videos: int, face_frames: int, size, face_px, seed: int,
+                 bar) -> _Recall:
+    """Every detector (one per threshold) on the same synthetic face videos, matched to the truth."""
+    import tempfile
+
+    from benchmarks.synthetic import make_scene_video, truth_frames
+
+    k = len(detectors)
+    out = _Recall(np.zeros(k, np.int64), np.zeros(k, np.int64), np.zeros(k, np.int64))
+    with tempfile.TemporaryDirectory(prefix="fer-edge-threshold-") as tmp:
+        for v in range(face_videos):
+            truth = make_scene_video(Path(tmp) / f"faces_{v:03d}.avi", images, labels, n_frames=face_frames,
+                                     size=size, faces_per_frame=(1, 4), face_px=face_px, seed=seed * 1000 + v,
+                                     write_truth_file=False)
+            for _, placed, frame in truth_frames(Path(tmp) / truth.video, truth):
+                boxes = np.array([f.box for f in placed], np.float64).reshape(-1, 4)
+                big = (boxes[:, 2] - boxes[:, 0]) >= BIG_FACE_PX
+                out.placed += len(boxes)
+                out.big_placed += int(big.sum())
+                for j, det in enumerate(detectors):
+                    found = det.detect(frame).xyxy.astype(np.float64)
+                    ti, _, _ = match_boxes(boxes, found, 0.3)
+                    out.tp[j] += len(ti)
+                    out.big_tp[j] += int(big[ti].sum())
+                    out.fp[j] += len(found) - len(ti)
+            (Path(tmp) / truth.video).unlink(missing_ok=True)
+            if bar:
+                bar.update(1)
+    return out
+
+
+def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, pipeline: PipelineConfig | None = None,
                             size: tuple[int, int] = (640, 480), negative_videos: int = 2, negative_frames_n: int = 60,
                             face_videos: int = 24, face_frames: int = 30, face_px: tuple[int, int] = (60, 300),
                             seed: int = 0, extra: tuple[str, ...] = (), max_fp_rate: float = DEFAULT_MAX_FP_RATE,
                             chromium: bool = True, faces=None, progress: bool = False) -> dict:
     """Measure face-free false positives and face recall per threshold; return the report dict.
 
+    pipeline: whose detector to measure (default: PipelineConfig()), at each of `thresholds`.
     faces: optional (images (n, 48, 48) uint8, labels (n,)) instead of FER-2013 PublicTest.
     chromium: also Chromium's fake camera, when Chromium and Playwright are there.
     """
-    import tempfile
-
-    from benchmarks.scenes import make_scene_video, match_boxes, read_video_frames
-    from edge.detector import make_detector
-
     t_start = time.perf_counter()
+    pipeline = pipeline or PipelineConfig()
     thresholds = tuple(sorted(float(t) for t in thresholds))
-    detectors = [make_detector(backend=detector, range=detector_range, model_path=detector_model,
-                               score_threshold=t, num_threads=1) for t in thresholds]
-    k = len(thresholds)
+    if faces is None:
+        from train.data import load_fer2013
+
+        split = load_fer2013(data).split("public")
+        images, labels = split.images, np.asarray(split.labels, np.int64)
+    else:
+        images, labels = faces[0], np.asarray(faces[1], np.int64)
+    detectors = [replace(pipeline, score_threshold=t).make_detector() for t in thresholds]
     neg: dict[str, list[_Counts]] = {}
     try:
-        sources: list[tuple[str, Iterator[np.ndarray]]] = []
-        for kind in NEGATIVE_KINDS:
-            for v in range(negative_videos):
-                sources.append((kind, negative_frames(kind, size, negative_frames_n, seed=seed * 1000 + v)))
-        if chromium:
-            grabbed = chromium_fake_camera(negative_frames_n * negative_videos, size)
-            if grabbed:
-                sources.append(("chromium_fake_camera", iter(grabbed)))
-            else:
-                log.info("Chromium or Playwright missing: its fake camera is not measured")
-        for src in extra:
-            sources.append((f"extra: {Path(src).name}", _extra_frames(src, max_frames=100_000)))
+        sources = _negative_sources(size, negative_videos, negative_frames_n, seed, chromium, extra)
         bar = _bar(progress, len(sources) + face_videos)
         for kind, frames in sources:
-            counts = neg.setdefault(kind, [_Counts() for _ in range(k)])
+            counts = neg.setdefault(kind, [_Counts() for _ in thresholds])
             for frame in frames:
                 for c, det in zip(counts, detectors):
                     n = len(det.detect(frame))
@@ -289,37 +342,8 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
                     c.boxes += n
             if bar:
                 bar.update(1)
-
-        if faces is None:
-            from train.data import load_fer2013
-
-            split = load_fer2013(data).split("public")
-            images, labels = split.images, np.asarray(split.labels, np.int64)
-        else:
-            images, labels = faces[0], np.asarray(faces[1], np.int64)
-        tp = np.zeros(k, np.int64)
-        fp = np.zeros(k, np.int64)
-        placed = big_placed = 0
-        big_tp = np.zeros(k, np.int64)
-        with tempfile.TemporaryDirectory(prefix="fer-edge-threshold-") as tmp:
-            for v in range(face_videos):
-                truth = make_scene_video(Path(tmp) / f"faces_{v:03d}.avi", images, labels, n_frames=face_frames,
-                                         size=size, faces_per_frame=(1, 4), face_px=face_px, seed=seed * 1000 + v,
-                                         write_truth_file=False)
-                for i, frame in enumerate(read_video_frames(Path(tmp) / truth.video)):
-                    boxes = np.array([f.box for f in truth.frames[i]], np.float64).reshape(-1, 4)
-                    big = (boxes[:, 2] - boxes[:, 0]) >= BIG_FACE_PX
-                    placed += len(boxes)
-                    big_placed += int(big.sum())
-                    for j, det in enumerate(detectors):
-                        found = det.detect(frame).xyxy.astype(np.float64)
-                        ti, _, _ = match_boxes(boxes, found, 0.3)
-                        tp[j] += len(ti)
-                        big_tp[j] += int(big[ti].sum())
-                        fp[j] += len(found) - len(ti)
-                (Path(tmp) / truth.video).unlink(missing_ok=True)
-                if bar:
-                    bar.update(1)
+        found = _face_recall(detectors, images, labels, face_videos=face_videos, face_frames=face_frames, size=size,
+                             face_px=face_px, seed=seed, bar=bar)
         if bar:
             bar.close()
     finally:
@@ -332,23 +356,22 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
                         sum(c[j].boxes for c in neg.values()))
         rows.append({
             "threshold": t,
-            "fp_frame_rate": _rate(total.frames_with_box, total.frames),
+            "fp_frame_rate": rate(total.frames_with_box, total.frames),
             "fp_boxes_per_1000_frames": 1000.0 * total.boxes / max(total.frames, 1),
-            "fp_frame_rate_by_kind": {kind: _rate(c[j].frames_with_box, c[j].frames) for kind, c in neg.items()},
-            "recall": _rate(tp[j], placed),
-            "recall_big": _rate(big_tp[j], big_placed),
-            "precision": _rate(tp[j], tp[j] + fp[j]),
+            "fp_frame_rate_by_kind": {kind: rate(c[j].frames_with_box, c[j].frames) for kind, c in neg.items()},
+            "recall": rate(found.tp[j], found.placed),
+            "recall_big": rate(found.big_tp[j], found.big_placed),
+            "precision": rate(found.tp[j], found.tp[j] + found.fp[j]),
         })
-    chosen = choose_threshold(rows, max_fp_rate)
     return {
         "rows": rows,
-        "chosen": chosen,
-        "settings": {"max_fp_rate": max_fp_rate, "detector": detector, "range": detector_range,
+        "chosen": choose_threshold(rows, max_fp_rate),
+        "settings": {"max_fp_rate": max_fp_rate, "detector": pipeline.detector, "range": pipeline.range,
                      "size": list(size), "negative_kinds": list(neg), "negative_videos_per_kind": negative_videos,
                      "negative_frames_per_video": negative_frames_n,
                      "face_free_frames": sum(c[0].frames for c in neg.values()),
                      "face_videos": face_videos, "face_frames_per_video": face_frames, "face_px": list(face_px),
-                     "placed_faces": placed, "placed_faces_big": big_placed, "big_face_px": BIG_FACE_PX,
+                     "placed_faces": found.placed, "placed_faces_big": found.big_placed, "big_face_px": BIG_FACE_PX,
                      "faces_from": "FER-2013 PublicTest" if faces is None else "given faces", "seed": seed,
                      "iou": 0.3},
         "elapsed_s": time.perf_counter() - t_start,
@@ -361,10 +384,6 @@ def choose_threshold(rows: list[dict], max_fp_rate: float) -> float | None:
         if row["fp_frame_rate"] is not None and row["fp_frame_rate"] <= max_fp_rate:
             return row["threshold"]
     return None
-
-
-def _rate(num, den) -> float | None:
-    return float(num) / float(den) if den else None
 
 
 def _bar(progress: bool, total: int):
@@ -411,12 +430,8 @@ def markdown(report: dict, command: str = "") -> str:
 
 
 def plot(report: dict, path: str | Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot(required=False)
+    if plt is None:
         return None
     rows = report["rows"]
     t = [r["threshold"] for r in rows]
@@ -432,23 +447,12 @@ def plot(report: dict, path: str | Path) -> Path | None:
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_outputs(report: dict, out_dir: str | Path, command: str = "") -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "threshold.json", "md": out / "threshold.md"}
-    paths["json"].write_text(json.dumps({**report, "command": command}, indent=2) + "\n")
-    paths["md"].write_text(markdown(report, command))
-    png = plot(report, out / "threshold.png")
-    if png is not None:
-        paths["png"] = png
-    return paths
+    """OUT/threshold.json, threshold.md and threshold.png."""
+    return write_report_files(out_dir, "threshold", {**report, "command": command}, markdown(report, command), plot)
 
 
 # ---------------------------------------------------------------- CLI
@@ -456,16 +460,14 @@ def write_outputs(report: dict, out_dir: str | Path, command: str = "") -> dict[
 def register(sub) -> None:
     """Add `threshold` to the `fer-edge bench` subparsers."""
     from edge.cli import HelpFormatter
+    from edge.pipeline_cli import add_pipeline_args
 
     p = sub.add_parser("threshold", formatter_class=HelpFormatter,
                        help="detector false positives on face-free video and recall, per score threshold",
                        description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for threshold.json/.md/.png")
     p.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 (its PublicTest faces are placed)")
-    p.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface", help="face detector backend")
-    p.add_argument("--range", choices=("short", "full"), default="short", help="detector range model")
-    p.add_argument("--detector-model", default=None,
-                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then the user cache)")
+    add_pipeline_args(p, groups=("detector",), skip=("--score-threshold",))  # the thresholds are swept
     p.add_argument("--negative-videos", type=int, default=2, help="face-free videos per kind")
     p.add_argument("--negative-frames", type=int, default=60, help="frames per face-free video")
     p.add_argument("--face-videos", type=int, default=24, help="videos with 1-4 faces each")
@@ -482,23 +484,23 @@ def register(sub) -> None:
 
 
 def _cmd_threshold(args) -> int:
-    import shlex
     import sys
 
-    from edge.cli import CliError
+    from edge.cli import CliError, command_line
+    from edge.pipeline_cli import config_from_args
 
     if min(args.negative_videos, args.negative_frames, args.face_videos, args.face_frames) < 1:
         raise CliError("--negative-videos, --negative-frames, --face-videos and --face-frames must be >= 1")
     try:
-        report = run_threshold_benchmark(data=args.data, detector=args.detector, detector_range=args.range,
-                                         detector_model=args.detector_model, negative_videos=args.negative_videos,
+        report = run_threshold_benchmark(data=args.data, pipeline=config_from_args(args),
+                                         negative_videos=args.negative_videos,
                                          negative_frames_n=args.negative_frames, face_videos=args.face_videos,
                                          face_frames=args.face_frames, seed=args.seed, extra=tuple(args.extra),
                                          max_fp_rate=args.max_fp_rate, chromium=args.chromium == "auto",
                                          progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    command = "fer-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     paths = write_outputs(report, args.out, command)
     print(markdown(report, command))
     print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)

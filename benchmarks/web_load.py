@@ -161,7 +161,7 @@ def run_load(url: str, body: bytes, content_type: str, *, clients: int, duration
 def start_server(pipelines: int, threads: int, extra: list[str], timeout_s: float = 300.0):
     """`fer-edge serve --port 0` in a subprocess -> (proc, url)."""
     cmd = [sys.executable, "-m", "edge", "serve", "--port", "0", "--pipelines", str(pipelines),
-           "--threads", str(threads), *extra]
+           "--http-threads", str(threads), *extra]
     env = {k: v for k, v in os.environ.items() if k != "FER_EDGE_TOKEN"}
     env.setdefault("FER_EDGE_MODEL_DIR", str(REPO.parent / "shared" / "models"))
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", default=None, help="bearer token for --url")
     p.add_argument("--pid", type=int, default=None, help="server pid for RSS with --url")
     p.add_argument("--pipelines", default="1,2", help="comma list: one server run per pool size")
-    p.add_argument("--threads", type=int, default=8, help="server HTTP threads (fer-edge serve --threads)")
-    p.add_argument("--model-threads", type=int, default=None, help="interpreter threads per model")
+    p.add_argument("--http-threads", type=int, default=8, help="server HTTP threads (fer-edge serve --http-threads)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="interpreter threads per model (fer-edge serve --threads; default: the server's)")
     p.add_argument("--clients", type=int, default=20, help="concurrent clients")
     p.add_argument("--duration-s", type=float, default=60.0, help="measured seconds per run")
     p.add_argument("--warmup-s", type=float, default=5.0, help="unmeasured seconds before each run")
@@ -215,14 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_load(args.url.rstrip("/"), body, content_type, token=args.token, pid=args.pid,
                                 pipelines=None, server_threads=None, **common))
     else:
-        extra = ["--model-threads", str(args.model_threads)] if args.model_threads else []
+        extra = ["--threads", str(args.threads)] if args.threads else []
         for n in [int(v) for v in args.pipelines.split(",") if v.strip()]:
-            proc, url = start_server(n, args.threads, extra)
+            proc, url = start_server(n, args.http_threads, extra)
             try:
                 print(f"pipelines={n}: {args.clients} clients for {args.duration_s:g} s against {url} ...",
                       file=sys.stderr, flush=True)
                 results.append(run_load(url, body, content_type, token=None, pid=proc.pid, pipelines=n,
-                                        server_threads=args.threads, **common))
+                                        server_threads=args.http_threads, **common))
             finally:
                 stop_server(proc)
     cpu = os.cpu_count()

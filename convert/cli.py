@@ -83,7 +83,8 @@ def _command(args, modes: tuple[str, ...]) -> str:
 
 
 def _cmd_convert(args) -> int:
-    from convert.quantize import MIN_REP_SIZE, ConvertError, parse_modes, read_source
+    from convert.errors import ConvertError
+    from convert.quantize import MIN_REP_SIZE, parse_modes, read_source
 
     try:
         modes = parse_modes(args.quant)

@@ -12,30 +12,29 @@ TensorFlow is imported inside the functions that need it: `fer-edge --help` stay
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from edge.atomic import DEFAULT_MODE, atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
 from edge.labels import LABELS
 from edge.preprocess import CropPolicy, InputSpec, to_model_input
 from edge.sidecar import ModelCard, sidecar_path
 from train.data import Split
+
+from convert.errors import ConvertError
+from convert.verify import VerifyReport, check_source, evaluate_variant, keras_reference, tqdm_disable
 
 log = logging.getLogger(__name__)
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 MIN_REP_SIZE = 500  # calibration images for int8; fewer gives noisy activation ranges
 REP_SEED = 2013
-
-
-class ConvertError(Exception):
-    """Bad conversion input (file, model, metadata, data); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,6 @@ class Variant:
     @property
     def sidecar(self) -> Path:
         return sidecar_path(self.path)
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_source(keras_path: str | Path) -> SourceModel:
@@ -111,7 +102,7 @@ def read_source(keras_path: str | Path) -> SourceModel:
     labels = tuple(meta.get("labels") or LABELS)
     crop = CropPolicy.from_json(meta.get("crop") or {})
     best = meta.get("best_public_accuracy")
-    return SourceModel(path=p, sha256=sha256_of(p), spec=spec, labels=labels, crop=crop,
+    return SourceModel(path=p, sha256=sha256_file(p), spec=spec, labels=labels, crop=crop,
                        meta_path=meta_path, arch=str(meta.get("arch", "")),
                        params=int(meta.get("params", 0) or 0),
                        best_public_accuracy=float(best) if best is not None else None)
@@ -145,25 +136,17 @@ def export_keras(keras_path: str | Path, out_dir: str | Path) -> tuple[Path, Pat
     OUT/architecture.json (`keras.models.model_from_json` + `load_weights` rebuild it).
 
     A training checkpoint carries the optimizer's slots too (about twice the weights); what ships
-    is the weights alone. Both files are written under temporary names and then renamed.
+    is the weights alone.
     """
-    import tempfile
-
     source = read_source(keras_path)
     model = load_keras_model(source)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{source.arch or Path(source.path).stem}.weights.h5"
     arch = out / "architecture.json"
-    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
-        tmp_weights = Path(tmp) / weights.name  # Keras insists on the .weights.h5 suffix
-        model.save_weights(tmp_weights)
-        tmp_arch = Path(tmp) / arch.name
-        tmp_arch.write_text(model.to_json())
-        for path in (tmp_weights, tmp_arch):
-            path.chmod(0o644)
-        os.replace(tmp_weights, weights)
-        os.replace(tmp_arch, arch)
+    with atomic_path(weights, mode=DEFAULT_MODE) as tmp:
+        model.save_weights(tmp)
+    atomic_write_text(arch, model.to_json())
     return weights, arch
 
 
@@ -263,18 +246,14 @@ def write_variant(tflite: bytes, card: ModelCard, out_dir: str | Path, name: str
     """Write DIR/<name>_<mode>.tflite and its .json; each file appears whole or not at all."""
     path = variant_path(out_dir, name, card.quantization)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(tflite)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, tflite, mode=None)
     write_card(card, path)
     return Variant(card.quantization, path, card, len(tflite))
 
 
 def write_card(card: ModelCard, model_path: str | Path) -> None:
-    side = sidecar_path(model_path)
-    tmp = side.with_name(f".{side.name}.tmp")
-    card.save(tmp)
-    os.replace(tmp, side)
+    with atomic_path(sidecar_path(model_path)) as tmp:
+        card.save(tmp)
 
 
 def parse_modes(values: list[str] | None) -> tuple[str, ...]:
@@ -292,7 +271,7 @@ def parse_modes(values: list[str] | None) -> tuple[str, ...]:
 class ConvertResult:
     source: SourceModel
     variants: tuple  # Variant, in QUANT_MODES order
-    report: object  # convert.verify.VerifyReport: accuracy/agreement (and latency with timing)
+    report: VerifyReport  # accuracy/agreement (and latency with timing)
     rep_size: int
 
 
@@ -308,10 +287,6 @@ def convert_model(keras_path: str | Path, modes: tuple[str, ...], out_dir: str |
     timing_faces > 0 also times single-face inference on 1 thread (the --verify report).
     min_rep_size: only tests with tiny data lower it; the CLI keeps MIN_REP_SIZE.
     """
-    from tqdm import tqdm
-
-    from convert.verify import VerifyReport, evaluate_variant, keras_reference, tqdm_disable
-
     source = read_source(keras_path)
     if not modes:
         raise ConvertError("no quantization asked for; pass --quant int8 (or float32, float16, dynamic, all)")
@@ -349,10 +324,6 @@ def verify_existing(keras_path: str | Path, modes: tuple[str, ...], out_dir: str
 
     Modes whose file is missing are skipped; none at all is an error. Returns a VerifyReport.
     """
-    from tqdm import tqdm
-
-    from convert.verify import VerifyReport, check_source, evaluate_variant, keras_reference, tqdm_disable
-
     source = read_source(keras_path)
     paths = [variant_path(out_dir, name, m) for m in modes]
     paths = [p for p in paths if p.is_file()]

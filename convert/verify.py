@@ -20,12 +20,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edge.atomic import atomic_write_text
+from edge.machine import machine_info
 from edge.preprocess import InputSpec, to_model_input
 from edge.sidecar import SidecarError
 from train.data import FerData
 from train.evaluate import accuracy_report
 
-from convert.quantize import ConvertError
+from convert.errors import ConvertError
 
 log = logging.getLogger(__name__)
 
@@ -210,19 +212,6 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
-def machine_info() -> dict:
-    """The benchmarks' machine description, plus the LiteRT version the timings used."""
-    from benchmarks.pipeline import machine_info as bench_machine_info
-
-    try:
-        from importlib.metadata import version
-
-        litert = version("ai-edge-litert")
-    except Exception:
-        litert = "unknown"
-    return bench_machine_info() | {"litert": litert}
-
-
 def _score(labels: np.ndarray, probs: np.ndarray, ref_probs: np.ndarray | None,
            input_clipped: float | None = None) -> SplitScore:
     rep = accuracy_report(labels, probs)
@@ -277,11 +266,7 @@ def time_single_faces(path: Path, crops: np.ndarray, warmup: int = 10,
     clf = _classifier(path, num_threads=1, batch=False)
     interp = load_interpreter(path, num_threads=1)
     inp = interp.get_input_details()[0]
-    x = to_model_input(crops, clf.spec)  # (n, H, W, 1) float32
-    if inp["dtype"] != np.float32:
-        scale, zero = inp["quantization"]
-        info = np.iinfo(inp["dtype"])
-        x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(inp["dtype"])
+    x = clf.quantize_input(to_model_input(crops, clf.spec))  # (n, H, W, 1), the interpreter's dtype
     for i in range(min(warmup, len(crops))):
         clf.classify(crops[i:i + 1])
         interp.set_tensor(inp["index"], x[i:i + 1])
@@ -308,24 +293,17 @@ def evaluate_variant(path: str | Path, data: FerData, ref: KerasReference | None
                      num_threads: int | None = None, timing_faces: int = 0,
                      progress: bool | None = None) -> VariantReport:
     """Score one .tflite (with its sidecar) on the held-out splits; time it if `timing_faces`."""
-    from edge.interpreter import load_interpreter
-
     path = Path(path)
     clf = _classifier(path, num_threads=num_threads)
-    inp = load_interpreter(path, num_threads=1).get_input_details()[0]
     scores = {}
     for split in eval_splits(data):
         s = data.split(split)
         probs = np.concatenate([clf.classify(s.images[i:i + EVAL_BATCH])
                                 for i in range(0, len(s), EVAL_BATCH)])
-        clipped = None
-        if inp["dtype"] != np.float32:
-            # Calibration fixed the input range from Training images; held-out faces outside
-            # it are clipped, which shows up here before it shows up as lost accuracy.
-            scale, zero = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            q = np.round(to_model_input(s.images, clf.spec) / scale + zero)
-            clipped = round(float(np.mean((q < info.min) | (q > info.max))), 5)
+        # Calibration fixed the input range from Training images; held-out faces outside
+        # it are clipped, which shows up here before it shows up as lost accuracy.
+        clipped = clf.input_clipped(to_model_input(s.images, clf.spec))
+        clipped = None if clipped is None else round(clipped, 5)
         scores[split] = _score(s.labels, probs, None if ref is None else ref.probs.get(split), clipped)
     invoke_ms = invoke_cpu_ms = face_ms = None
     n_timed = 0
@@ -352,9 +330,7 @@ def write_report(report: VerifyReport, out_dir: str | Path, stem: str) -> tuple[
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / f"{stem}.md", out / f"{stem}.json"
     for path, text in ((md, report.markdown()), (js, json.dumps(report.to_json(), indent=1) + "\n")):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, text, mode=None)
     return md, js
 
 

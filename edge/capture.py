@@ -165,6 +165,11 @@ class CvReader:
 
     MAX_BAD_FRAMES = 25  # consecutive undecodable frames before a file counts as ended
 
+    @property
+    def frame_count(self) -> int:
+        """The frame count a file's container states (0 when it does not say)."""
+        return max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+
     def _more_frames(self) -> bool:
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
         return count > 0 and self._cap.get(cv2.CAP_PROP_POS_FRAMES) < count
@@ -236,6 +241,23 @@ class Picamera2Reader:
             self._cam.stop()
         finally:
             self._cam.close()
+
+
+def video_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Every frame of a video file in order, (H, W, 3) uint8 BGR, read synchronously on the
+    caller's thread (tools, benchmarks and tests; a frame loop uses Capture). OSError when
+    OpenCV cannot open it."""
+    reader = CvReader(str(path), live=False)
+    try:
+        while (grab := reader.read()) is not None:
+            yield grab.image
+    finally:
+        reader.close()
+
+
+def read_video_frames(path: str | Path) -> list[np.ndarray]:
+    """All frames of a (short) video file: `list(video_frames(path))`."""
+    return list(video_frames(path))
 
 
 def reader_factory(spec: SourceSpec, width: int | None = None, height: int | None = None,

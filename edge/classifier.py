@@ -47,13 +47,13 @@ class EmotionClassifier:
     def _pixel_table(self) -> np.ndarray:
         """(256,) model input per pixel value: (p - mean) / std, quantized as the model wants it.
 
-        The same arithmetic as `_quantize(to_model_input(...))`, done once for all 256 values, so a
+        The same arithmetic as `quantize_input(to_model_input(...))`, done once for all 256 values, so a
         uint8 crop becomes the int8 input with one lookup instead of float maths per pixel.
         """
         values = np.arange(256, dtype=np.float32)[:, None, None, None]
         values -= np.float32(self.spec.mean)
         values *= np.float32(1.0 / self.spec.std)  # as edge.preprocess.to_model_input normalises
-        return self._quantize(values).reshape(256)
+        return self.quantize_input(values).reshape(256)
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """pixels: (n, H, W) uint8 crops at the model's input size that went through every pixel
@@ -72,12 +72,25 @@ class EmotionClassifier:
             return self._dequantize(self._run(q))
         return np.concatenate([self._dequantize(self._run(q[i:i + 1])) for i in range(len(q))])
 
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Normalised float input -> the interpreter's input: unchanged for a float model, else
+        round(x / scale + zero_point) clipped to the integer range (the model's own parameters)."""
         if self._in_dtype == np.float32:
             return x
         info = np.iinfo(self._in_dtype)
-        q = np.round(x / self._in_scale + self._in_zero)
-        return np.clip(q, info.min, info.max).astype(self._in_dtype)
+        return np.clip(self._scaled(x), info.min, info.max).astype(self._in_dtype)
+
+    def input_clipped(self, x: np.ndarray) -> float | None:
+        """The share of normalised float input values that quantization clips (outside the range
+        calibration fixed); None for a float model."""
+        if self._in_dtype == np.float32:
+            return None
+        info = np.iinfo(self._in_dtype)
+        q = self._scaled(x)
+        return float(np.mean((q < info.min) | (q > info.max)))
+
+    def _scaled(self, x: np.ndarray) -> np.ndarray:
+        return np.round(x / self._in_scale + self._in_zero)
 
     def _dequantize(self, y: np.ndarray) -> np.ndarray:
         if self._out_dtype == np.float32:
@@ -98,7 +111,7 @@ class EmotionClassifier:
         """x: (n, H, W, C) float32, already normalised -> (n, classes) float32 probabilities."""
         if x.shape[0] == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        return self._infer(self._quantize(x))
+        return self._infer(self.quantize_input(x))
 
     def classify(self, crops_gray: np.ndarray) -> np.ndarray:
         """crops_gray: (n, h, w) uint8 gray face crops -> (n, classes) float32 probabilities."""

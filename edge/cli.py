@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 # (module, what it provides); each module has register(subparsers).
 _COMMAND_MODULES = (
@@ -55,18 +57,74 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class StopOnSignals:
+    """SIGINT and SIGTERM stop a command cleanly; the previous handlers come back on exit.
+
+        with StopOnSignals(stop):                 # a loop that polls the Event (run)
+        with StopOnSignals(stop, interrupt=True): # code that blocks: also KeyboardInterrupt (serve, train)
+
+    Each signal sets `stop`. With `interrupt`, it also raises KeyboardInterrupt in the main
+    thread, which unwinds a blocking call (waitress's loop, Keras' fit) through its cleanup;
+    without, only a second Ctrl-C does (the user really wants out). Installed from the main
+    thread only (Python allows no other); elsewhere it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, stop: threading.Event | None = None, *, interrupt: bool = False):
+        self.stop = stop if stop is not None else threading.Event()
+        self.interrupt = interrupt
+        self.signum: int | None = None  # the first signal received
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> "StopOnSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        again = self.stop.is_set()
+        self.signum = self.signum or signum
+        self.stop.set()
+        if self.interrupt or (again and signum == signal.SIGINT):
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+
+def command_line() -> str:
+    """The `fer-edge ...` command being run, quoted for a shell: reports record what made them."""
+    import shlex
+
+    return " ".join(["fer-edge", *(shlex.quote(a) for a in sys.argv[1:])])
+
+
+def int_pair(text: str) -> tuple[int, int]:
+    """An argparse type: "N" -> (N, N); "A,B" or "WxH" -> (A, B)."""
+    try:
+        vals = [int(v) for v in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2:
+        raise argparse.ArgumentTypeError(f"expected N or A,B (or WxH), got {text!r}")
+    return vals[0], vals[1]
+
+
 def version_text() -> str:
     """`fer-edge --version`: ours, and the versions that decide how models run."""
-    from importlib import metadata
-
     from edge import __version__
+    from edge.machine import package_version
 
     parts = [f"fer-edge {__version__}", f"Python {sys.version.split()[0]}"]
     for dist in ("ai-edge-litert", "opencv-contrib-python", "numpy"):
-        try:
-            parts.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            pass
+        if (version := package_version(dist)) is not None:
+            parts.append(f"{dist} {version}")
     return ", ".join(parts)
 
 

@@ -8,6 +8,8 @@ only, and maps its result into the same `Faces`.
 
     with make_detector(range="short") as detector:
         faces = detector.detect(image_bgr)  # Faces: xyxy (n,4) int32, score (n,), keypoints (n,6,2)
+
+Every detector is a `FaceDetector` (detect, reset, close).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import math
 import os
 import time
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -36,6 +39,17 @@ SCORE_CLIP = 100.0
 # threshold` measures (reports/threshold/): the lowest threshold that boxes at most 0.5 % of
 # face-free frames. Tiled scans have their own default (edge.tiling.TILES_SCORE_THRESHOLD).
 DEFAULT_SCORE_THRESHOLD = 0.65
+
+
+class FaceDetector(Protocol):
+    """What the pipeline needs of a detector (BlazeFaceDetector, MediaPipeDetector, and the tiled
+    ones in edge.tiling): faces in a frame; forget remembered faces; release the interpreters."""
+
+    def detect(self, image_bgr: np.ndarray) -> Faces: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class BlazeFaceDetector:
@@ -99,6 +113,9 @@ class BlazeFaceDetector:
 
     def close(self) -> None:
         self._interp = None
+
+    def reset(self) -> None:
+        """Nothing to forget: every frame is detected on its own."""
 
     def _letterbox(self, h: int, w: int) -> tuple[int, int, int, int]:
         if self._geometry is not None and self._geometry[0] == (h, w):
@@ -213,6 +230,9 @@ class MediaPipeDetector:
             self._detector.close()
             self._detector = None
 
+    def reset(self) -> None:
+        """Nothing to forget: every frame is detected on its own."""
+
     def detect(self, image_bgr: np.ndarray) -> Faces:
         """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
         if self._detector is None:
@@ -246,7 +266,8 @@ SCANS = ("auto", "frame", "tiles")
 
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
                   score_threshold: float | None = None, num_threads: int | None = None, scan: str = "frame",
-                  min_face_px: float = 40.0, tiles_per_frame: int = 1, tile_threads: int | None = None):
+                  min_face_px: float = 40.0, tiles_per_frame: int = 1, tile_threads: int | None = None
+                  ) -> FaceDetector:
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
     ModelNotFoundError says how to get it.

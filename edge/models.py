@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from edge.atomic import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +143,6 @@ def resolve_detector_model(range: str = "short", explicit: str | os.PathLike | N
     return path
 
 
-def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_url(range: str, url_base: str | None = None) -> str:
     """The download URL: URL_BASE/<filename> when a base is given (or FER_EDGE_MODEL_URL_BASE is set)."""
     model = detector_model(range)
@@ -184,12 +177,11 @@ def pull_detector_model(
         return target
     url = model_url(range, url_base)
     _make_dirs(dest)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{model.filename}.", suffix=".part", dir=dest)
-    tmp = Path(tmp_name)
-    try:
+    # Any failure, Ctrl-C included, leaves no partial file.
+    with atomic_path(target, MODEL_FILE_MODE) as tmp:
         digest = hashlib.sha256()
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            with open(tmp, "xb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
                 length = resp.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 done = 0
@@ -213,10 +205,6 @@ def pull_detector_model(
             raise ChecksumMismatchError(
                 f"checksum mismatch for {url}: got sha256 {got}, expected {' or '.join(model.sha256)}; "
                 f"the download was discarded")
-        os.chmod(tmp, MODEL_FILE_MODE)  # mkstemp made it 0600
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)  # any failure, Ctrl-C included, leaves no partial file
     log.info("saved %s (sha256 ok)", target)
     return target
 

@@ -171,7 +171,7 @@ def layout(result: FrameResult, shape: tuple[int, ...], fps: float | None = None
     fixed = np.asarray([r for r in (hud_rect, hint_rect) if r is not None], np.int64).reshape(-1, 4)
     # A box outline is 2 px wide, centred on the box edge.
     boxes = np.asarray(result.faces.xyxy, np.int64).reshape(-1, 4) + np.array([-1, -1, 2, 2])
-    label_idx = result.label_indices
+    label_idx = result.label_index
     captions = np.full((n, 4), -1, np.int32)
     order = sorted(range(n), key=lambda i: (int(boxes[i, 1]), int(boxes[i, 0])))
     for i in order:
@@ -220,7 +220,7 @@ def draw(image_bgr: np.ndarray, result: FrameResult, fps: float | None = None, *
     out = image_bgr.copy() if copy else image_bgr
     lay = layout(result, out.shape, fps, bars=bars, hud=hud, hint=hint)
     m = Metrics.for_width(out.shape[1])
-    label_idx = result.label_indices
+    label_idx = result.label_index
     colors = [label_color(result.labels[k], k) for k in range(len(result.labels))]
     for i in range(len(result.faces)):
         x1, y1, x2, y2 = (int(v) for v in result.faces.xyxy[i])

@@ -24,6 +24,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from edge.classifier import EmotionClassifier
+from edge.detector import FaceDetector
 from edge.preprocess import crop_face, crop_window, to_gray, to_model_input
 from edge.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
@@ -53,6 +54,7 @@ class PipelineConfig:
     detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
     threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS (tiles: up to 2)
+    workers: int | None = None  # frame-loop threads (`stages`): 1 or 2; None: DEFAULT_WORKERS
     score_threshold: float | None = None  # detector confidence; None: each scan's default (edge.detector)
     smooth: bool = True  # EMA + label hysteresis per track
     ema_alpha: float = 0.4
@@ -68,6 +70,24 @@ class PipelineConfig:
     # a tie; batched for one interpreter call per frame and its slightly steadier tail.
     batch: bool = True
 
+    def make_detector(self) -> FaceDetector:
+        """The detector these settings describe. Raises ModelNotFoundError / ValueError."""
+        from edge.detector import make_detector
+
+        threads = self.threads if self.threads is not None else DEFAULT_THREADS
+        return make_detector(backend=self.detector, range=self.range, model_path=self.detector_model,
+                             score_threshold=self.score_threshold, num_threads=threads, scan=self.scan,
+                             min_face_px=self.min_face_px, tiles_per_frame=self.tiles_per_frame,
+                             tile_threads=self.threads)
+
+    def make_classifier(self) -> EmotionClassifier:
+        """The emotion classifier these settings describe. Raises SidecarError / FileNotFoundError."""
+        from edge.models import default_emotion_model
+
+        path = Path(self.emotion_model) if self.emotion_model else default_emotion_model()
+        threads = self.threads if self.threads is not None else DEFAULT_THREADS
+        return EmotionClassifier(path, num_threads=threads, batch=self.batch)
+
     def tracker_config(self) -> TrackerConfig:
         return TrackerConfig(iou_threshold=self.iou_threshold, max_missed=self.max_missed, max_age_s=self.max_age_s,
                              smooth=self.smooth, ema_alpha=self.ema_alpha, hysteresis_margin=self.hysteresis_margin,
@@ -77,7 +97,7 @@ class PipelineConfig:
 class Pipeline:
     """`result = pipeline.process(image_bgr)`; a context manager that closes its models."""
 
-    def __init__(self, config: PipelineConfig, detector, classifier: EmotionClassifier):
+    def __init__(self, config: PipelineConfig, detector: FaceDetector, classifier: EmotionClassifier):
         self.config = config
         self.detector = detector
         self.classifier = classifier
@@ -93,17 +113,8 @@ class Pipeline:
     @classmethod
     def from_config(cls, config: PipelineConfig) -> "Pipeline":
         """Build the detector and classifier once. Raises ModelNotFoundError / SidecarError."""
-        from edge.detector import make_detector
-        from edge.models import default_emotion_model
-
-        emotion_path = Path(config.emotion_model) if config.emotion_model else default_emotion_model()
-        threads = config.threads if config.threads is not None else DEFAULT_THREADS
-        classifier = EmotionClassifier(emotion_path, num_threads=threads, batch=config.batch)
-        detector = make_detector(backend=config.detector, range=config.range, model_path=config.detector_model,
-                                 score_threshold=config.score_threshold, num_threads=threads,
-                                 scan=config.scan, min_face_px=config.min_face_px,
-                                 tiles_per_frame=config.tiles_per_frame, tile_threads=config.threads)
-        return cls(config, detector, classifier)
+        classifier = config.make_classifier()
+        return cls(config, config.make_detector(), classifier)
 
     @classmethod
     def from_defaults(cls, **overrides) -> "Pipeline":
@@ -121,16 +132,12 @@ class Pipeline:
         self.close()
 
     def close(self) -> None:
-        close = getattr(self.detector, "close", None)
-        if close is not None:
-            close()
+        self.detector.close()
 
     def reset(self) -> None:
         """Forget all tracks and the faces the detector remembers (a new, unrelated video or still)."""
         self.tracker.reset()
-        reset = getattr(self.detector, "reset", None)
-        if reset is not None:
-            reset()
+        self.detector.reset()
 
     def process(self, image_bgr: np.ndarray, *, index: int | None = None, t: float | None = None,
                 source: str = "") -> FrameResult:
@@ -174,9 +181,7 @@ class Pipeline:
         """The detection stage alone. fresh: the frame starts a new, unrelated stream (a still),
         so the detector forgets what it saw and `classify` resets the tracker."""
         if fresh:
-            reset = getattr(self.detector, "reset", None)
-            if reset is not None:
-                reset()
+            self.detector.reset()
         t_start = time.perf_counter()
         faces: Faces = self.detector.detect(frame.image)
         return Detection(frame=frame, faces=faces, detect_ms=(time.perf_counter() - t_start) * 1e3, fresh=fresh)
@@ -351,8 +356,10 @@ class InlineStages:
 def stages(pipeline: Pipeline, source: FrameSource, workers: int | None = None, *,
            fresh: Callable[[Frame], bool] | None = None) -> InlineStages | DetectAhead:
     """The frame loop's driver: 1 worker runs every stage on the caller's thread, 2 detect on a
-    second thread one frame ahead (DetectAhead). None: DEFAULT_WORKERS."""
-    workers = DEFAULT_WORKERS if workers is None else workers
+    second thread one frame ahead (DetectAhead). None: the pipeline's config.workers, else
+    DEFAULT_WORKERS."""
+    if workers is None:
+        workers = pipeline.config.workers if pipeline.config.workers is not None else DEFAULT_WORKERS
     if workers not in (1, 2):
         raise ValueError(f"workers must be 1 or 2, got {workers}")
     if workers == 1:

@@ -17,150 +17,29 @@ Shares of time weight each face by its frame's duration (the gap to the next fra
 `max_gap_s`), so a camera whose frame rate varies is still measured in seconds.
 
 Neither pandas nor matplotlib is imported at module import: pandas only when `load_jsonl`
-returns a DataFrame, matplotlib only to draw the chart.
+returns a DataFrame, matplotlib only to draw the chart (edge.report_chart). The types (RunLog,
+TrackSummary, ReportConfig, ...) live in edge.report_types.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
-import os
-import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-CHART_EXTRA = "report"  # pip install 'fer-edge[report]' brings matplotlib and pandas
+from edge.atomic import atomic_path
+from edge.report_chart import CHART_EXTRA, check_chart_dependency, write_timeline_png
+from edge.report_types import Moment, ReportConfig, ReportOutcome, RunLog, TrackSummary
+
 MAX_LISTED_BAD_LINES = 20  # malformed lines kept with their reason; the rest are only counted
 MAX_LISTED_MOMENTS = 20  # per track in report.md
-_MAX_POINTS = 2000  # per track on the chart; longer tracks are thinned after smoothing
 
 
 class ReportError(ValueError):
     """The file cannot be reported on (missing, empty, no valid line, or malformed in strict mode)."""
-
-
-class MissingChartDependency(ImportError):
-    """matplotlib is needed for timeline.png."""
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    top: int = 6  # tracks on the chart and in report.md's table, longest on screen first
-    smooth_s: float = 1.0  # centred moving average of the charted probabilities
-    min_moment_s: float = 1.0  # report.md lists label runs held at least this long
-    max_gap_s: float = 1.0  # a face unseen for longer breaks its line; also caps a frame's weight
-    chart: bool = True
-    strict: bool = False  # raise on the first malformed line instead of skipping it
-
-    def __post_init__(self):
-        if self.top < 1:
-            raise ValueError(f"top must be >= 1, got {self.top}")
-        if self.smooth_s < 0 or self.min_moment_s < 0 or self.max_gap_s <= 0:
-            raise ValueError("smooth_s and min_moment_s must be >= 0 and max_gap_s > 0")
-
-
-@dataclass(frozen=True)
-class RunLog:
-    """A parsed run in columns: m frames, n face rows, C labels."""
-
-    path: Path
-    labels: tuple[str, ...]  # C, the column order of `probs`
-    # per frame (m,)
-    frame: np.ndarray  # int64, the record's frame index
-    t: np.ndarray  # float64 seconds as written
-    segment: np.ndarray  # int32, 1-based run within the file
-    weight_s: np.ndarray  # float64 duration each frame stands for (see module docstring)
-    source: tuple[str, ...]  # per frame; "" unless image/folder mode
-    # per face row (n,)
-    row_frame: np.ndarray  # int64 index into the frame columns
-    track_id: np.ndarray  # int64, -1 when the run had no tracking
-    box: np.ndarray  # (n, 4) int32 x1, y1, x2, y2 in source pixels
-    score: np.ndarray  # float32 detector confidence (NaN when absent)
-    label: np.ndarray  # int64 shown label, index into labels
-    confidence: np.ndarray  # float32
-    probs: np.ndarray  # (n, C) float32
-    lines: int  # non-blank lines read
-    bad_lines: tuple[tuple[int, str], ...] = ()  # (line number, reason), the first MAX_LISTED_BAD_LINES
-    n_bad: int = 0
-    images: bool = False  # records carried "source": t counts images, not seconds
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.frame.shape[0])
-
-    @property
-    def n_faces(self) -> int:
-        return int(self.track_id.shape[0])
-
-    @property
-    def n_segments(self) -> int:
-        return int(self.segment.max()) if self.n_frames else 0
-
-    def columns(self, rows: slice = slice(None)) -> dict[str, np.ndarray]:
-        """One flat column per field of frames.csv, one row per face per frame (`rows` of them)."""
-        f = self.row_frame[rows]
-        box = self.box[rows]
-        cols: dict[str, np.ndarray] = {
-            "segment": self.segment[f], "frame": self.frame[f], "t": self.t[f],
-            "source": np.asarray([self.source[i] for i in f.tolist()], dtype=object),
-            "track_id": self.track_id[rows],
-            "x1": box[:, 0], "y1": box[:, 1], "x2": box[:, 2], "y2": box[:, 3],
-            "score": self.score[rows],
-            "emotion": np.asarray(self.labels or ("",), dtype=object)[self.label[rows]],
-            "confidence": self.confidence[rows],
-        }
-        probs = self.probs[rows]
-        for k, name in enumerate(self.labels):
-            cols[f"p_{name}"] = probs[:, k]
-        return cols
-
-
-@dataclass(frozen=True)
-class TrackSummary:
-    """One row per track, in columns, longest on screen first (k tracks)."""
-
-    labels: tuple[str, ...]
-    segment: np.ndarray  # (k,) int32
-    track_id: np.ndarray  # (k,) int64
-    first_s: np.ndarray  # (k,) float64, the segment's own t
-    last_s: np.ndarray
-    seen_s: np.ndarray  # time on screen: the summed weights of its frames
-    frames: np.ndarray  # (k,) int64
-    share: np.ndarray  # (k, C) float64 share of seen_s per shown label
-    dominant: np.ndarray  # (k,) int64
-    mean_confidence: np.ndarray  # (k,) float64
-    label_changes: np.ndarray  # (k,) int64 changes of the shown label
-    rows: tuple[np.ndarray, ...]  # per track, its face rows in time order (indices into RunLog rows)
-
-    def __len__(self) -> int:
-        return int(self.track_id.shape[0])
-
-    def name(self, i: int) -> str:
-        """`#7`, or `2:#7` when the file holds several runs."""
-        return f"#{int(self.track_id[i])}" if int(self.segment.max()) <= 1 else \
-            f"{int(self.segment[i])}:#{int(self.track_id[i])}"
-
-
-@dataclass(frozen=True)
-class Moment:
-    """A label a track held without a break for at least ReportConfig.min_moment_s."""
-
-    track: int  # index into TrackSummary
-    label: int
-    start_s: float
-    end_s: float
-
-
-@dataclass(frozen=True)
-class ReportOutcome:
-    log: RunLog
-    summary: TrackSummary
-    paths: dict[str, Path] = field(default_factory=dict)  # kind -> written file
-    shares: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (C,) all faces, time-weighted
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -462,17 +341,12 @@ def moments(log: RunLog, summary: TrackSummary, tracks, min_s: float, max_gap_s:
 
 
 def _atomic_write(path: Path, write, binary: bool = False) -> Path:
-    """write(file) into a temporary file beside path, then rename it over path: a report
-    rewritten in place (run --report on each restart) is never seen half written. The file is
-    created with open(), not mkstemp, so it gets the user's umask (mkstemp's are 0600)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
+    """write(file) into a file that replaces path once complete (edge.atomic): a report
+    rewritten in place (run --report on each restart) is never seen half written. The file
+    gets the user's umask, as any file opened here would."""
+    with atomic_path(path) as tmp:
         with (open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8", newline="")) as f:
             write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -517,120 +391,6 @@ def write_summary_csv(summary: TrackSummary, path: str | Path) -> Path:
                         _fmt(float(summary.mean_confidence[i])), int(summary.label_changes[i])])
 
     return _atomic_write(Path(path), write)
-
-
-def _rgb(label: str, index: int) -> tuple[float, float, float]:
-    from edge.overlay import label_color
-
-    b, g, r = label_color(label, index)
-    return (r / 255.0, g / 255.0, b / 255.0)
-
-
-def _rolling_mean(x: np.ndarray, half: int) -> np.ndarray:
-    """Centred moving average over 2*half+1 rows (fewer at the ends); x is (n, C)."""
-    if half <= 0 or len(x) < 2:
-        return x
-    n = len(x)
-    c = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0, dtype=np.float64)])
-    idx = np.arange(n)
-    lo, hi = np.clip(idx - half, 0, n), np.clip(idx + half + 1, 0, n)
-    return (c[hi] - c[lo]) / (hi - lo)[:, None]
-
-
-def _import_pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MissingChartDependency(
-            f"timeline.png needs matplotlib: pip install 'fer-edge[{CHART_EXTRA}]' "
-            "(or leave the chart out with --no-chart)") from None
-    return plt
-
-
-def check_chart_dependency() -> None:
-    """Raise MissingChartDependency now, before a long run, rather than at its end."""
-    _import_pyplot()
-
-
-def _segment_offsets(log: RunLog) -> np.ndarray:
-    """Per segment (index s-1), the shift that puts it after the previous one on the chart's axis."""
-    offsets = np.zeros(log.n_segments)
-    for s in range(1, log.n_segments):
-        prev = log.segment == s
-        nxt = log.segment == s + 1
-        end = offsets[s - 1] + float(log.t[prev].max() + log.weight_s[prev][-1])
-        offsets[s] = end - float(log.t[nxt].min())
-    return offsets
-
-
-def write_timeline_png(log: RunLog, summary: TrackSummary, path: str | Path, config: ReportConfig) -> Path:
-    """Per track, stacked smoothed probabilities over time in the overlay's label colours."""
-    plt = _import_pyplot()
-    path = Path(path)
-    labels = log.labels
-    colors = [_rgb(x, k) for k, x in enumerate(labels)]
-    shown = min(config.top, len(summary))
-    offsets = _segment_offsets(log)
-    x0 = float(log.t[0] + offsets[log.segment[0] - 1])
-    x1 = float(log.t[-1] + offsets[log.segment[-1] - 1] + log.weight_s[-1])
-    unit = "image" if log.images else "seconds"
-    fig_h = 1.3 + 1.1 * max(shown, 1)
-    fig, axes = plt.subplots(max(shown, 1), 1, figsize=(11, fig_h), sharex=True, squeeze=False)
-    axes = axes[:, 0]
-    if len(summary) == 0:
-        axes[0].text(0.5, 0.5, "no face in this run", ha="center", va="center", transform=axes[0].transAxes)
-        axes[0].set_yticks([])
-    dt = float(np.median(log.weight_s)) or 1.0
-    half = int(round(config.smooth_s / dt / 2)) if config.smooth_s > 0 else 0
-    for row in range(shown):
-        ax = axes[row]
-        rows = summary.rows[row]
-        fr = log.row_frame[rows]
-        x = log.t[fr] + offsets[log.segment[fr] - 1]
-        p = log.probs[rows].astype(np.float64)
-        # Separate pieces where the face was unseen for longer than max_gap_s: no line across a gap.
-        cuts = np.flatnonzero(np.diff(x) > config.max_gap_s) + 1
-        for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(x)]])):
-            px, pp = x[a:b], _rolling_mean(p[a:b], half)
-            step = max(1, math.ceil(len(px) / _MAX_POINTS))
-            px, pp = px[::step], pp[::step]
-            if len(px) == 1:  # one frame: a sliver of its own width
-                px = np.array([px[0], px[0] + log.weight_s[fr[a]]])
-                pp = np.repeat(pp, 2, axis=0)
-            ax.stackplot(px, pp.T, colors=colors, linewidth=0)
-        ax.set_ylim(0, 1)
-        ax.set_yticks([0, 0.5, 1])
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set_ylabel(summary.name(row), rotation=0, ha="right", va="center", fontsize=10)
-        dom = int(summary.dominant[row])
-        ax.text(1.005, 0.5, f"{labels[dom]}\n{100 * summary.share[row, dom]:.0f}% of\n"
-                f"{summary.seen_s[row]:.1f} {'images' if log.images else 's'}",
-                transform=ax.transAxes, fontsize=8, va="center")
-        for s in range(2, log.n_segments + 1):  # where an appended run begins
-            ax.axvline(float(log.t[log.segment == s].min() + offsets[s - 1]), color="k", lw=0.8, ls="--")
-    axes[-1].set_xlim(x0, max(x1, x0 + 1e-3))
-    axes[-1].set_xlabel(unit)
-    which = (f"all {len(summary)} track{'s' if len(summary) != 1 else ''}" if shown == len(summary)
-             else f"top {shown} of {len(summary)} tracks by time on screen")
-    smooth = f", smoothed over {config.smooth_s:g} s" if half > 0 else ""
-    title = f"{log.path.name}: emotion probabilities per face ({which}{smooth})"
-    fig.suptitle(title, fontsize=11)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=col) for col in colors]
-    if labels:
-        fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False,
-                   bbox_to_anchor=(0.5, 1.0 - 0.3 / fig_h))
-    # Fixed margins in inches (tight_layout would cost a third of the chart's time).
-    fig.subplots_adjust(left=0.8 / 11, right=1.0 - 1.0 / 11, bottom=0.55 / fig_h, top=1.0 - 0.75 / fig_h,
-                        hspace=0.12)
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=100, metadata={"Title": title, "Software": "fer-edge report"})
-    finally:
-        plt.close(fig)
-    return _atomic_write(path, lambda f: f.write(buf.getvalue()), binary=True)
 
 
 def _pct(v: float) -> str:

@@ -43,7 +43,7 @@ def register(sub) -> None:
         "  fer-edge run --source 0 --report session/   # written when the run ends, also on Ctrl-C",
     )
     p.add_argument("jsonl", help="the JSONL file of `fer-edge run`")
-    p.add_argument("--out", required=True, help="folder for timeline.png, summary.csv, frames.csv and report.md")
+    p.add_argument("--out", required=True, help="folder for timeline.png, summary.csv, frames.csv and report.md (no default: required)")
     _add_report_arguments(p)
     p.add_argument("--no-chart", action="store_true", help="no timeline.png (needs no matplotlib)")
     p.add_argument("--strict", action="store_true", help="a malformed line is an error instead of a warning")
@@ -63,7 +63,7 @@ def _config(args):
 
 def check_chart(config) -> None:
     """A missing matplotlib is a CliError now, not after a long run."""
-    from edge.report import MissingChartDependency, check_chart_dependency
+    from edge.report_chart import MissingChartDependency, check_chart_dependency
 
     if config.chart:
         try:
@@ -74,7 +74,8 @@ def check_chart(config) -> None:
 
 def write_report(jsonl: str | Path, out_dir: str | Path, config, progress: bool | None = None):
     """make_report plus what the user should see on stderr; ReportError becomes CliError."""
-    from edge.report import MissingChartDependency, ReportError, make_report
+    from edge.report import ReportError, make_report
+    from edge.report_chart import MissingChartDependency
 
     if progress is None:
         progress = sys.stderr.isatty()

@@ -1,9 +1,10 @@
 """`fer-edge run`: live or offline recognition with a window, JSON Lines, video or image outputs.
 
 Threads: the capture thread owns the source (edge.capture); detection, classification,
-tracking, drawing and the window run here on the main thread. SIGINT and SIGTERM (and q/Esc
-in the window) set one stop Event; the loop ends, every output is flushed and closed, the
-capture thread is joined and a summary goes to stderr.
+tracking, drawing and the window run here on the main thread (detection one frame ahead on a
+second thread with --workers 2). SIGINT and SIGTERM (and q/Esc in the window) set one stop
+Event (edge.cli.StopOnSignals); the loop ends, every output (a Sink) is flushed and closed,
+the capture thread is joined and a summary goes to stderr.
 """
 
 from __future__ import annotations
@@ -11,20 +12,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from edge.cli import CliError, HelpFormatter
+from edge.cli import CliError, HelpFormatter, StopOnSignals
 from edge.detector import DEFAULT_SCORE_THRESHOLD
-from edge.tiling import TILES_SCORE_THRESHOLD
+from edge.pipeline import PipelineConfig
 
 if TYPE_CHECKING:
-    from edge.sinks import RunSummary
+    from edge.sinks import RunSummary, Sink
     from edge.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -37,26 +37,13 @@ class RunConfig:
     """Every `fer-edge run` option, parsed once from the command line."""
 
     source: str = "0"
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     width: int | None = None
     height: int | None = None
     fps: float | None = None
     realtime: bool = False
     fast: bool = False
-    detector: str = "blazeface"
-    range: str = "short"
-    detector_model: str | None = None
-    model: str | None = None
-    threads: int | None = None
-    workers: int | None = None
-    scan: str = "auto"
-    min_face_px: float = 40.0
-    tiles_per_frame: int = 1
     max_fps: float = 0.0
-    smooth: bool = True
-    ema_alpha: float = 0.4
-    score_threshold: float | None = None
-    max_missed: int = 10
-    max_age_s: float = 2.0
     headless: bool = False
     jsonl: str | None = None
     append: bool = False
@@ -69,48 +56,15 @@ class RunConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
-        values = {f.name: getattr(args, f.name) for f in fields(cls) if f.name != "smooth"}
-        return cls(smooth=not args.no_smooth, **values)
+        from edge.pipeline_cli import config_from_args
 
-    def pipeline_config(self):
-        from edge.pipeline import PipelineConfig
-
-        return PipelineConfig(detector=self.detector, range=self.range, detector_model=self.detector_model,
-                              emotion_model=self.model, threads=self.threads, scan=self.scan,
-                              min_face_px=self.min_face_px, tiles_per_frame=self.tiles_per_frame,
-                              score_threshold=self.score_threshold, smooth=self.smooth,
-                              ema_alpha=self.ema_alpha, max_missed=self.max_missed, max_age_s=self.max_age_s)
-
-
-def add_model_arguments(m) -> None:
-    """The detector and emotion-model flags, shared by `fer-edge run` and `fer-edge serve`."""
-    m.add_argument("--detector", choices=("blazeface", "mediapipe"), default="blazeface",
-                   help="face detector backend: blazeface (LiteRT) or mediapipe (MediaPipe Tasks)")
-    m.add_argument("--range", choices=("short", "full"), default="short",
-                   help="detector model: short (faces within ~2 m) or full (up to ~5 m)")
-    m.add_argument("--detector-model", default=None,
-                   help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then ~/.cache/fer-edge/models; "
-                   "`fer-edge models pull` downloads it)")
-    m.add_argument("--model", "--emotion-model", dest="model", default=None,
-                   help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
-    m.add_argument("--score-threshold", type=float, default=None,
-                   help="detector confidence below which a face is dropped; lower finds fainter faces and "
-                   f"more false ones (default: {DEFAULT_SCORE_THRESHOLD:g} in a whole-frame pass, read off the "
-                   f"curve `fer-edge bench threshold` measures; {TILES_SCORE_THRESHOLD:g} in tiles, where a new "
-                   "face must also be confirmed in two zoomed windows)")
-    m.add_argument("--scan", choices=("auto", "frame", "tiles"), default="auto",
-                   help="frame: the whole frame in one detector pass, faces from about 1/4 of the frame's long "
-                   "side (160 px at 640x480); tiles: short range over tiles and regions around known faces, faces "
-                   "from --min-face-px; auto: frame up to 960 px on the long side, tiles above (short range only)")
-    m.add_argument("--min-face-px", type=float, default=40.0,
-                   help="smallest supported face side in tiled frames, in frame pixels; smaller faces are found "
-                   "less often (recall per face size: README *Group scenes*)")
-    m.add_argument("--tiles-per-frame", type=int, default=1,
-                   help="tiled streams: tiles scanned per frame besides the regions around known faces; more finds "
-                   "new faces sooner at a higher cost per frame")
+        values = {f.name: getattr(args, f.name) for f in fields(cls) if f.name != "pipeline"}
+        return cls(pipeline=config_from_args(args), **values)
 
 
 def register(sub) -> None:
+    from edge.pipeline_cli import add_pipeline_args
+
     p = sub.add_parser(
         "run", help="recognise expressions live (camera) or in videos, images and streams",
         formatter_class=HelpFormatter,
@@ -133,21 +87,10 @@ def register(sub) -> None:
                    "behind (the default in a window; headless runs process every frame)")
     s.add_argument("--fast", action="store_true",
                    help="in a window, process a video file as fast as possible instead of at its frame rate")
-    add_model_arguments(p.add_argument_group("models"))
+    add_pipeline_args(p.add_argument_group("models"), groups=("detector", "model"))
     r = p.add_argument_group("runtime")
-    r.add_argument("--threads", type=int, default=None,
-                   help="interpreter threads per model (default: 1, fastest for these small models on 2 cores, "
-                   "and up to 2 for the tiled detector of large frames; try 2-4 on a Pi)")
-    r.add_argument("--workers", type=int, choices=(1, 2), default=None,
-                   help="frame-loop threads: 2 detects the next frame while this one is classified, drawn and "
-                   "written (more frames/s); 1 runs every stage on one thread (lower latency) (default: 2)")
+    add_pipeline_args(r, groups=("runtime", "tracking"))
     r.add_argument("--max-fps", type=float, default=0.0, help="process at most this many frames/s (0: no limit)")
-    r.add_argument("--no-smooth", action="store_true",
-                   help="raw per-frame labels (no EMA of probabilities, no label hysteresis)")
-    r.add_argument("--ema-alpha", type=float, default=0.4, help="weight of the newest frame in the smoothing")
-    r.add_argument("--max-missed", type=int, default=10, help="frames a face track survives without a detection...")
-    r.add_argument("--max-age-s", type=float, default=2.0,
-                   help="...or seconds, whichever is longer: a face missed this briefly keeps its id")
     o = p.add_argument_group("outputs")
     o.add_argument("--headless", action="store_true",
                    help="no window; JSON Lines to stdout unless --jsonl or --out-dir says where")
@@ -166,7 +109,7 @@ def register(sub) -> None:
     o.add_argument("--report", default=None, metavar="DIR",
                    help="when the run ends (also on Ctrl-C or SIGTERM), write the `fer-edge report` of its JSONL "
                    "here: timeline.png, summary.csv, frames.csv, report.md (the JSONL goes to DIR/run.jsonl "
-                   "unless --jsonl or --out-dir names it; default: no report)")
+                   "unless --jsonl or --out-dir names it; default: none)")
     o.add_argument("--hud", action=argparse.BooleanOptionalAction, default=None,
                    help="frames/s and stage latencies at the top left (default: in the window for videos "
                    "and cameras; not on images, nor in saved videos and images)")
@@ -211,32 +154,6 @@ def _check_window_support(config: RunConfig) -> None:
                        "annotated video), or watch in a browser: fer-edge serve --source " + config.source)
 
 
-def _build_pipeline(config: RunConfig):
-    from edge.models import ModelNotFoundError
-    from edge.pipeline import Pipeline
-    from edge.sidecar import SidecarError
-
-    if config.model is not None and not Path(config.model).is_file():
-        raise CliError(f"emotion model not found: {config.model} (--model expects a .tflite with its .json "
-                       "sidecar beside it; leave it out to use the shipped models/emotion_int8.tflite)")
-    if config.detector == "mediapipe":
-        from edge.cli import require
-
-        require("mediapipe", "mediapipe")
-    try:
-        if config.detector == "blazeface":
-            from edge.models import resolve_detector_model
-
-            resolve_detector_model(config.range, config.detector_model)  # names every way to supply it
-        return Pipeline.from_config(config.pipeline_config())
-    except ModelNotFoundError as exc:
-        raise CliError(str(exc)) from None
-    except SidecarError as exc:
-        raise CliError(f"model sidecar does not fit: {exc}") from None
-    except (ValueError, OSError) as exc:
-        raise CliError(f"cannot load the models: {exc}") from None
-
-
 def _source_error(spec, exc: BaseException) -> CliError:
     if spec.kind == "camera":
         return CliError(f"no camera at index {spec.target} ({exc}). To run on a file instead: "
@@ -244,27 +161,129 @@ def _source_error(spec, exc: BaseException) -> CliError:
     return CliError(str(exc))
 
 
-class _StopOnSignals:
-    """SIGINT and SIGTERM set the stop Event instead of killing the process mid-write."""
+class _Run:
+    """One `fer-edge run`: its outputs (a list of Sinks), window, counters and per-frame work."""
 
-    def __init__(self, stop: threading.Event):
-        self.stop = stop
-        self._old: dict[int, object] = {}
+    def __init__(self, config: RunConfig, spec, stop: threading.Event, summary: RunSummary,
+                 on_frame: Callable[[FrameResult], None] | None):
+        from edge.heartbeat import Heartbeat
+        from edge.sinks import SavedFrames, VideoSink
 
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
+        self.config, self.spec, self.stop, self.summary, self.on_frame = config, spec, stop, summary, on_frame
+        self.window = not config.headless
+        self.hud_window = config.hud if config.hud is not None else not spec.images
+        # The frames/s of this run mean nothing in a file watched later: no HUD there unless asked.
+        self.saved: SavedFrames = SavedFrames(hud=bool(config.hud), bars=config.bars)
+        try:  # the file name is checked here, before any work; the file opens on the first frame
+            self.video: VideoSink | None = (VideoSink(config.save_video, fps=config.fps or config.max_fps or 25.0,
+                                                      annotate=self.saved) if config.save_video else None)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        self.sinks: list[Sink] = []
+        self.frames_with_faces = 0
+        self.heartbeat = Heartbeat(config.stats_interval_s if config.headless else 0.0, time.monotonic())
+        self._min_dt = 1.0 / config.max_fps if config.max_fps > 0 else 0.0
+        self._t_prev: float | None = None
 
-    def _handle(self, signum, _frame) -> None:
-        if self.stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: the user really wants out
-        self.stop.set()
+    def open_outputs(self) -> None:
+        """The sinks (files open here: an unwritable one is an OSError) and the window."""
+        from edge.sinks import ImageDirSink, JsonlSink
 
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        config = self.config
+        if config.jsonl:
+            self.sinks.append(JsonlSink(config.jsonl, append=config.append))
+        elif config.out_dir:
+            self.sinks.append(JsonlSink(Path(config.out_dir) / "results.jsonl"))
+        elif config.report:
+            self.sinks.append(JsonlSink(Path(config.report) / "run.jsonl"))
+        elif config.headless:
+            self.sinks.append(JsonlSink(stream=sys.stdout))
+        if config.out_dir and self.spec.images:
+            self.sinks.append(ImageDirSink(config.out_dir, annotate=self.saved))
+        if self.video is not None:
+            self.sinks.append(self.video)
+        if self.window:
+            import cv2
+
+            from edge.console import use_system_fonts_for_qt
+
+            use_system_fonts_for_qt()
+            cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+
+    def loop(self, stages, capture) -> CliError | None:
+        """Frames until the source ends, a stop signal or the user quits; the source's error, if any."""
+        import cv2
+
+        from edge.capture import EndOfStream, SourceError
+
+        while not self.stop.is_set():
+            try:
+                result = stages.next()
+            except EndOfStream:
+                return None
+            except SourceError as exc:
+                return _source_error(self.spec, exc)
+            if self.heartbeat.due(now_s := time.monotonic()):  # also while a camera is stalled
+                cs = capture.stats
+                log.info("%s", self.heartbeat.beat(now_s, cs.drops, cs.skipped, cs.reconnects).text())
+            if result is None:
+                if self.window and (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):
+                    return None
+                continue
+            if self.video is not None and self.video.frames == 0 and not self.config.fps and capture.media_fps:
+                self.video.fps = capture.media_fps
+            if self.frame(result):
+                return None
+        return None
+
+    def frame(self, result: FrameResult) -> bool:
+        """Count, write, show one result and keep to --max-fps; True when the user asked to quit."""
+        self.summary.add(result)
+        self.heartbeat.add(len(result.faces))
+        self.frames_with_faces += len(result.faces) > 0
+        now = time.perf_counter()
+        if self._t_prev is not None:
+            inst = 1.0 / max(now - self._t_prev, 1e-6)
+            self.saved.fps = inst if self.saved.fps is None else 0.9 * self.saved.fps + 0.1 * inst
+        self._t_prev = now
+        for sink in self.sinks:
+            sink.write(result)
+        if self.window and self._show(result):
+            return True
+        if self.on_frame is not None:
+            self.on_frame(result)
+        if self._min_dt:
+            wait = self._t_prev + self._min_dt - time.perf_counter()
+            if wait > 0 and self.stop.wait(wait):
+                return True
+        return False
+
+    def _show(self, result: FrameResult) -> bool:
+        import cv2
+
+        from edge.overlay import draw
+
+        frame = result.frame
+        hint = _still_hint(self.spec, frame.source) if self.spec.images else None
+        if hint is None and self.hud_window == self.saved.hud:
+            shown = self.saved(result)  # the frame the saving sinks write, drawn once
+        else:
+            shown = draw(frame.image, result, self.saved.fps, hud=self.hud_window, bars=self.config.bars, hint=hint)
+        if hint:
+            cv2.setWindowTitle(WINDOW, f"{WINDOW}: {Path(frame.source).name} ({hint})")
+        return _show(shown, self.stop, still=self.spec.images)
+
+    def close(self, capture) -> None:
+        """Close every output and the window; the summary takes the capture's counters."""
+        stats = capture.stats
+        self.summary.drops, self.summary.skipped, self.summary.reconnects = stats.drops, stats.skipped, stats.reconnects
+        for sink in self.sinks:
+            sink.close()
+        if self.window:
+            import cv2
+
+            cv2.destroyAllWindows()
+            cv2.waitKey(1)
 
 
 def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunSummary | None = None,
@@ -274,13 +293,10 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     `summary`: a RunSummary to fill (read it after the run); `on_frame(result)` is called after
     each frame's outputs are written (`fer-edge bench soak` samples memory there).
     """
-    import cv2
-
-    from edge.capture import Capture, EndOfStream, SourceError, parse_source
-    from edge.heartbeat import Heartbeat
-    from edge.overlay import draw
+    from edge.capture import Capture, SourceError, parse_source
     from edge.pipeline import stages
-    from edge.sinks import ImageDirSink, JsonlSink, RunSummary, VideoSink, frame_record
+    from edge.pipeline_cli import open_pipeline
+    from edge.sinks import RunSummary
 
     try:
         spec = parse_source(config.source)
@@ -288,127 +304,41 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
         raise CliError(str(exc)) from None
     _check_display(config, spec)
     _check_window_support(config)
-    if config.max_fps < 0 or (config.threads is not None and config.threads < 1) or config.stats_interval_s < 0:
-        raise CliError("--max-fps and --stats-interval-s must be >= 0, and --threads >= 1")
+    if config.max_fps < 0 or config.stats_interval_s < 0:
+        raise CliError("--max-fps and --stats-interval-s must be >= 0")
     if config.fast and config.realtime:
         raise CliError("--fast and --realtime contradict each other: choose one")
     report_config = _check_report(config)
     stop = stop or threading.Event()
-    window = not config.headless
     # A video in a window plays at its own speed, as a player would; headless runs process
     # every frame as fast as they can.
-    realtime = config.realtime or (window and spec.kind == "video" and not config.fast)
-    if realtime and window and not config.realtime:
+    realtime = config.realtime or (not config.headless and spec.kind == "video" and not config.fast)
+    if realtime and not config.headless and not config.realtime:
         log.info("playing %s at its own frame rate; --fast processes it as fast as possible", config.source)
-    hud_window = config.hud if config.hud is not None else not spec.images
-    hud_saved = bool(config.hud)  # frames/s of this run mean nothing in a file watched later
-    try:  # the file name is checked here, before any work; the file opens on the first frame
-        video = VideoSink(config.save_video, fps=config.fps or config.max_fps or 25.0) if config.save_video else None
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    pipeline = _build_pipeline(config)
-
-    jsonl = images = None
-    summary = summary if summary is not None else RunSummary()
-    frames_with_faces = 0
-    capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps,
-                                realtime=realtime)
+    session = _Run(config, spec, stop, summary if summary is not None else RunSummary(), on_frame)
+    pipeline = open_pipeline(config.pipeline)
+    capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps, realtime=realtime)
     error: CliError | None = None
     try:
-        if config.jsonl:
-            jsonl = JsonlSink(config.jsonl, append=config.append)
-        elif config.out_dir:
-            jsonl = JsonlSink(Path(config.out_dir) / "results.jsonl")
-        elif config.report:
-            jsonl = JsonlSink(Path(config.report) / "run.jsonl")
-        elif config.headless:
-            jsonl = JsonlSink(stream=sys.stdout)
-        if config.out_dir and spec.images:
-            images = ImageDirSink(config.out_dir)
-        if window:
-            from edge.console import use_system_fonts_for_qt
-
-            use_system_fonts_for_qt()
-            cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
-        min_dt = 1.0 / config.max_fps if config.max_fps > 0 else 0.0
-        fps = None
-        t_prev = None
-        t_start = time.perf_counter()
-        heartbeat = Heartbeat(config.stats_interval_s if config.headless else 0.0, time.monotonic())
+        session.open_outputs()
         # Unrelated stills: no remembered faces, tracks or smoothing across them.
         fresh = (lambda _frame: True) if spec.images else None
-        with _StopOnSignals(stop), capture, stages(pipeline, capture, config.workers, fresh=fresh) as loop:
-            while not stop.is_set():
-                try:
-                    result = loop.next()
-                except EndOfStream:
-                    break
-                except SourceError as exc:
-                    error = _source_error(spec, exc)
-                    break
-                if heartbeat.due(now_s := time.monotonic()):  # also while a camera is stalled
-                    cs = capture.stats
-                    log.info("%s", heartbeat.beat(now_s, cs.drops, cs.skipped, cs.reconnects).text())
-                if result is None:
-                    if window and (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):
-                        break
-                    continue
-                frame = result.frame
-                summary.add(result)
-                heartbeat.add(len(result.faces))
-                frames_with_faces += len(result.faces) > 0
-                now = time.perf_counter()
-                if t_prev is not None:
-                    inst = 1.0 / max(now - t_prev, 1e-6)
-                    fps = inst if fps is None else 0.9 * fps + 0.1 * inst
-                t_prev = now
-                if jsonl is not None:
-                    jsonl.write(frame_record(result))
-                saved = None
-                if images is not None or video is not None:
-                    saved = draw(frame.image, result, fps, hud=hud_saved, bars=config.bars)
-                    if images is not None:
-                        images.write(saved, frame.source, frame.index)
-                    if video is not None:
-                        if video.frames == 0 and not config.fps and capture.media_fps:
-                            video.fps = capture.media_fps
-                        video.write(saved)
-                if window:
-                    hint = _still_hint(spec, frame.source) if spec.images else None
-                    if saved is not None and hint is None and hud_window == hud_saved:
-                        shown = saved
-                    else:
-                        shown = draw(frame.image, result, fps, hud=hud_window, bars=config.bars, hint=hint)
-                    if hint:
-                        cv2.setWindowTitle(WINDOW, f"{WINDOW}: {Path(frame.source).name} ({hint})")
-                    if _show(shown, stop, still=spec.images):
-                        break
-                if on_frame is not None:
-                    on_frame(result)
-                if min_dt:
-                    wait = t_prev + min_dt - time.perf_counter()
-                    if wait > 0 and stop.wait(wait):
-                        break
-        summary.wall_s = time.perf_counter() - t_start
+        t_start = time.perf_counter()
+        with StopOnSignals(stop), capture, stages(pipeline, capture, fresh=fresh) as loop:
+            error = session.loop(loop, capture)
+        session.summary.wall_s = time.perf_counter() - t_start
     except OSError as exc:  # an output that cannot be written (full disk, no permission): its reason, no traceback
         error = CliError(str(exc))
     finally:
-        stats = capture.stats
-        summary.drops, summary.skipped, summary.reconnects = stats.drops, stats.skipped, stats.reconnects
-        for sink in (jsonl, video):
-            if sink is not None:
-                sink.close()
+        session.close(capture)
         pipeline.close()
-        if window:
-            cv2.destroyAllWindows()
-            cv2.waitKey(1)
-        if error is None or summary.frames:  # a source that never delivered ends with its error alone
-            print(summary.text(), file=sys.stderr, flush=True)
+        if error is None or session.summary.frames:  # a source that never delivered ends with its error alone
+            print(session.summary.text(), file=sys.stderr, flush=True)
     if report_config is not None:
         _write_run_report(config, report_config, error)
     if error is not None:
         raise error
-    hint = no_face_hint(summary.frames, frames_with_faces, config)
+    hint = no_face_hint(session.summary.frames, session.frames_with_faces, config)
     if hint:
         print(hint, file=sys.stderr, flush=True)
     return 0
@@ -455,11 +385,12 @@ def no_face_hint(frames: int, frames_with_faces: int, config: RunConfig) -> str 
     if frames == 0 or frames_with_faces >= NO_FACE_SHARE * frames:
         return None
     tips = []
-    if config.scan != "tiles" and config.detector == "blazeface":
+    pc = config.pipeline
+    if pc.scan != "tiles" and pc.detector == "blazeface":
         tips.append(f"--scan tiles, when faces are small or far away (a frame up to 960 px wide is seen whole "
                     f"at 128x128 pixels, so it finds only faces wider than about a quarter of the frame; tiles "
-                    f"find faces down to --min-face-px, now {config.min_face_px:g} px, at a higher cost)")
-    threshold = DEFAULT_SCORE_THRESHOLD if config.score_threshold is None else config.score_threshold
+                    f"find faces down to --min-face-px, now {pc.min_face_px:g} px, at a higher cost)")
+    threshold = DEFAULT_SCORE_THRESHOLD if pc.score_threshold is None else pc.score_threshold
     if threshold > 0.5:
         tips.append(f"--score-threshold 0.5 (now {threshold:g}) finds fainter faces, "
                     "at the cost of more false ones")

@@ -1,5 +1,9 @@
 """Where results go: JSON Lines, an annotated video, annotated images, and the run summary.
 
+Every output of `fer-edge run` is a Sink: `write(result)` per processed frame, `close()` at
+the end. The video and image sinks save the annotated frame that their `annotate(result)`
+draws; `SavedFrames` draws it once for all of them.
+
 `frame_record(result)` is THE record builder (the CLI's JSONL, the web API and the benchmarks
 all use it), one object per processed frame:
 
@@ -19,11 +23,12 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable, Protocol
 
 import cv2
 import numpy as np
 
+from edge.overlay import draw
 from edge.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -34,7 +39,7 @@ STAGES = ("detect", "preprocess", "classify", "track", "total")
 def frame_record(result: FrameResult, source: str | None = None) -> dict:
     """The JSON-ready dict for one processed frame (see the module docstring)."""
     faces = result.faces
-    idx = result.label_indices
+    idx = result.label_index
     labels = result.labels
     out_faces = []
     for i in range(len(faces)):
@@ -65,6 +70,37 @@ def frame_record(result: FrameResult, source: str | None = None) -> dict:
     return record
 
 
+class Sink(Protocol):
+    """An output of the frame loop."""
+
+    def write(self, result: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Annotate = Callable[[FrameResult], np.ndarray]  # result -> (H, W, 3) uint8 BGR annotated frame
+
+
+class SavedFrames:
+    """The annotated frame the saving sinks write: drawn once per result, shared by all of them.
+
+    `fps` is what the HUD shows (set by the frame loop); `hud` is off by default, since the
+    frames/s of a run mean nothing in a file watched later.
+    """
+
+    def __init__(self, *, hud: bool = False, bars: bool = True):
+        self.hud, self.bars = hud, bars
+        self.fps: float | None = None
+        self._result: FrameResult | None = None
+        self._image: np.ndarray | None = None
+
+    def __call__(self, result: FrameResult) -> np.ndarray:
+        if result is not self._result:
+            self._image = draw(result.frame.image, result, self.fps, hud=self.hud, bars=self.bars)
+            self._result = result
+        return self._image
+
+
 class JsonlSink:
     """One JSON object per line, flushed per line, so a killed run leaves only whole lines."""
 
@@ -78,7 +114,11 @@ class JsonlSink:
             self._out = stream if stream is not None else sys.stdout
         self.lines = 0
 
-    def write(self, record: dict) -> None:
+    def write(self, result: FrameResult) -> None:
+        """The frame's `frame_record`, as one line."""
+        self.write_record(frame_record(result))
+
+    def write_record(self, record: dict) -> None:
         self._out.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._out.flush()
         self.lines += 1
@@ -103,11 +143,12 @@ class VideoSink:
     """Annotated frames to a video file; opened on the first frame (its size).
 
     The name is checked at once (ValueError), so a run never does its work only to find that
-    no writer takes the file.
+    no writer takes the file. `write(result)` saves `annotate(result)`; `write_image` any frame.
     """
 
-    def __init__(self, path: str | Path, fps: float = 25.0):
+    def __init__(self, path: str | Path, fps: float = 25.0, annotate: Annotate | None = None):
         self.path = Path(path)
+        self.annotate = annotate
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"{self.path}: cannot write a video with this name; end it in "
                              f"{', '.join(VIDEO_SUFFIXES)}")
@@ -115,7 +156,12 @@ class VideoSink:
         self._writer: cv2.VideoWriter | None = None
         self.frames = 0
 
-    def write(self, image_bgr: np.ndarray) -> None:
+    def write(self, result: FrameResult) -> None:
+        if self.annotate is None:
+            raise TypeError("VideoSink.write(result) needs an annotate function; write_image takes frames")
+        self.write_image(self.annotate(result))
+
+    def write_image(self, image_bgr: np.ndarray) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = image_bgr.shape[:2]
@@ -140,15 +186,22 @@ class VideoSink:
 
 
 class ImageDirSink:
-    """Annotated images into a folder, named after their source file."""
+    """Annotated images into a folder, named after their source file: `write(result)` saves
+    `annotate(result)`; `write_image` any image."""
 
-    def __init__(self, out_dir: str | Path):
+    def __init__(self, out_dir: str | Path, annotate: Annotate | None = None):
         self.out_dir = Path(out_dir)
+        self.annotate = annotate
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._used: set[str] = set()
         self.images = 0
 
-    def write(self, image_bgr: np.ndarray, source: str, index: int) -> Path:
+    def write(self, result: FrameResult) -> None:
+        if self.annotate is None:
+            raise TypeError("ImageDirSink.write(result) needs an annotate function; write_image takes images")
+        self.write_image(self.annotate(result), result.frame.source, result.frame.index)
+
+    def write_image(self, image_bgr: np.ndarray, source: str, index: int) -> Path:
         stem = Path(source).stem if source else f"frame_{index:06d}"
         name = f"{stem}.jpg"
         if name in self._used:  # same stem from two folders of a glob
@@ -159,6 +212,9 @@ class ImageDirSink:
             raise OSError(f"{path}: cannot write the annotated image")
         self.images += 1
         return path
+
+    def close(self) -> None:
+        """Each image is complete when written: nothing to flush."""
 
 
 @dataclass

@@ -53,25 +53,18 @@ class FrameResult:
     track_ids: np.ndarray  # (n,) int64; -1 when tracking is off
     probs: np.ndarray  # (n, 7) float32, columns in the sidecar's label order (smoothed when on)
     labels: tuple[str, ...]  # the sidecar's labels, column order of `probs`
+    # (n,) int64 column in `probs` of the label shown per face: with smoothing on, label
+    # hysteresis can hold a label that is not the argmax of `probs` for a few frames.
+    label_index: np.ndarray
     timings: StageTimings = field(default_factory=StageTimings)
-    # (n,) int64 column of the label shown per face: with smoothing on, label hysteresis can
-    # hold a label that is not the argmax of `probs` for a few frames. None: argmax of `probs`.
-    label_index: np.ndarray | None = None
-
-    @property
-    def label_indices(self) -> np.ndarray:
-        """(n,) int64 column in `probs` of each face's label."""
-        if self.label_index is not None:
-            return self.label_index
-        return np.argmax(self.probs, axis=1) if len(self.faces) else np.zeros((0,), np.int64)
 
     @property
     def emotions(self) -> list[str]:
         """Label per face (the held label when smoothing is on)."""
-        return [self.labels[i] for i in self.label_indices]
+        return [self.labels[i] for i in self.label_index]
 
     @property
     def confidences(self) -> np.ndarray:
         """(n,) float32 probability of each face's label."""
-        idx = self.label_indices
+        idx = self.label_index
         return self.probs[np.arange(len(idx)), idx].astype(np.float32)

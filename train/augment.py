@@ -2,14 +2,15 @@
 
 A single combined warp costs one resampling per image, which matters on a 2-core CPU, and
 keeps the face from being interpolated several times.
+
+TensorFlow is imported inside the functions, so that importing AugmentConfig (train.fit does,
+at module level) does not load it: `fit` imports TensorFlow only when training starts.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,10 @@ class AugmentConfig:
     erase_area: tuple[float, float] = (0.02, 0.25)  # erased fraction of the image
 
 
-def augment_batch(images: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
-    """images: (b, h, w, 1) float32, already normalised by edge.preprocess.to_model_input."""
+def augment_batch(images, cfg: AugmentConfig):
+    """images: (b, h, w, 1) float32 tf.Tensor, already normalised by edge.preprocess.to_model_input."""
+    import tensorflow as tf
+
     b = tf.shape(images)[0]
     h = tf.cast(tf.shape(images)[1], tf.float32)
     w = tf.cast(tf.shape(images)[2], tf.float32)
@@ -54,11 +57,13 @@ def augment_batch(images: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
     return _random_erase(out, cfg) if cfg.erase_p > 0 else out
 
 
-def _random_erase(images: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
+def _random_erase(images, cfg: AugmentConfig):
     """Replace one random rectangle per image (with probability erase_p) by unit noise.
 
     Built from broadcast comparisons, so the whole batch is erased in a few vectorised ops.
     """
+    import tensorflow as tf
+
     shape = tf.shape(images)
     b, h, w = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
     area = tf.random.uniform([b], cfg.erase_area[0], cfg.erase_area[1]) * h * w

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from edge.cli import CliError, HelpFormatter, require
+from edge.cli import CliError, HelpFormatter, StopOnSignals, require
 from train.data import DATA_ENV, default_data_path
 
 _FMT = HelpFormatter
@@ -87,16 +87,8 @@ def _cmd_explore(args) -> int:
     return 0
 
 
-def _sigterm_as_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _cmd_train(args) -> int:
     require("tensorflow", "train")
-    import signal
-
-    # `kill` (SIGTERM) stops training like Ctrl-C: the last finished epoch stays resumable.
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     from train.fit import TrainConfig, train
 
     optimizer = args.optimizer or ("adam" if args.arch == "seed" else "sgd")
@@ -110,15 +102,17 @@ def _cmd_train(args) -> int:
         time_budget_min=args.time_budget_min, patience=args.patience, strategy=args.strategy,
         resume=args.resume, limit=args.limit, seed=args.seed, progress=args.progress,
     )
-    data = _load(args.data)
-    try:
-        result = train(cfg, data, argv=["fer-edge", *sys.argv[1:]])
-    except (FileExistsError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from None
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the last finished epoch is saved; continue with "
-              f"`fer-edge train --resume --out {args.out}` (same options)", file=sys.stderr)
-        return 130
+    # `kill` (SIGTERM) stops training like Ctrl-C: the last finished epoch stays resumable.
+    with StopOnSignals(interrupt=True):
+        data = _load(args.data)
+        try:
+            result = train(cfg, data, argv=["fer-edge", *sys.argv[1:]])
+        except (FileExistsError, FileNotFoundError) as exc:
+            raise CliError(str(exc)) from None
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: the last finished epoch is saved; continue with "
+                  f"`fer-edge train --resume --out {args.out}` (same options)", file=sys.stderr)
+            return 130
     print(f"{result.params:,} parameters; {result.epochs_run} epochs, {result.epoch_s_mean:.0f} s/epoch, "
           f"{result.wall_s / 60:.1f} min; best PublicTest accuracy {result.best_public_accuracy:.4f} "
           f"at epoch {result.best_epoch} -> {result.best_path}")

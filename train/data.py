@@ -13,13 +13,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge.atomic import atomic_path
 from edge.labels import LABEL_INDEX, LABELS
 
 log = logging.getLogger(__name__)
@@ -147,15 +147,8 @@ def _write_cache(cache_file: Path, data: FerData) -> None:
     meta = {"source": data.source, "layout": data.layout, "split_note": data.split_note,
             "skipped": list(data.skipped)}
     arrays = {f"{s}_{k}": getattr(data.split(s), k) for s in SPLITS for k in ("images", "labels")}
-    # Write to a temp file and rename, so a crash never leaves a half-written cache.
-    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, cache_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(cache_file) as tmp, open(tmp, "xb") as f:  # a crash leaves no half-written cache
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
 
 
 def _read_cache(cache_file: Path) -> FerData:

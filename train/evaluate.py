@@ -6,12 +6,12 @@ Works for a .keras model (needs TensorFlow) and for a .tflite model with its sid
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge.atomic import atomic_path, atomic_write_text
 from edge.labels import LABELS
 from edge.preprocess import InputSpec, to_model_input
 from train.data import FerData
@@ -111,9 +111,7 @@ def evaluate_model(model_path: str | Path, data: FerData, split: str, tta: str =
                        f"{Path(model_path).name} on {report['split_name']} "
                        f"(accuracy {report['accuracy']:.2%}, n={report['n']})", png)
         report["confusion_png"] = png.name
-        tmp = json_out.with_name(json_out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-        os.replace(tmp, json_out)
+        atomic_write_text(json_out, json.dumps(report, indent=1) + "\n", mode=None)
     return EvalReport(report, text)
 
 
@@ -148,7 +146,6 @@ def plot_confusion(norm: np.ndarray, labels, title: str, png: Path) -> None:
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    tmp = png.with_name(png.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, png)

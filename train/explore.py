@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge.atomic import atomic_path, atomic_write_text
 from edge.labels import LABELS
 from train.data import SPLITS, FerData
 
@@ -68,17 +68,13 @@ def explore(data: FerData, out_dir: Path, per_class: int = 8, seed: int = 0) -> 
 
     summary = {"source": data.source, "layout": data.layout, "split_note": data.split_note,
                "skipped": list(data.skipped), "counts": counts}
-    tmp = out_dir / "counts.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    os.replace(tmp, out_dir / "counts.json")
+    atomic_write_text(out_dir / "counts.json", json.dumps(summary, indent=1) + "\n", mode=None)
     return ExploreReport(counts, _format(data, counts, grid, dist), grid, dist)
 
 
 def _save(fig, path: Path) -> Path:
-    # Render to a temp name and rename, so an interrupted run leaves no half-written PNG.
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # an interrupted run leaves no half-written PNG
+        fig.savefig(tmp, dpi=110)
     return path
 
 

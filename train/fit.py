@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.atomic import atomic_path, atomic_write_text
 from edge.labels import LABELS, NUM_CLASSES
 from edge.preprocess import CropPolicy, InputSpec, to_model_input
 from train.augment import AugmentConfig
@@ -275,15 +275,12 @@ class _EpochBookkeeping(_keras_callback_base()):
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text, mode=None)
 
 
 def _atomic_save(model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # ends in .keras, which Keras requires
+        model.save(tmp)
 
 
 def _plot_curves(out: Path) -> Path | None:

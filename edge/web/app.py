@@ -113,9 +113,7 @@ class StillPool:
 
     def close(self) -> None:
         for p in self._all:
-            close = getattr(p, "close", None)
-            if close is not None:
-                close()
+            p.close()
 
 
 class PoolBusy(RuntimeError):
@@ -145,12 +143,14 @@ def _is_protected(path: str) -> bool:
 def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = None,
                info: dict | None = None) -> Flask:
     """The WSGI app. `info` adds fields to /api/health (model path, detector...)."""
+    # Long by design: Flask's app factory, one short closure per route and hook over this app's
+    # own state (config, pool, live stream, counters). Split up, that state would have to be
+    # passed around or made global; each closure reads on its own.
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     # Multipart framing adds a few hundred bytes around the file; allow them on top of the cap.
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 64 * 1024
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_FORM_MEMORY_BYTES
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     token = config.token.encode() if config.token else None
     started = time.monotonic()

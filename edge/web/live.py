@@ -180,7 +180,7 @@ class LiveStream:
         self._unencoded = None if watched else (frame.image, result, fps)
         h, w = frame.image.shape[:2]
         now = time.monotonic()
-        self._shares.add(now, result.label_indices, len(result.labels))
+        self._shares.add(now, result.label_index, len(result.labels))
         with self._cond:
             seq = self._latest.seq + 1 if self._latest is not None else 0
             self._latest = LiveFrame(seq=seq, jpeg=jpeg, width=w, height=h,

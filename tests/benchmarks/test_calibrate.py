@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.calibrate import _Placed, geometry, markdown, register_calibrate, run_calibration, write_report
+from benchmarks.calibrate import _Placed, geometry, markdown, register, run_calibration, write_report
+from edge.pipeline import PipelineConfig
 
 
 def _placed(truth, det, angle=None) -> _Placed:
@@ -42,7 +43,7 @@ def test_geometry_ignores_rotated_faces():
 
 @pytest.fixture(scope="module")
 def report(fer_data, emotion_model):
-    return run_calibration(fer=fer_data, model=str(emotion_model), n_faces=16, rotated_faces=8, private_faces=12,
+    return run_calibration(fer=fer_data, pipeline=PipelineConfig(emotion_model=str(emotion_model)), n_faces=16, rotated_faces=8, private_faces=12,
                            face_px=(160, 260), seed=1, margins=[0.0, 0.2], shifts=[-0.1, 0.0])
 
 
@@ -89,6 +90,6 @@ def test_report_files_and_cli_parser(report, tmp_path):
     assert "--crop-margin" in text and "(chosen)" in text and "PrivateTest" in text
     assert markdown(report).count("| oracle (true square)") == 2
     parser = argparse.ArgumentParser()
-    register_calibrate(parser.add_subparsers())
+    register(parser.add_subparsers())
     args = parser.parse_args(["calibrate", "--faces", "10", "--face-px", "100,200", "--margins", "0,0.1"])
     assert args.faces == 10 and args.face_px == (100, 200) and args.margins == [0.0, 0.1]

@@ -9,8 +9,10 @@ import pytest
 
 from benchmarks.crowd import (BANDS, band_of, crowd_markdown, make_group_video, run_crowd_benchmark, tile_edges,
                               write_crowd_report)
-from benchmarks.scenes import read_truth, read_video_frames, upscale_face
+from benchmarks.synthetic import read_truth, upscale_face
 from edge.boxes import iou_matrix
+from edge.capture import read_video_frames
+from edge.pipeline import PipelineConfig
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,7 @@ def test_crowd_benchmark_reports_every_mode_and_band(tmp_path, faces, detector_d
     modes = {"frame, short range (before issue 10)": ({"scan": "frame", "range": "short"}, False),
              "tiles, stream (default above 960 px)": ({"scan": "tiles", "range": "short"}, False)}
     report = run_crowd_benchmark(out=tmp_path, sizes=((1280, 720),), videos=1, n_frames=3, modes=modes,
-                                 model=str(emotion_model), faces=faces, n_faces=(6, 6), face_px=(48, 120))
+                                 pipeline=PipelineConfig(emotion_model=str(emotion_model)), faces=faces, n_faces=(6, 6), face_px=(48, 120))
     rows = report["table"]
     assert [r["mode"] for r in rows] == list(modes)
     for r in rows:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from benchmarks import pipeline as bp
-from benchmarks.scenes import make_scene_video
+from benchmarks.samples import STAGES
+from benchmarks.synthetic import make_scene_video
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -37,7 +38,7 @@ def test_report_schema(report):
     for key in ("p50", "p95", "p99", "mean", "max"):
         assert report["latency_ms"][key] >= 0
     assert report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
-    assert set(report["stages"]) == set(bp.STAGES)
+    assert set(report["stages"]) == set(STAGES)
     assert all(st["n"] == 30 for st in report["stages"].values())
     assert report["cpu_percent"] > 0
     assert report["rss_mb"]["peak"] >= report["rss_mb"]["start"] > 0
@@ -63,17 +64,6 @@ def test_outputs(report, tmp_path):
     assert "| detect |" in md and "frames/s" in md
     png = paths["plot"].read_bytes()
     assert png[:8] == PNG_MAGIC and len(png) > 1000
-
-
-@pytest.mark.parametrize("values, expected", [
-    ([], {"p50": 0.0, "n": 0}),
-    ([5.0], {"p50": 5.0, "p95": 5.0, "mean": 5.0, "max": 5.0, "n": 1}),
-    (list(range(1, 101)), {"p50": 50.5, "max": 100.0, "mean": 50.5, "n": 100}),
-])
-def test_summarize(values, expected):
-    out = bp.summarize(values)
-    for k, v in expected.items():
-        assert out[k] == pytest.approx(v)
 
 
 def test_duration_mode(video):

@@ -13,13 +13,13 @@ from convert_helpers import SIDE
 from convert.quantize import (
     MIN_REP_SIZE,
     QUANT_MODES,
-    ConvertError,
     convert_model,
     parse_modes,
     read_source,
     representative_images,
-    sha256_of,
 )
+from convert.errors import ConvertError
+from edge.atomic import sha256_file
 from edge.classifier import EmotionClassifier
 from edge.interpreter import load_interpreter
 from edge.labels import LABELS
@@ -106,7 +106,7 @@ def test_sidecar_schema(converted, tiny_model, mode):
     assert d["from_fer"] == meta["input"]["from_fer"] == "resize"
     assert d["crop"] == {"margin": 0.25, "shift_y": 0.05, "align": True}
     assert d["quantization"] == mode
-    assert d["source_model"]["sha256"] == sha256_of(tiny_model) and len(d["source_model"]["sha256"]) == 64
+    assert d["source_model"]["sha256"] == sha256_file(tiny_model) and len(d["source_model"]["sha256"]) == 64
     m = d["metrics"]
     for key in ("public_accuracy", "private_accuracy", "keras_public_accuracy", "keras_private_accuracy",
                 "public_agreement_with_keras", "private_agreement_with_keras"):

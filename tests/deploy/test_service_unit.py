@@ -102,13 +102,13 @@ def test_logrotate_copytruncate_rotates_the_jsonl_under_a_running_writer(tmp_pat
     state = tmp_path / "state"
     with JsonlSink(jsonl, append=True) as sink:  # as `fer-edge run --append` keeps it open
         for i in range(100):
-            sink.write({"frame": i, "faces": []})
+            sink.write_record({"frame": i, "faces": []})
         for _ in range(2):  # the second rotation compresses the first (delaycompress)
             res = subprocess.run([logrotate, "--force", "--state", str(state), str(conf)],
                                  capture_output=True, text=True, timeout=60)
             assert res.returncode == 0, res.stderr
-            sink.write({"frame": 100, "faces": []})
-        sink.write({"frame": 101, "faces": []})
+            sink.write_record({"frame": 100, "faces": []})
+        sink.write_record({"frame": 101, "faces": []})
     live = jsonl.read_bytes()
     # O_APPEND: after the truncation the writer starts again at the top, with no hole of NULs.
     assert b"\0" not in live

@@ -14,12 +14,15 @@ import pytest
 
 from edge.capture import (
     Capture,
+    CvReader,
     EndOfStream,
     Grab,
     LatestFrameBox,
     SourceError,
     backoff_delay,
     parse_source,
+    read_video_frames,
+    video_frames,
 )
 from edge.types import Frame
 
@@ -141,6 +144,20 @@ def test_file_source_delivers_every_frame_in_order_to_a_slow_consumer(tmp_path):
     for f in frames:
         assert_content(f)
     assert frames[10].t == pytest.approx(10 / 25.0)
+
+
+def test_video_frames_reads_a_file_in_order_on_the_callers_thread(tmp_path):
+    video = write_video(tmp_path / "v.avi", 12, fps=10.0)
+    frames = read_video_frames(video)
+    assert len(frames) == 12 and all(f.shape == (SIZE[1], SIZE[0], 3) for f in frames)
+    assert [round(float(f.mean())) for f in frames] == pytest.approx([level(i) for i in range(12)], abs=3)
+    first = next(video_frames(video))
+    assert np.array_equal(first, frames[0])
+    reader = CvReader(str(video), live=False)
+    assert reader.frame_count == 12 and reader.fps == pytest.approx(10.0)
+    reader.close()
+    with pytest.raises(OSError, match="cannot open"):
+        read_video_frames(tmp_path / "missing.avi")
 
 
 @pytest.mark.parametrize("realtime", [False, True])

@@ -16,8 +16,9 @@ import pytest
 
 from edge import models
 from edge.cli import main as cli_main
+from edge.atomic import sha256_file
 from edge.models import (ChecksumMismatchError, ModelDownloadError, ModelNotFoundError,
-                         pull_detector_model, resolve_detector_model, sha256_file)
+                         pull_detector_model, resolve_detector_model)
 
 SHORT = models.DETECTOR_MODELS["short"]
 FULL = models.DETECTOR_MODELS["full"]

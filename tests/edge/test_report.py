@@ -21,7 +21,7 @@ from edge.cli import main as cli_main
 from edge.labels import LABELS
 from edge.overlay import label_color
 from edge.report import ReportConfig, ReportError, load_jsonl, make_report, read_run
-from edge.sinks import JsonlSink, frame_record
+from edge.sinks import JsonlSink
 from edge.types import Faces, Frame, FrameResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,12 +39,12 @@ def result(index: int, t: float, faces: list[tuple[int, str, int]], source: str 
     """faces: (track id, label, x) per face, 200 px boxes on a 1280x720 frame."""
     n = len(faces)
     xyxy = np.asarray([[x, 200, x + 200, 400] for _, _, x in faces], np.int32).reshape(n, 4)
+    probs = np.stack([onehot(lab) for _, lab, _ in faces]) if n else np.zeros((0, len(LABELS)), np.float32)
     return FrameResult(
         frame=Frame(IMAGE, index=index, t=t, source=source),
         faces=Faces(xyxy, np.full(n, 0.9, np.float32), np.zeros((n, 6, 2), np.float32)),
         track_ids=np.asarray([i for i, _, _ in faces], np.int64),
-        probs=np.stack([onehot(lab) for _, lab, _ in faces]) if n else np.zeros((0, len(LABELS)), np.float32),
-        labels=LABELS)
+        probs=probs, labels=LABELS, label_index=np.argmax(probs, axis=1))
 
 
 def known_run(path: Path, start: int = 0) -> Path:
@@ -54,7 +54,7 @@ def known_run(path: Path, start: int = 0) -> Path:
             faces = [(1, "happy" if i < 60 else "sad", 100)]
             if 20 <= i < 60:
                 faces.append((2, "neutral", 700))
-            sink.write(frame_record(result(i, i / FPS, faces)))
+            sink.write(result(i, i / FPS, faces))
     return path
 
 
@@ -199,7 +199,7 @@ def test_folder_runs_count_images_not_seconds(tmp_path):
     path = tmp_path / "results.jsonl"
     with JsonlSink(path) as sink:
         for i, label in enumerate(["happy", "sad", "happy"]):
-            sink.write(frame_record(result(i, float(i), [(10 + i, label, 300)], source=f"photos/img{i}.jpg")))
+            sink.write(result(i, float(i), [(10 + i, label, 300)], source=f"photos/img{i}.jpg"))
     out = tmp_path / "r"
     outcome = make_report(path, out)
     assert outcome.log.images

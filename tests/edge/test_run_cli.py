@@ -17,6 +17,7 @@ import pytest
 
 from edge.cli import build_parser
 from edge.cli import main as cli_main
+from edge.pipeline import PipelineConfig
 from edge.run_cli import RunConfig
 from edge_runtime_helpers import fer_faces, scene_video
 
@@ -138,7 +139,7 @@ def test_headless_writes_jsonl_to_stdout_and_the_summary_to_stderr(video, detect
 
 
 def test_image_folder_writes_annotated_images_and_jsonl_to_out_dir(tmp_path, faces_dir, detector_dir, capsys):
-    from benchmarks.scenes import make_scene_image
+    from benchmarks.synthetic import make_scene_image
 
     faces, labels = fer_faces(faces_dir, per_class=2)
     src = tmp_path / "photos"
@@ -212,16 +213,15 @@ def test_help_shows_defaults_and_flags_parse_into_run_config():
     args = parser.parse_args(["run", "--source", "v.mp4", "--no-smooth", "--max-fps", "5", "--threads", "4",
                               "--range", "full", "--max-missed", "3"])
     cfg = RunConfig.from_args(args)
-    assert cfg == RunConfig(source="v.mp4", smooth=False, max_fps=5.0, threads=4, range="full", max_missed=3)
-    pc = cfg.pipeline_config()
-    assert (pc.smooth, pc.threads, pc.range, pc.max_missed) == (False, 4, "full", 3)
+    assert cfg == RunConfig(source="v.mp4", max_fps=5.0,
+                            pipeline=PipelineConfig(smooth=False, threads=4, range="full", max_missed=3))
 
 
 # ------------------------------------------------------------------ console, hints, HUD defaults
 
 
 def _face_free_video(path: Path, n_frames: int = 20, size=(320, 240)) -> Path:
-    from benchmarks.scenes import make_background
+    from benchmarks.synthetic import make_background
 
     rng = np.random.default_rng(1)
     base = make_background("room", size, rng)
@@ -293,7 +293,7 @@ def _top_left_is_black(image: np.ndarray) -> bool:
 @pytest.mark.parametrize("hud_flag, expect_hud", [([], False), (["--hud"], True)])
 def test_saved_images_and_videos_carry_the_hud_only_when_asked(hud_flag, expect_hud, tmp_path, video, faces_dir,
                                                                 detector_dir, capsys):
-    from benchmarks.scenes import make_scene_image
+    from benchmarks.synthetic import make_scene_image
 
     faces, labels = fer_faces(faces_dir, per_class=1)
     src = tmp_path / "photos"

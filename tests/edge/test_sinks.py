@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.sinks import ImageDirSink, JsonlSink, RunSummary, VideoSink, frame_record
+from edge.sinks import ImageDirSink, JsonlSink, RunSummary, SavedFrames, Sink, VideoSink, frame_record
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
 
@@ -22,7 +22,7 @@ def make_result(n: int = 2, source: str = "", label_index=None, index: int = 7) 
         frame=Frame(np.zeros((240, 320, 3), np.uint8), index=index, t=0.5, source=source), faces=faces,
         track_ids=np.arange(1, n + 1, dtype=np.int64), probs=probs, labels=LABELS,
         timings=StageTimings(detect_ms=3.0, preprocess_ms=0.5, classify_ms=1.5, track_ms=0.1, total_ms=5.2),
-        label_index=None if label_index is None else np.asarray(label_index, np.int64))
+        label_index=np.argmax(probs, axis=1) if label_index is None else np.asarray(label_index, np.int64))
 
 
 FACE_KEYS = {"id", "box", "score", "emotion", "confidence", "probs"}
@@ -60,7 +60,7 @@ def test_jsonl_sink_flushes_every_line(tmp_path):
     path = tmp_path / "sub" / "out.jsonl"
     sink = JsonlSink(path)
     for i in range(3):
-        sink.write(frame_record(make_result(1, index=i)))
+        sink.write(make_result(1, index=i))
         # Read through another handle before close: a killed run keeps every written line.
         lines = path.read_text().splitlines()
         assert len(lines) == i + 1 and json.loads(lines[-1])["frame"] == i
@@ -72,7 +72,7 @@ def test_video_sink_writes_a_readable_video(tmp_path, name):
     path = tmp_path / name
     with VideoSink(path, fps=10) as sink:
         for i in range(5):
-            sink.write(np.full((120, 160, 3), 40 * i, np.uint8))
+            sink.write_image(np.full((120, 160, 3), 40 * i, np.uint8))
     cap = cv2.VideoCapture(str(path))
     frames = []
     while True:
@@ -87,11 +87,31 @@ def test_video_sink_writes_a_readable_video(tmp_path, name):
 def test_image_dir_sink_names_after_the_source(tmp_path):
     sink = ImageDirSink(tmp_path / "out")
     img = np.zeros((10, 10, 3), np.uint8)
-    a = sink.write(img, "x/face.png", 0)
-    b = sink.write(img, "y/face.png", 1)  # same stem from another folder: not overwritten
-    c = sink.write(img, "", 2)
+    a = sink.write_image(img, "x/face.png", 0)
+    b = sink.write_image(img, "y/face.png", 1)  # same stem from another folder: not overwritten
+    c = sink.write_image(img, "", 2)
     assert a.name == "face.jpg" and b.name == "face_000001.jpg" and c.name == "frame_000002.jpg"
     assert all(p.is_file() for p in (a, b, c))
+
+
+def test_saving_sinks_share_one_annotated_frame_per_result(tmp_path):
+    saved = SavedFrames(hud=False)
+    first, second = make_result(2, index=1), make_result(2, index=2)
+    image = saved(first)
+    assert saved(first) is image and saved(second) is not image  # drawn once per result
+    assert image.shape == first.frame.image.shape and not np.array_equal(image, first.frame.image)
+    sinks: list[Sink] = [ImageDirSink(tmp_path / "images", annotate=saved),
+                         VideoSink(tmp_path / "v.avi", fps=5, annotate=saved), JsonlSink(tmp_path / "r.jsonl")]
+    for result in (first, second):
+        for sink in sinks:
+            sink.write(result)
+    for sink in sinks:
+        sink.close()
+    written = cv2.imread(str(tmp_path / "images" / "frame_000002.jpg"))
+    assert np.abs(written.astype(int) - saved(second)).mean() < 3  # JPEG of the annotated frame
+    assert sinks[1].frames == 2 and len((tmp_path / "r.jsonl").read_text().splitlines()) == 2
+    with pytest.raises(TypeError, match="annotate"):
+        VideoSink(tmp_path / "w.avi").write(first)
 
 
 def test_run_summary_percentiles_and_text():

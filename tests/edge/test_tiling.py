@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from benchmarks.crowd import make_group_video, tile_edges
-from benchmarks.scenes import make_scene_image, paste_face, read_video_frames
+from benchmarks.synthetic import make_scene_image, paste_face
+from edge.capture import read_video_frames
 from edge.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
 from edge.boxes import iou_matrix, match_boxes
 from edge.detector import BlazeFaceDetector, make_detector

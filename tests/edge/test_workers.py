@@ -55,7 +55,7 @@ def test_two_workers_give_the_same_results_in_frame_order(pipeline, video):
     for a, s in zip(ahead, serial):
         np.testing.assert_array_equal(a.faces.xyxy, s.faces.xyxy)
         np.testing.assert_array_equal(a.track_ids, s.track_ids + offset)  # tracking saw the frames in order
-        np.testing.assert_array_equal(a.label_indices, s.label_indices)
+        np.testing.assert_array_equal(a.label_index, s.label_index)
         np.testing.assert_allclose(a.probs, s.probs, atol=1e-6)
 
 

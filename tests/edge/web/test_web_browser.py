@@ -58,7 +58,7 @@ def browser(pw, camera_file):
 
 @pytest.fixture(scope="module")
 def server(detector_dir, emotion_model):
-    srv = start_server("--token", TOKEN, "--pipelines", "1", "--threads", "4")
+    srv = start_server("--token", TOKEN, "--pipelines", "1", "--http-threads", "4")
     yield srv
     srv.stop()
 
@@ -168,7 +168,7 @@ def test_webcam_frames_go_to_the_api_and_results_are_drawn(server, page, tmp_pat
 
 def test_live_page_shows_frames_then_the_end(page, tmp_path, fer_faces, detector_dir, emotion_model):
     video = write_video(tmp_path / "live.avi", fer_faces, n_frames=100, fps=10.0)
-    srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--threads", "4")
+    srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--http-threads", "4")
     try:
         page.goto(f"{srv.url}/live?token={TOKEN}")
         wait_until(page, "() => Number(document.getElementById('faces').dataset.seq || -1) >= 3")
@@ -258,7 +258,7 @@ def test_the_pages_fit_a_phone_screen(server, browser, face_scene, tmp_path):
 def test_live_cards_name_faces_by_track_id_and_nothing_shows_local_paths(browser, tmp_path, fer_faces,
                                                                          detector_dir, emotion_model):
     video = write_video(tmp_path / "live.avi", fer_faces, n_frames=300, fps=10.0)
-    srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--threads", "4")
+    srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--http-threads", "4")
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
     try:

@@ -21,7 +21,7 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fer_faces, detector_dir, emotion_model):
     video = write_video(tmp_path_factory.mktemp("serve") / "v.avi", fer_faces, n_frames=160, fps=20.0)
-    srv = start_server("--token", TOKEN, "--source", str(video), "--threads", "4", "--pipelines", "1")
+    srv = start_server("--token", TOKEN, "--source", str(video), "--http-threads", "4", "--pipelines", "1")
     yield srv
     srv.stop()
 
@@ -130,7 +130,8 @@ def test_env_token_warning_on_all_interfaces_and_clean_stop(detector_dir, emotio
 @pytest.mark.parametrize("argv, words", [
     (["serve", "--token", " "], "token is empty"),
     (["serve", "--pipelines", "0"], "--pipelines"),
-    (["serve", "--threads", "1"], "--threads"),
+    (["serve", "--http-threads", "1"], "--http-threads"),
+    (["serve", "--threads", "0"], "--threads must be >= 1"),
     (["serve", "--port", "70000"], "--port"),
     (["serve", "--max-fps", "-1"], "--max-fps"),
     (["serve", "--source", "/no/such/video.mp4"], "file not found: /no/such/video.mp4"),

@@ -50,7 +50,7 @@ def _count_color_pixels(page, label: str) -> int:
 def test_live_page_draws_the_last_minute_of_label_shares(page, tmp_path, fer_faces, detector_dir,  # noqa: F811
                                                          emotion_model):
     video = write_video(tmp_path / "live.avi", fer_faces, n_frames=80, fps=10.0)  # 8 s in real time
-    srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--threads", "4")
+    srv = start_server("--token", TOKEN, "--source", str(video), "--pipelines", "1", "--http-threads", "4")
     try:
         page.goto(f"{srv.url}/live?token={TOKEN}")
         labels = json.loads(page.get_attribute("body", "data-labels"))
