@@ -43,7 +43,7 @@ def register(sub) -> None:
         "  fer-edge run --source 0 --report session/   # written when the run ends, also on Ctrl-C",
     )
     p.add_argument("jsonl", help="the JSONL file of `fer-edge run`")
-    p.add_argument("--out", required=True, help="folder for timeline.png, summary.csv, frames.csv and report.md (no default: required)")
+    p.add_argument("--out", required=True, help="folder for timeline.png, summary.csv, frames.csv and report.md")
     _add_report_arguments(p)
     p.add_argument("--no-chart", action="store_true", help="no timeline.png (needs no matplotlib)")
     p.add_argument("--strict", action="store_true", help="a malformed line is an error instead of a warning")
