@@ -16,47 +16,49 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from edge.cli import HelpFormatter
 
 
+class _Spinner:
+    """A Python thread counting as fast as the GIL lets it, while the block runs."""
+
+    def __init__(self):
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name="gil-spinner")
+
+    def _spin(self) -> None:
+        while not self._stop.is_set():
+            self.count += 1
+
+    def __enter__(self) -> "_Spinner":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _spin_rate(seconds: float) -> float:
-    stop, count = threading.Event(), [0]
-
-    def spin():
-        while not stop.is_set():
-            count[0] += 1
-
-    t = threading.Thread(target=spin)
-    t.start()
-    time.sleep(seconds)
-    stop.set()
-    t.join()
-    return count[0] / seconds
+    with _Spinner() as spinner:
+        time.sleep(seconds)
+    return spinner.count / seconds
 
 
 def python_progress(work, repeats: int = 3) -> dict:
     """Run work() while a Python thread spins; its rate meanwhile as a fraction of its solo rate."""
     solo = _spin_rate(0.2)
-    stop, count = threading.Event(), [0]
-
-    def spin():
-        while not stop.is_set():
-            count[0] += 1
-
-    t = threading.Thread(target=spin)
-    t.start()
-    time.sleep(0.05)
     fractions, work_ms = [], []
-    try:
+    with _Spinner() as spinner:
+        time.sleep(0.05)
         for _ in range(repeats):
-            c0, t0 = count[0], time.perf_counter()
+            c0, t0 = spinner.count, time.perf_counter()
             work()
-            t1, c1 = time.perf_counter(), count[0]
+            t1, c1 = time.perf_counter(), spinner.count
             fractions.append((c1 - c0) / (t1 - t0) / solo)
             work_ms.append((t1 - t0) * 1e3)
-    finally:
-        stop.set()
-        t.join()
     return {"python_thread_rate": float(np.median(fractions)), "work_ms": float(np.median(work_ms))}
 
 
