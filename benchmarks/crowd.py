@@ -37,9 +37,9 @@ from benchmarks.scenes import MATCH_IOU
 from benchmarks.synthetic import (BACKGROUNDS, DEFAULT_FEATHER, FaceTrack, SceneFace, SceneTruth, make_background,
                                   open_writer, paste_face, ring_px, truth_frames, truth_path, write_truth)
 from edge.boxes import match_boxes
+from edge.cli import HelpFormatter
 from edge.labels import dataset_index
 from edge.pipeline import PipelineConfig
-from edge.cli import HelpFormatter
 from train.data import default_data_path
 
 log = logging.getLogger(__name__)
