@@ -110,10 +110,10 @@ def read_source(keras_path: str | Path) -> SourceModel:
 
 def load_keras_model(source: SourceModel):
     """Load the Keras model and check it against its metadata: input size, 7 output classes."""
-    import keras
+    from train.nets import load_float32
 
     try:
-        model = keras.models.load_model(source.path, compile=False)
+        model = load_float32(source.path)
     except Exception as exc:  # Keras raises many types for a broken or foreign file
         raise ConvertError(f"{source.path}: Keras could not load it: {exc}") from None
     in_shape = tuple(model.input_shape)

@@ -21,6 +21,22 @@ def package_version(dist: str) -> str | None:
         return None
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (`avx2`, `amx_bf16`, ...); empty elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_fast_bfloat16() -> bool:
+    """True where the CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16)."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
 def machine_info() -> dict:
     """The CPU, cores, machine, system, Python, LiteRT version and the 1-minute load now."""
     cpu = ""

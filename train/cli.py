@@ -42,8 +42,12 @@ def register(sub) -> None:
     t.add_argument("--schedule", choices=("cosine", "plateau"), default=None,
                    help="cosine (warm-up + cosine, edge default) or plateau (reduce-on-plateau, seed default)")
     t.add_argument("--warmup-epochs", type=float, default=0.5, help="linear warm-up before the cosine")
-    t.add_argument("--init-from", default="", metavar="MODEL.keras",
-                   help="start from this model's weights with a fresh schedule (a warm restart)")
+    t.add_argument("--init-from", default="", metavar="MODEL",
+                   help="start from this .keras checkpoint's or .weights.h5's weights with a fresh "
+                   "schedule (a warm restart), e.g. models/edge/edge.weights.h5")
+    t.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="bfloat16: mixed precision (float32 weights), ~1.4x faster on CPUs with "
+                   "AMX/AVX512-BF16; auto picks it only there")
     t.add_argument("--time-budget-min", type=float, default=0.0,
                    help="fit the cosine schedule to this wall-clock budget and stop there (0: off)")
     t.add_argument("--patience", type=int, default=15, help="early stopping on PublicTest accuracy")
@@ -98,7 +102,7 @@ def _cmd_train(args) -> int:
         lr=args.lr if args.lr is not None else (0.05 if optimizer == "sgd" else 1e-3),
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         schedule=args.schedule or ("plateau" if args.arch == "seed" else "cosine"),
-        warmup_epochs=args.warmup_epochs, init_from=args.init_from,
+        warmup_epochs=args.warmup_epochs, init_from=args.init_from, precision=args.precision,
         time_budget_min=args.time_budget_min, patience=args.patience, strategy=args.strategy,
         resume=args.resume, limit=args.limit, seed=args.seed, progress=args.progress,
     )

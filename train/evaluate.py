@@ -50,9 +50,9 @@ def predict_probs(model_path: str | Path, images: np.ndarray, tta: str = "none",
             spec: InputSpec = input_spec_of(load_train_meta(p))
         except MetaError as exc:
             raise EvalError(str(exc)) from None
-        import keras
+        from train.nets import load_float32
 
-        model = keras.models.load_model(p, compile=False)
+        model = load_float32(p)
         run = lambda imgs: np.asarray(  # noqa: E731
             model.predict(to_model_input(imgs, spec), batch_size=batch_size, verbose=0), np.float32)
     else:

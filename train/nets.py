@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import layers
 
@@ -31,7 +33,8 @@ def build_seed(input_shape=(48, 48, 1), num_classes: int = NUM_CLASSES) -> keras
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.Dropout(0.25)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    # float32 even under a mixed-precision policy: a bfloat16 softmax rounds the probabilities.
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="seed")
 
 
@@ -56,7 +59,7 @@ def build_edge(input_shape=(48, 48, 1), num_classes: int = NUM_CLASSES,
             x = layers.MaxPooling2D(2)(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="edge")
 
 
@@ -67,3 +70,37 @@ def build(arch: str, input_shape=None, num_classes: int = NUM_CLASSES) -> keras.
     if arch == "seed":
         return build_seed(input_shape, num_classes)
     return build_edge(input_shape, num_classes)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Build layers under the Keras dtype policy `name` ("float32", "mixed_bfloat16")."""
+    saved = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(saved)
+
+
+def is_float32(model: keras.Model) -> bool:
+    return all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers)
+
+
+def load_float32(path) -> keras.Model:
+    """Load a .keras model for inference, evaluation or conversion in float32.
+
+    A model trained under `mixed_bfloat16` keeps that policy in its config and would compute
+    in bfloat16 (and the TFLite converter would carry the casts), so our own architectures
+    are rebuilt in float32 and given its weights, which are float32 variables either way.
+    """
+    model = keras.models.load_model(path, compile=False)
+    if is_float32(model):
+        return model
+    if model.name not in ARCHITECTURES:
+        raise ValueError(f"{path}: computes in {model.dtype_policy.name}, and only the built-in "
+                         f"architectures ({', '.join(ARCHITECTURES)}) can be rebuilt in float32")
+    with dtype_policy("float32"):
+        rebuilt = build(model.name, tuple(model.input_shape[1:]), int(model.output_shape[-1]))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt

@@ -97,3 +97,54 @@ def test_training_and_runtime_preprocess_identically(fer_data):
         crops.append(crop_face(frame, np.array([50, 30, 98, 78]), spec, CropPolicy()))
     x_runtime = to_model_input(np.stack(crops), spec)
     np.testing.assert_allclose(x_runtime, x_train, atol=1e-6)
+
+
+@pytest.mark.parametrize("source", ["keras", "weights"])
+def test_a_warm_restart_starts_from_the_given_weights(tmp_path, fer_data, source):
+    """--init-from takes a .keras checkpoint or the committed .weights.h5 (checkpoints do not
+    outlive the machine; the committed float model does)."""
+    import keras
+
+    from train.nets import build
+
+    start = build("edge")
+    start.set_weights([np.full_like(w, 0.01 * (i + 1)) for i, w in enumerate(start.get_weights())])
+    path = tmp_path / ("start.keras" if source == "keras" else "edge.weights.h5")
+    start.save(path) if source == "keras" else start.save_weights(path)
+    # lr 0: the run's model is exactly the starting weights.
+    cfg = TrainConfig(arch="edge", out_dir=str(tmp_path / "w"), epochs=1, limit=64, batch_size=32,
+                      lr=0.0, weight_decay=0.0, init_from=str(path), precision="float32", progress="epoch")
+    result = train(cfg, fer_data)
+    trained = keras.models.load_model(result.out_dir / "last.keras", compile=False)
+    conv = [w for w in trained.weights if "kernel" in w.path][0]
+    np.testing.assert_allclose(np.asarray(conv), 0.01)
+
+
+def test_a_missing_warm_restart_file_says_what_to_pass(tmp_path, fer_data):
+    cfg = TrainConfig(arch="edge", out_dir=str(tmp_path / "x"), epochs=1, limit=64,
+                      init_from=str(tmp_path / "nope.keras"), progress="epoch")
+    with pytest.raises(FileNotFoundError, match="weights.h5"):
+        train(cfg, fer_data)
+
+
+@pytest.mark.parametrize("precision, flags, policy", [
+    ("float32", set(), "float32"),
+    ("bfloat16", set(), "mixed_bfloat16"),
+    ("auto", {"avx2"}, "float32"),
+    ("auto", {"avx2", "amx_bf16"}, "mixed_bfloat16"),
+    ("auto", {"avx512_bf16"}, "mixed_bfloat16"),
+])
+def test_precision_auto_picks_bfloat16_only_where_the_cpu_has_it(monkeypatch, precision, flags, policy):
+    import edge.machine
+    from train.fit import resolve_precision
+
+    monkeypatch.setattr(edge.machine, "cpu_flags", lambda: frozenset(flags))
+    assert resolve_precision(precision) == policy
+
+
+def test_a_bfloat16_run_records_its_policy(tmp_path, fer_data):
+    cfg = TrainConfig(arch="edge", out_dir=str(tmp_path / "b"), epochs=1, limit=64, batch_size=32,
+                      precision="bfloat16", progress="epoch")
+    train(cfg, fer_data)
+    meta = json.loads((tmp_path / "b" / "train_meta.json").read_text())
+    assert meta["dtype_policy"] == "mixed_bfloat16"

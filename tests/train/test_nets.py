@@ -39,3 +39,34 @@ def test_architecture_round_trips_through_json():
 def test_unknown_architecture():
     with pytest.raises(ValueError, match="unknown architecture"):
         build("resnet")
+
+
+@pytest.mark.parametrize("arch", ["seed", "edge"])
+def test_a_bfloat16_trained_model_loads_back_in_float32(tmp_path, arch):
+    """Evaluation and conversion see float32 whatever precision the model was trained in."""
+    from train.nets import dtype_policy, is_float32, load_float32
+
+    with dtype_policy("mixed_bfloat16"):
+        mixed = build(arch)
+    assert not is_float32(mixed)
+    assert mixed.get_layer("probs").dtype_policy.compute_dtype == "float32"  # the softmax stays exact
+    path = tmp_path / f"{arch}.keras"
+    mixed.save(path)
+    assert keras.mixed_precision.global_policy().name == "float32"  # the scope restored it
+
+    loaded = load_float32(path)
+    assert is_float32(loaded)
+    for a, b in zip(loaded.get_weights(), mixed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(1).normal(size=(4, *loaded.input_shape[1:])).astype("float32")
+    # bfloat16 keeps ~3 significant digits: the two agree closely, and float32 is the reference.
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), mixed.predict(x, verbose=0), atol=0.05)
+
+
+def test_a_float32_model_loads_unchanged(tmp_path):
+    from train.nets import load_float32
+
+    model = build("edge")
+    model.save(tmp_path / "m.keras")
+    loaded = load_float32(tmp_path / "m.keras")
+    assert loaded.to_json() == keras.models.load_model(tmp_path / "m.keras", compile=False).to_json()
