@@ -27,8 +27,8 @@ import numpy as np
 
 from benchmarks.samples import rate
 from benchmarks.scenes_report import scene_markdown, summary_rows, write_scene_report
-from benchmarks.synthetic import DEFAULT_FEATHER, make_scene_video, truth_frames, truth_path
-from edge.boxes import match_boxes
+from benchmarks.synthetic import (DEFAULT_FEATHER, MATCH_IOU, make_scene_video, match_placed_faces, truth_frames,
+                                  truth_path)
 from edge.labels import dataset_index
 from edge.pipeline import PipelineConfig
 from train.data import default_data_path
@@ -39,7 +39,6 @@ DEFAULT_OUT = "reports/scenes"
 # only) inside it has IoU ~ (box/square)^2: 0.45-0.8 for well-found faces. 0.3 accepts a box
 # a bit more than half the square's side that sits inside it, and rejects boxes on a neighbour
 # or on background (faces never overlap, so a box cannot straddle two faces).
-MATCH_IOU = 0.3
 SIZE_BUCKETS = (0, 100, 150, 200, 10_000)  # placed square side, px
 MODES = {"smooth_off": False, "smooth_on": True}  # report key -> PipelineConfig.smooth
 
@@ -88,7 +87,7 @@ class _Tally:
 
     def add_result(self, mode: str, v: int, i: int, placed, tboxes: np.ndarray, result, iou_threshold: float) -> None:
         """One mode's pipeline result on frame i of video v, matched to the placed squares."""
-        ti, di, ious = match_boxes(tboxes, result.faces.xyxy, iou_threshold)
+        ti, di, ious = match_placed_faces(tboxes, result.faces.xyxy, iou_threshold)
         preds = self.to_ds[result.label_index]
         r = self.rows[mode]
         for t, d, u in zip(ti, di, ious):

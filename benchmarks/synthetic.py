@@ -12,7 +12,11 @@ deterministic given the seed.
 The placed square IS the FER-2013 framing: a crop of the frame at `box` resized to 48x48
 gives back the source crop (up to interpolation and codec loss). A detector box is usually
 smaller than that square (FER crops are tight, with some margin around the face), which is
-what `benchmarks.calibrate` measures.
+what `benchmarks.calibrate` measures. So `match_placed_faces` counts a detection as a placed face
+when it overlaps the square by IoU >= 0.3, or when it lies inside the square and is at least a
+third of its side: in a loosely framed crop (hands on the cheeks, a profile, a small face in a
+wide photo) the face fills half the square, and a tight box on it overlaps by IoU 0.1-0.3 while
+being, by construction, a detection of that face (squares lie apart, backgrounds hold no faces).
 
 Feathering: a pasted square with hard edges is an unnatural high-contrast frame around the
 face that a detector may or may not latch on to. So the face is extended OUTSIDE its square
@@ -41,6 +45,8 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+
+from edge.boxes import iou_matrix, match_boxes
 
 from edge.capture import video_frames
 from edge.labels import LABELS
@@ -96,6 +102,52 @@ class SceneTruth:
 
 
 # ---------------------------------------------------------------- truth files
+
+MATCH_IOU = 0.3  # a detection overlapping a placed square this much is that face
+INSIDE_FRACTION = 0.8  # or: this share of the detection's area lies inside the square ...
+INSIDE_MIN_SIDE = 1.0 / 3.0  # ... and its side is at least this share of the square's
+
+
+def match_placed_faces(squares_xyxy: np.ndarray, boxes_xyxy: np.ndarray, iou_threshold: float = MATCH_IOU
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-to-one matching of placed squares (n, 4) to detections (m, 4), both x1 y1 x2 y2.
+
+    Pairs at IoU >= iou_threshold first (greedy, highest first), then detections lying inside a
+    still unmatched square (see the module doc). Returns (square index (k,), detection index
+    (k,), IoU (k,)).
+    """
+    squares = np.asarray(squares_xyxy, np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    ti, di, ious = match_boxes(squares, boxes, iou_threshold)
+    free_t = np.setdiff1d(np.arange(len(squares)), ti)
+    free_d = np.setdiff1d(np.arange(len(boxes)), di)
+    if not (len(free_t) and len(free_d)):
+        return ti, di, ious
+    sq, bx = squares[free_t][:, None, :], boxes[free_d][None, :, :]
+    iw = np.clip(np.minimum(sq[..., 2], bx[..., 2]) - np.maximum(sq[..., 0], bx[..., 0]), 0, None)
+    ih = np.clip(np.minimum(sq[..., 3], bx[..., 3]) - np.maximum(sq[..., 1], bx[..., 1]), 0, None)
+    area = np.maximum((bx[..., 2] - bx[..., 0]) * (bx[..., 3] - bx[..., 1]), 1e-9)
+    inside = iw * ih / area  # (t, d) share of each detection inside each square
+    side_ratio = (np.maximum(bx[..., 2] - bx[..., 0], bx[..., 3] - bx[..., 1])
+                  / np.maximum(sq[..., 2] - sq[..., 0], 1e-9))
+    ok = (inside >= INSIDE_FRACTION) & (side_ratio >= INSIDE_MIN_SIDE)
+    iou = iou_matrix(squares[free_t], boxes[free_d])
+    extra_t, extra_d, extra_iou = [], [], []
+    used_t, used_d = set(), set()
+    for flat in np.argsort(-(inside * ok), axis=None, kind="stable"):
+        a, b = divmod(int(flat), ok.shape[1])
+        if not ok[a, b]:
+            break
+        if a in used_t or b in used_d:
+            continue
+        used_t.add(a)
+        used_d.add(b)
+        extra_t.append(int(free_t[a]))
+        extra_d.append(int(free_d[b]))
+        extra_iou.append(float(iou[a, b]))
+    return (np.concatenate([ti, np.array(extra_t, np.int64)]), np.concatenate([di, np.array(extra_d, np.int64)]),
+            np.concatenate([ious, np.array(extra_iou, np.float64)]))
+
 
 def truth_path(video_path: str | Path) -> Path:
     """`scene.mp4` -> `scene.truth.jsonl`."""

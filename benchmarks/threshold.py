@@ -36,7 +36,6 @@ import numpy as np
 
 from benchmarks.outputs import pyplot, save_figure, write_report_files
 from benchmarks.samples import rate
-from edge.boxes import match_boxes
 from edge.pipeline import PipelineConfig
 from train.data import default_data_path
 
@@ -280,7 +279,7 @@ def _face_recall(detectors, images, labels, *, face_videos: int, face_frames: in
     """Every detector (one per threshold) on the same synthetic face videos, matched to the truth."""
     import tempfile
 
-    from benchmarks.synthetic import make_scene_video, truth_frames
+    from benchmarks.synthetic import make_scene_video, match_placed_faces, truth_frames
 
     k = len(detectors)
     out = _Recall(np.zeros(k, np.int64), np.zeros(k, np.int64), np.zeros(k, np.int64))
@@ -296,7 +295,7 @@ def _face_recall(detectors, images, labels, *, face_videos: int, face_frames: in
                 out.big_placed += int(big.sum())
                 for j, det in enumerate(detectors):
                     found = det.detect(frame).xyxy.astype(np.float64)
-                    ti, _, _ = match_boxes(boxes, found, 0.3)
+                    ti, _, _ = match_placed_faces(boxes, found)
                     out.tp[j] += len(ti)
                     out.big_tp[j] += int(big[ti].sum())
                     out.fp[j] += len(found) - len(ti)

@@ -266,7 +266,7 @@ SCANS = ("auto", "frame", "tiles")
 
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
                   score_threshold: float | None = None, num_threads: int | None = None, scan: str = "frame",
-                  min_face_px: float = 40.0, tiles_per_frame: int = 1, tile_threads: int | None = None
+                  min_face_px: float = 40.0, tiles_per_frame: int = 2, tile_threads: int | None = None
                   ) -> FaceDetector:
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);

@@ -10,6 +10,7 @@ from benchmarks.synthetic import (
     feather_mask,
     make_scene_image,
     make_scene_video,
+    match_placed_faces,
     read_truth,
     truth_frames,
     truth_path,
@@ -146,3 +147,36 @@ def test_truth_frames_reads_back_every_frame_and_says_when_one_is_missing(tmp_pa
                          frames=truth.frames + truth.frames[:1])
     with pytest.raises(RuntimeError, match="only 4 of 5 frames"):
         list(truth_frames(video, longer))
+
+
+SQUARE = [100, 100, 200, 200]
+
+
+@pytest.mark.parametrize("detection, matched, why", [
+    ([110, 110, 190, 190], True, "IoU 0.64"),
+    ([130, 120, 175, 170], True, "a tight box on a small face inside the square (IoU 0.22)"),
+    ([150, 100, 250, 200], True, "IoU 0.33, half outside"),
+    ([140, 140, 165, 165], False, "a quarter of the side: an eye, not the face"),
+    ([170, 170, 240, 240], False, "mostly outside, IoU 0.06"),
+    ([300, 300, 360, 360], False, "elsewhere"),
+])
+def test_a_detection_counts_as_a_placed_face(detection, matched, why):
+    ti, di, _ = match_placed_faces(np.array([SQUARE]), np.array([detection]))
+    assert (len(ti) == 1) == matched, why
+
+
+def test_each_square_and_each_detection_is_matched_once():
+    squares = np.array([SQUARE, [300, 100, 400, 200]])
+    # Two boxes inside the first square: only one is that face; the other is a false positive.
+    boxes = np.array([[130, 120, 175, 170], [120, 130, 180, 185], [305, 105, 395, 195]])
+    ti, di, ious = match_placed_faces(squares, boxes)
+    assert sorted(zip(ti.tolist(), di.tolist()))[0][0] == 0 and len(ti) == 2
+    assert sorted(ti.tolist()) == [0, 1] and len(set(di.tolist())) == 2
+    assert 2 in di.tolist()  # the IoU match of the second square
+    assert ((ious > 0) & (ious <= 1)).all()
+
+
+def test_no_squares_or_no_detections():
+    for squares, boxes in ((np.zeros((0, 4)), np.array([SQUARE])), (np.array([SQUARE]), np.zeros((0, 4)))):
+        ti, di, ious = match_placed_faces(squares, boxes)
+        assert len(ti) == len(di) == len(ious) == 0
