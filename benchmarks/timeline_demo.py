@@ -75,6 +75,19 @@ def _two_face_frame(background: np.ndarray, faces: dict[str, np.ndarray], i: int
     return image
 
 
+def _box_fits_slot(box_xyxy: np.ndarray, slot: tuple[int, int, int]) -> bool:
+    """The detector's box is centred in the face's square and not larger than it by much.
+
+    Some crops make the detector draw a box far larger than the square (1.6x seen); when the
+    video swaps such a face in, the box jumps and the tracker rightly starts a new track, which
+    is not what this video is for.
+    """
+    x, y, side = slot
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return x <= cx <= x + side and y <= cy <= y + side and max(x2 - x1, y2 - y1) <= 1.25 * side
+
+
 def confident_faces(fer_test: Path, model: str | None = None, detector_model: str | None = None
                     ) -> dict[str, list[np.ndarray]]:
     """Per class, the PublicTest faces the pipeline labels right in both slots with MIN_CONFIDENCE."""
@@ -92,7 +105,8 @@ def confident_faces(fer_test: Path, model: str | None = None, detector_model: st
                 for slot in SLOTS:
                     pipe.reset()
                     r = pipe.process(_two_face_frame(background, {slot: face}, 0), index=0, t=0.0)
-                    if not (len(r.faces) == 1 and r.emotions[0] == cls and r.confidences[0] >= MIN_CONFIDENCE):
+                    if not (len(r.faces) == 1 and r.emotions[0] == cls and r.confidences[0] >= MIN_CONFIDENCE
+                            and _box_fits_slot(r.faces.xyxy[0], SLOTS[slot])):
                         ok = False
                         break
                 if ok:

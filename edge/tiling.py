@@ -21,7 +21,7 @@ The scan of a frame (H, W), `plan_scan`:
 A full scan runs every window. On a stream (video, camera) the detector runs the coarse pass and
 the regions of interest every frame, and the level windows round-robin, `tiles_per_frame` tiles
 per frame: the cost per frame stays bounded, and a face that appears is found within one cycle
-of the schedule (20 frames at 1080p with the defaults) or at once when it is large. The first
+of the schedule (10 frames at 1080p with the defaults) or at once when it is large. The first
 frame after `reset()` (and after the frame size changes) is a full scan, so stills and the first
 frame of a video see every face. Detections go through a weighted non-maximum suppression per
 window, then one across all windows of the frame, in frame pixels.
