@@ -41,7 +41,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """`--help` shows each option's default once, and keeps the examples as written.
 
     The default is appended unless the help text already says it; options whose default is
-    unset (None) or off (False) get none appended: their help says what happens without them.
+    unset (None, "") or off (False) get none appended: their help says what happens without them.
     A description or epilog with line breaks (examples) is kept as written, others are wrapped.
     """
 
@@ -52,7 +52,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default is None or action.default is False or "default" in text:
+        if action.default is None or action.default is False or action.default == "" or "default" in text:
             return text
         return super()._get_help_string(action)
 
