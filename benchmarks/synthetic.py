@@ -46,8 +46,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from edge.boxes import iou_matrix, match_boxes
-
+from edge.boxes import greedy_pairs, iou_matrix, match_boxes
 from edge.capture import video_frames
 from edge.labels import LABELS
 
@@ -130,23 +129,9 @@ def match_placed_faces(squares_xyxy: np.ndarray, boxes_xyxy: np.ndarray, iou_thr
     inside = iw * ih / area  # (t, d) share of each detection inside each square
     side_ratio = (np.maximum(bx[..., 2] - bx[..., 0], bx[..., 3] - bx[..., 1])
                   / np.maximum(sq[..., 2] - sq[..., 0], 1e-9))
-    ok = (inside >= INSIDE_FRACTION) & (side_ratio >= INSIDE_MIN_SIDE)
-    iou = iou_matrix(squares[free_t], boxes[free_d])
-    extra_t, extra_d, extra_iou = [], [], []
-    used_t, used_d = set(), set()
-    for flat in np.argsort(-(inside * ok), axis=None, kind="stable"):
-        a, b = divmod(int(flat), ok.shape[1])
-        if not ok[a, b]:
-            break
-        if a in used_t or b in used_d:
-            continue
-        used_t.add(a)
-        used_d.add(b)
-        extra_t.append(int(free_t[a]))
-        extra_d.append(int(free_d[b]))
-        extra_iou.append(float(iou[a, b]))
-    return (np.concatenate([ti, np.array(extra_t, np.int64)]), np.concatenate([di, np.array(extra_d, np.int64)]),
-            np.concatenate([ious, np.array(extra_iou, np.float64)]))
+    a, b = greedy_pairs(np.where(side_ratio >= INSIDE_MIN_SIDE, inside, 0.0), INSIDE_FRACTION)
+    iou = iou_matrix(squares[free_t], boxes[free_d])[a, b]
+    return np.concatenate([ti, free_t[a]]), np.concatenate([di, free_d[b]]), np.concatenate([ious, iou])
 
 
 def truth_path(video_path: str | Path) -> Path:

@@ -35,22 +35,27 @@ def match_boxes(a_xyxy: np.ndarray, b_xyxy: np.ndarray, iou_threshold: float
     equals the optimal assignment in practice and needs no solver.
     """
     m = iou_matrix(a_xyxy, b_xyxy)
-    ai, bi, vals = [], [], []
-    if m.size:
-        order = np.argsort(-m, axis=None, kind="stable")
-        used_a = np.zeros(m.shape[0], bool)
-        used_b = np.zeros(m.shape[1], bool)
-        for flat in order:
-            i, j = divmod(int(flat), m.shape[1])
-            if m[i, j] < iou_threshold:
+    ai, bi = greedy_pairs(m, iou_threshold)
+    return ai, bi, m[ai, bi]
+
+
+def greedy_pairs(score: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy one-to-one pairs (row index (k,), column index (k,)) of an (n, m) score matrix,
+    highest score first; pairs need score >= min_score."""
+    ai, bi = [], []
+    if score.size:
+        used_a = np.zeros(score.shape[0], bool)
+        used_b = np.zeros(score.shape[1], bool)
+        for flat in np.argsort(-score, axis=None, kind="stable"):
+            i, j = divmod(int(flat), score.shape[1])
+            if score[i, j] < min_score:
                 break
             if used_a[i] or used_b[j]:
                 continue
             used_a[i] = used_b[j] = True
             ai.append(i)
             bi.append(j)
-            vals.append(float(m[i, j]))
-    return np.array(ai, np.int64), np.array(bi, np.int64), np.array(vals, np.float64)
+    return np.array(ai, np.int64), np.array(bi, np.int64)
 
 
 def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou_threshold: float

@@ -26,6 +26,7 @@ import numpy as np
 from edge.anchors import FULL_RANGE, SHORT_RANGE, AnchorOptions, ssd_anchor_centres
 from edge.boxes import weighted_nms
 from edge.interpreter import load_interpreter
+from edge.tiling import TILES_PER_FRAME
 from edge.types import Faces
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ SCANS = ("auto", "frame", "tiles")
 
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
                   score_threshold: float | None = None, num_threads: int | None = None, scan: str = "frame",
-                  min_face_px: float = 40.0, tiles_per_frame: int = 2, tile_threads: int | None = None
+                  min_face_px: float = 40.0, tiles_per_frame: int = TILES_PER_FRAME, tile_threads: int | None = None
                   ) -> FaceDetector:
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);

@@ -26,6 +26,7 @@ import numpy as np
 from edge.classifier import EmotionClassifier
 from edge.detector import FaceDetector
 from edge.preprocess import crop_face, crop_window, to_gray, to_model_input
+from edge.tiling import TILES_PER_FRAME
 from edge.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
@@ -50,11 +51,7 @@ class PipelineConfig:
     # auto: whole frame up to 960 px on the long side, tiles above | frame | tiles (edge.tiling)
     scan: str = "auto"
     min_face_px: float = 40.0  # smallest face side the tiles look for, frame px
-    # Tiles of the round-robin scan per streamed frame (after the first). Two: a 1080p cycle takes
-    # 10 frames instead of 20, which on group scenes raised recall on faces >= 48 px by 1-2 points
-    # and on 32-47 px faces by 8 (faces appearing mid-stream are found twice as soon), for ~25 %
-    # less speed; three found a little more but let through more false positives (precision 94 %).
-    tiles_per_frame: int = 2
+    tiles_per_frame: int = TILES_PER_FRAME  # tiles of the round-robin scan per streamed frame
     detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
     threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS (tiles: up to 2)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.boxes import match_boxes
+from edge.boxes import greedy_pairs, match_boxes
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +140,8 @@ class Tracker:
         dist /= (side_d[:, None] + side_t[None, :]) / 2
         ratio = np.maximum(side_d[:, None] / side_t[None, :], side_t[None, :] / side_d[:, None])
         dist[ratio >= 1.5] = np.inf
-        used = np.zeros(len(lost), bool)
-        for flat in np.argsort(dist, axis=None):
-            a, b = divmod(int(flat), len(lost))
-            if dist[a, b] > self.config.reacquire_distance:
-                break
-            if match[free[a]] < 0 and not used[b]:
-                match[free[a]] = lost[b]
-                used[b] = True
+        a, b = greedy_pairs(-dist, -self.config.reacquire_distance)  # nearest first
+        match[free[a]] = lost[b]
 
     def _hysteresis(self, tr: _Track) -> None:
         cfg = self.config

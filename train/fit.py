@@ -191,7 +191,8 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
     (out / "model.json").write_text(model.to_json())  # architecture as JSON, as the source project asks
 
     meta = {
-        "arch": cfg.arch, "dtype_policy": model.dtype_policy.name, "params": params, "labels": list(LABELS), "input": spec.to_json(),
+        "arch": cfg.arch, "dtype_policy": model.dtype_policy.name, "params": params, "labels": list(LABELS),
+        "input": spec.to_json(),
         "crop": CropPolicy().to_json(), "config": asdict(cfg),
         "command": " ".join(argv) if argv else " ".join(sys.argv),
         "data": {"source": data.source, "layout": data.layout, "split_note": data.split_note,
