@@ -60,8 +60,8 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
         help="smallest supported face side in tiled frames, in frame pixels; smaller faces are found less often "
         "(recall per face size: README *Group scenes*)")
     add("detector", "--tiles-per-frame", type=int, default=d.tiles_per_frame,
-        help="tiled streams: tiles scanned per frame besides the regions around known faces; more finds new "
-        "faces sooner at a higher cost per frame")
+        help="tiled streams: tiles scanned per frame besides the regions around known faces, where the frame "
+        "changed first, then the longest waiting; more finds new faces sooner at a higher cost per frame")
     add("model", "--model", "--emotion-model", dest="emotion_model", default=d.emotion_model,
         help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
     add("runtime", "--threads", type=int, default=d.threads,
