@@ -47,12 +47,16 @@ def predict_probs(model_path: str | Path, images: np.ndarray, tta: str = "none",
         from train.meta import MetaError, input_spec_of, load_train_meta
 
         try:
-            spec: InputSpec = input_spec_of(load_train_meta(p))
+            meta = load_train_meta(p)
         except MetaError as exc:
             raise EvalError(str(exc)) from None
-        from train.nets import load_float32
+        spec: InputSpec = input_spec_of(meta)
+        from train.nets import load_float32, load_weights_float32
 
-        model = load_float32(p)
+        if p.name.endswith(".weights.h5"):  # weights only: the metadata names the architecture
+            model = load_weights_float32(p, meta["arch"], (spec.height, spec.width, spec.channels))
+        else:
+            model = load_float32(p)
         run = lambda imgs: np.asarray(  # noqa: E731
             model.predict(to_model_input(imgs, spec), batch_size=batch_size, verbose=0), np.float32)
     else:

@@ -43,6 +43,8 @@ class TrainConfig:
     schedule: str = "cosine"  # "cosine" (warm-up + cosine over epochs/time budget) | "plateau"
     warmup_epochs: float = 0.5
     init_from: str = ""  # a .keras model or .weights.h5 whose weights start this run (a warm restart)
+    distill_from: str = ""  # a trained model whose flip-averaged probabilities become soft targets
+    distill_weight: float = 0.5  # share of the teacher's probabilities in each target
     precision: str = "auto"  # "float32" | "bfloat16" (mixed) | "auto" (bfloat16 where the CPU has it)
     time_budget_min: float = 0.0  # 0: no budget; else the cosine runs over wall-clock time
     patience: int = 15  # early stopping on PublicTest accuracy
@@ -80,6 +82,31 @@ def resolve_precision(precision: str) -> str:
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"unknown precision {precision!r}; use auto, float32 or bfloat16")
     return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+
+
+def teacher_probs(model_path: str, images: np.ndarray) -> np.ndarray:
+    """(n, 7) probabilities of a trained model on (n, 48, 48) uint8 images, averaged with the mirror."""
+    from train.evaluate import EvalError, predict_probs
+
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(f"--distill-from {model_path}: no such file; pass a trained .keras or "
+                                ".weights.h5 with its metadata, such as models/edge/edge.weights.h5")
+    try:
+        return predict_probs(model_path, images, tta="flip")
+    except EvalError as exc:
+        raise FileNotFoundError(f"--distill-from: {exc}") from None
+
+
+def soft_targets(labels: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
+    """(n, 7) float32 targets: (1 - weight) x one-hot label + weight x the teacher's probabilities.
+
+    Self-distillation: the teacher's flip-averaged beliefs carry which classes a face resembles
+    (the similarity of fear and surprise, say), which a one-hot label throws away.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"distill weight must be in [0, 1], got {weight}")
+    onehot = np.eye(teacher.shape[1], dtype=np.float32)[labels]
+    return ((1.0 - weight) * onehot + weight * teacher).astype(np.float32)
 
 
 def _limit(split: Split, n: int, seed: int) -> Split:
@@ -163,6 +190,10 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
     x_tr = to_model_input(tr.images, spec)  # (n, side, side, 1) float32, equalized + normalised
     x_va = to_model_input(va.images, spec)
     y_tr = np.eye(NUM_CLASSES, dtype=np.float32)[tr.labels]
+    teacher = None
+    if cfg.distill_from:
+        teacher = teacher_probs(cfg.distill_from, tr.images)
+        y_tr = soft_targets(tr.labels, teacher, cfg.distill_weight)
     y_va = np.eye(NUM_CLASSES, dtype=np.float32)[va.labels]
 
     strategy = tf.distribute.MirroredStrategy() if cfg.strategy == "mirrored" else tf.distribute.get_strategy()
@@ -195,6 +226,9 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
         "input": spec.to_json(),
         "crop": CropPolicy().to_json(), "config": asdict(cfg),
         "command": " ".join(argv) if argv else " ".join(sys.argv),
+        "teacher": None if teacher is None else {
+            "model": cfg.distill_from, "weight": cfg.distill_weight, "tta": "flip",
+            "train_accuracy": round(float(np.mean(np.argmax(teacher, 1) == tr.labels)), 4)},
         "data": {"source": data.source, "layout": data.layout, "split_note": data.split_note,
                  "train_n": len(tr), "public_n": len(va)},
     }

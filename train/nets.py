@@ -87,6 +87,14 @@ def is_float32(model: keras.Model) -> bool:
     return all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers)
 
 
+def load_weights_float32(path, arch: str, input_shape) -> keras.Model:
+    """Build `arch` in float32 and load a .weights.h5 (the committed float model) into it."""
+    with dtype_policy("float32"):
+        model = build(arch, tuple(input_shape))
+    model.load_weights(path)
+    return model
+
+
 def load_float32(path) -> keras.Model:
     """Load a .keras model for inference, evaluation or conversion in float32.
 

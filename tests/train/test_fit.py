@@ -148,3 +148,40 @@ def test_a_bfloat16_run_records_its_policy(tmp_path, fer_data):
     train(cfg, fer_data)
     meta = json.loads((tmp_path / "b" / "train_meta.json").read_text())
     assert meta["dtype_policy"] == "mixed_bfloat16"
+
+
+def test_soft_targets_mix_the_label_and_the_teacher():
+    from train.fit import soft_targets
+
+    teacher = np.array([[0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9], [0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    y = soft_targets(np.array([0, 1]), teacher, 0.5)
+    np.testing.assert_allclose(y[0], [0.55, 0, 0, 0, 0, 0, 0.45], atol=1e-6)
+    np.testing.assert_allclose(y[1], [0, 0.75, 0.25, 0, 0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(y.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(soft_targets(np.array([0, 1]), teacher, 0.0), np.eye(7, dtype=np.float32)[[0, 1]])
+    with pytest.raises(ValueError, match="distill weight"):
+        soft_targets(np.array([0]), teacher[:1], 1.5)
+
+
+def test_self_distillation_from_the_committed_kind_of_weights(tmp_path, fer_data):
+    """--distill-from a .weights.h5 (with its train_meta.json) trains, and the run records the teacher."""
+    from train.evaluate import predict_probs
+
+    first = train(TrainConfig(arch="edge", out_dir=str(tmp_path / "t"), epochs=1, limit=64, batch_size=32,
+                              precision="float32", progress="epoch"), fer_data)
+    import keras
+
+    weights = tmp_path / "t" / "edge.weights.h5"
+    keras.models.load_model(first.best_path, compile=False).save_weights(weights)
+    images = fer_data.train.images[:16]
+    # The weights file evaluates exactly like the checkpoint it came from.
+    np.testing.assert_allclose(predict_probs(weights, images, tta="flip"),
+                               predict_probs(first.best_path, images, tta="flip"), atol=1e-5)
+    train(TrainConfig(arch="edge", out_dir=str(tmp_path / "s"), epochs=1, limit=64, batch_size=32,
+                      precision="float32", progress="epoch", distill_from=str(weights), distill_weight=0.7),
+          fer_data)
+    teacher = json.loads((tmp_path / "s" / "train_meta.json").read_text())["teacher"]
+    assert teacher["model"] == str(weights) and teacher["weight"] == 0.7 and 0.0 <= teacher["train_accuracy"] <= 1.0
+    with pytest.raises(FileNotFoundError, match="distill-from"):
+        train(TrainConfig(arch="edge", out_dir=str(tmp_path / "x"), epochs=1, limit=64,
+                          distill_from=str(tmp_path / "nope.weights.h5"), progress="epoch"), fer_data)
