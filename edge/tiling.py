@@ -219,10 +219,15 @@ class _TileSchedule:
         self.max_wait = MAX_WAIT_CYCLES * max(cycle, 1)
         self.seen = np.zeros((len(scales), self.size[1], self.size[0]), np.uint8)
         self.age = np.zeros(len(tiles), np.int64)  # frames since each tile last ran
+        # Per-frame work reuses these buffers: the thumbnail in BGR and gray, the change mask.
+        self._small = np.zeros((self.size[1], self.size[0], 3), np.uint8)
+        self._thumb = np.zeros((self.size[1], self.size[0]), np.uint8)
+        self._moved = np.zeros_like(self.seen)  # 1 where a thumbnail pixel changed, per level
 
     def thumbnail(self, image_bgr: np.ndarray) -> np.ndarray:
-        small = cv2.resize(image_bgr, self.size, interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        """The frame's (H / THUMB_DIV, W / THUMB_DIV) gray thumbnail (a reused buffer)."""
+        cv2.resize(image_bgr, self.size, dst=self._small, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._thumb)
 
     def restart(self, image_bgr: np.ndarray) -> None:
         """Every tile has just run on this frame (a full scan)."""
@@ -231,13 +236,16 @@ class _TileSchedule:
 
     def changed_px(self, thumb: np.ndarray, faces_xyxy: np.ndarray) -> np.ndarray:
         """(n_tiles,) thumbnail pixels that changed since each tile last ran, outside the faces."""
-        moved = np.abs(self.seen.astype(np.int16) - thumb) > CHANGE_LEVEL  # (levels, h, w) bool
+        moved = self._moved
+        for level, seen in enumerate(self.seen):
+            cv2.absdiff(seen, thumb, dst=moved[level])
+            cv2.threshold(moved[level], CHANGE_LEVEL, 1, cv2.THRESH_BINARY, dst=moved[level])
         sx, sy = self.scale
         for x1, y1, x2, y2 in faces_xyxy:
             # A quarter of the side around the box: the face drifts between its detections.
             m = 0.25 * max(x2 - x1, y2 - y1)
             moved[:, max(0, int((y1 - m) * sy)):int(math.ceil((y2 + m) * sy)),
-                  max(0, int((x1 - m) * sx)):int(math.ceil((x2 + m) * sx))] = False
+                  max(0, int((x1 - m) * sx)):int(math.ceil((x2 + m) * sx))] = 0
         return np.array([np.count_nonzero(moved[lv, y0:y1, x0:x1])
                          for lv, (y0, y1, x0, x1) in zip(self.level, self.areas)], np.int64)
 
