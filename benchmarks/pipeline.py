@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import math
 import sys
 import threading
 import time
@@ -194,6 +195,10 @@ class PipelineSide:
         self._fps_shown = None
         self._source = None
         self._stages = None
+        # While another side runs its block, a frame of ours may wait, decoded, in the pipeline.
+        # That wait is not our latency: (when the last pause began, its length in s).
+        self._pause_began: float | None = None
+        self._pause = (math.inf, 0.0)
         if self.workers != 1:
             self._source = ReaderSource(reader)
             self._stages = stages(pipeline, self._source, self.workers, fresh=self._source.fresh).__enter__()
@@ -213,6 +218,7 @@ class PipelineSide:
         """No detection of ours runs ahead while another side is measured."""
         if self._stages is not None:
             self._stages.settle()
+            self._pause_began = time.perf_counter()
 
     def _next_threaded(self):
         from edge.capture import EndOfStream
@@ -255,10 +261,15 @@ class PipelineSide:
         return True
 
     def _step_threaded(self) -> bool:
+        if self._pause_began is not None:
+            self._pause = (self._pause_began, time.perf_counter() - self._pause_began)
+            self._pause_began = None
         result = self._next_threaded()
         if result is None:
             return False
         t_a, decode_ms = self._source.timing(result.frame.index)
+        if t_a < self._pause[0]:  # decoded before the pause: its latency leaves the pause out
+            t_a += self._pause[1]
         self._record(result, t_a, decode_ms, pipeline_ms=result.timings.total_ms)
         return True
 
