@@ -51,7 +51,7 @@ class PipelineConfig:
     # auto: whole frame up to 960 px on the long side, tiles above | frame | tiles (edge.tiling)
     scan: str = "auto"
     min_face_px: float = 40.0  # smallest face side the tiles look for, frame px
-    tiles_per_frame: int = TILES_PER_FRAME  # tiles of the round-robin scan per streamed frame
+    tiles_per_frame: int = TILES_PER_FRAME  # tiles scanned per streamed frame (edge.tiling)
     detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
     threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS (tiles: up to 2)

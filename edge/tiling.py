@@ -49,10 +49,10 @@ LEVEL_RATIO = 3.0  # scale between pyramid levels; a level finds faces of 32-96 
 # before the next level sees them at 32 px; 128 leaves a margin, as faces of 96-128 px at 32-43 px
 # one level up were found in only ~70 % of group-scene frames.
 OVERLAP_PX = 128
-# Tiles of the round-robin scan per streamed frame (after the first). Two: a 1080p cycle takes
-# 10 frames instead of 20, which on group scenes raised recall on faces >= 48 px by 1-2 points
-# and on 32-47 px faces by 8 (faces appearing mid-stream are found twice as soon), for ~25 %
-# less speed; three found a little more but let through more false positives (precision 94 %).
+# Tiles scanned per streamed frame (after the first). Two: a 1080p cycle takes 10 frames instead
+# of 20, which on group scenes (before the motion prior) raised recall on faces >= 48 px by 1-2
+# points and on 32-47 px faces by 8, for ~25 % less speed; three found a little more but let
+# through more false positives (precision 94 %).
 TILES_PER_FRAME = 2
 ROI_INPUT_PX = 128  # region-of-interest window side, input px
 # A remembered face's size in its region-of-interest window. The network scores a face highest at
