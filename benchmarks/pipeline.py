@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import math
+import os
 import sys
 import threading
 import time
