@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.overlay import HUD_BG, PALETTE, PANEL_BG, contrast_ratio, draw, label_color, layout, text_color_on
+from edge.overlay import HUD_BG, PALETTE, PANEL_BG, Metrics, contrast_ratio, draw, label_color, layout, text_color_on
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,6 +146,22 @@ def test_bars_are_a_panel_where_there_is_room_and_a_compact_bar_where_not():
     assert all((block == colours[k]).all(axis=-1).any() for k in big)
     plain = draw(image, result, hud=False, bars=False)  # (the HUD's anti-aliased text has grays too)
     assert not (plain == PANEL_BG).all(axis=-1).any()
+
+
+@pytest.mark.parametrize("width", [640, 1920])
+def test_panel_bars_follow_each_frames_probabilities(width):
+    """The panel's ground is rendered once and reused: each frame shows only its own bars."""
+    image = np.full((width * 9 // 16, width, 3), 128, np.uint8)
+    bar_w = Metrics.for_width(width).bar_w
+    happy = np.asarray(label_color("happy", 3), np.uint8)
+    for p in (0.9, 0.2, 0.6, 0.0):
+        probs = np.full((1, len(LABELS)), (1.0 - p) / (len(LABELS) - 1), np.float32)
+        probs[0, 3] = p
+        result = result_for(image, [[100, 100, 220, 240]], [3], probs)
+        out = draw(image, result, hud=False)
+        x1, y1, x2, y2 = layout(result, image.shape, hud=False).panels[0]
+        drawn = (out[y1:y2, x1:x2] == happy).all(axis=-1).sum(axis=1).max()
+        assert drawn == (round(p * bar_w) + 1 if round(p * bar_w) > 0 else 0)  # (the filled rectangle includes both ends)
 
 
 def test_label_text_contrasts_with_its_background():
