@@ -234,7 +234,7 @@ def draw(image_bgr: np.ndarray, result: FrameResult, fps: float | None = None, *
         li = int(label_idx[i])
         color = colors[li]
         cx1, cy1, cx2, cy2 = (int(v) for v in lay.captions[i])
-        cv2.rectangle(out, (cx1, cy1), (cx2 - 1, cy2 - 1), color, -1)
+        _fill(out, cx1, cy1, cx2, cy2, color)
         text = _caption_text(result, i, li)
         text_bottom = cy2 - (m.strip_h if lay.compact[i] else 0)
         cv2.putText(out, text, (cx1 + m.pad, text_bottom - m.pad - m.caption_base), FONT,
@@ -250,16 +250,23 @@ def draw(image_bgr: np.ndarray, result: FrameResult, fps: float | None = None, *
     return out
 
 
+def _fill(out: np.ndarray, x1: int, y1: int, x2: int, y2: int, color) -> None:
+    """A solid rectangle, x2 and y2 exclusive, as a numpy slice rather than cv2.rectangle: every
+    OpenCV call releases the GIL and must win it back, and with the detection thread running
+    the dozen small fills of a frame cost twice their time in those hand-overs."""
+    out[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = color
+
+
 def _compact_bar(out: np.ndarray, probs: np.ndarray, colors, rect: tuple[int, int, int, int]) -> None:
     """All class probabilities as one stacked bar, on a dark ground."""
     x1, y1, x2, y2 = rect
-    cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), PANEL_BG, -1)
+    _fill(out, x1, y1, x2, y2, PANEL_BG)
     width = x2 - x1
     edges = np.round(np.concatenate([[0.0], np.cumsum(probs)]) / max(float(probs.sum()), 1e-6) * width).astype(int)
     for k in range(len(probs)):
         a, b = x1 + edges[k], x1 + edges[k + 1]
         if b - 1 > a:  # a 1 px gap of dark ground between segments
-            cv2.rectangle(out, (a, y1 + 1), (b - 2, y2 - 2), colors[k], -1)
+            _fill(out, a, y1 + 1, b - 1, y2 - 1, colors[k])
 
 
 def _panel(out: np.ndarray, result: FrameResult, i: int, colors, rect: tuple[int, int, int, int], m: Metrics) -> None:
@@ -271,7 +278,7 @@ def _panel(out: np.ndarray, result: FrameResult, i: int, colors, rect: tuple[int
         fill = int(round(float(result.probs[i, k]) * m.bar_w))
         if fill > 0:
             y = y1 + m.pad + k * m.row_h
-            cv2.rectangle(out, (bx, y + 2), (bx + fill, y + m.row_h - 2), colors[k], -1)
+            _fill(out, bx, y + 2, bx + fill + 1, y + m.row_h - 1, colors[k])
 
 
 @lru_cache(maxsize=8)
@@ -294,5 +301,5 @@ def _panel_ground(m: Metrics, labels: tuple[str, ...]) -> np.ndarray:
 
 def _text_strip(out: np.ndarray, text: str, rect: tuple[int, int, int, int], m: Metrics) -> None:
     x1, y1, x2, y2 = rect
-    cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), HUD_BG, -1)
+    _fill(out, x1, y1, x2, y2, HUD_BG)
     cv2.putText(out, text, (x1 + 5, y1 + 4 + m.hud_th), FONT, m.hud_fs, HUD_FG, m.thick, cv2.LINE_AA)
