@@ -78,6 +78,31 @@ def _text_color_on(bg_bgr: tuple[int, int, int]) -> tuple[int, int, int]:
     return BLACK if contrast_ratio(BLACK, bg_bgr) >= contrast_ratio(WHITE, bg_bgr) else WHITE
 
 
+# A text's size is the sum of its glyphs' advances and the deepest of their descents. Hershey
+# simplex digits share one advance and have one of two descents (round ones dip below the
+# line), so a text measures like the one with each digit replaced by the first digit of its
+# kind, "#7 happy 87%" like "#1 happy 01%". The labels and HUD of a stream then take their sizes
+# from a small cache rather than an OpenCV call each, which, like every OpenCV call, hands the
+# GIL to the detection thread and waits to win it back. (The kinds are measured at a large
+# scale, where no rounding hides a difference.)
+def _digit_kinds() -> dict[int, int]:
+    first: dict[tuple, str] = {}
+    return {ord(d): first.setdefault(cv2.getTextSize(d, FONT, 50.0, 1), d) for d in "0123456789"}
+
+
+_DIGIT_KINDS = _digit_kinds()
+
+
+def text_size(text: str, font_scale: float, thickness: int) -> tuple[tuple[int, int], int]:
+    """cv2.getTextSize(text, FONT, font_scale, thickness): ((width, height), baseline)."""
+    return _text_size(text.translate(_DIGIT_KINDS), font_scale, thickness)
+
+
+@lru_cache(maxsize=1024)
+def _text_size(text: str, font_scale: float, thickness: int) -> tuple[tuple[int, int], int]:
+    return cv2.getTextSize(text, FONT, font_scale, thickness)
+
+
 @dataclass(frozen=True, slots=True)
 class Metrics:
     """Text and block sizes for one frame size (they follow the frame's width)."""
@@ -145,7 +170,7 @@ def _hud_text(result: FrameResult, fps: float | None) -> str:
 
 
 def _strip_rect(text: str, m: Metrics, w: int, h: int, top: bool, fs: float) -> tuple[int, int, int, int]:
-    (tw, th), base = cv2.getTextSize(text, FONT, fs, m.thick)
+    (tw, th), base = text_size(text, fs, m.thick)
     bw, bh = min(w, tw + 10), min(h, th + base + 8)
     return (0, 0, bw, bh) if top else (0, h - bh, bw, h)
 
@@ -180,7 +205,7 @@ def layout(result: FrameResult, shape: tuple[int, ...], fps: float | None = None
     order = sorted(range(n), key=lambda i: (int(boxes[i, 1]), int(boxes[i, 0])))
     for i in order:
         text = _caption_text(result, i, int(label_idx[i]))
-        (tw, th), base = cv2.getTextSize(text, FONT, m.caption_fs, m.thick)
+        (tw, th), base = text_size(text, m.caption_fs, m.thick)
         bw = min(w, tw + 2 * m.pad)
         bh = min(h, th + base + 2 * m.pad + (m.strip_h if bars else 0))
         x1, y1, x2, y2 = (int(v) for v in boxes[i])
