@@ -172,6 +172,7 @@ def run_photos(folder: str | Path, config: PipelineConfig, *, peer: str = "auto"
     with Pipeline.from_config(config) as pipe:
         report["model"] = str(pipe.classifier.model_path.name)
         report["crop"] = pipe.card.crop.to_json()
+        report["tta"] = config.tta
         pred = predict_fer_edge(photos, pipe, progress)
         report["fer_edge"] = scores(photos.labels, pred)
         for h in (0, 1):
@@ -197,7 +198,8 @@ def markdown(report: dict) -> str:
     sides = [("fer-edge", report["fer_edge"])] + ([("peer " + report["peer"]["name"], report["peer"])]
                                                   if "peer" in report else [])
     lines = [f"# Real photos, end to end: {report['folder']} ({report['n']} photos)", "",
-             f"Rule: {report['rule']}. Model {report['model']}, crop {json.dumps(report['crop'])}.", "",
+             f"Rule: {report['rule']}. Model {report['model']}, crop {json.dumps(report['crop'])}"
+             + (f", TTA {report['tta']}" if report.get("tta", "none") != "none" else "") + ".", "",
              "| | faces found | accuracy | macro recall | " + " | ".join(LABELS) + " |",
              "|---|---:|---:|---:|" + "---:|" * len(LABELS)]
     for name, s in sides:

@@ -437,7 +437,8 @@ def markdown(report: dict) -> str:
              f"- detector {cfg['detector']} ({cfg['range']} range, scan {cfg.get('scan', 'frame')}), "
              f"threads {cfg['threads'] or 'default'}, workers {report.get('workers', 1)}, "
              f"model {Path(report['model']['path']).name}"
-             + (" (PROVISIONAL)" if report["model"].get("provisional") else ""),
+             + (" (PROVISIONAL)" if report["model"].get("provisional") else "")
+             + (f", TTA {cfg['tta']}" if cfg.get("tta", "none") != "none" else ""),
              "",
              "| stage | p50 ms | p95 ms | p99 ms | mean ms |",
              "| --- | ---: | ---: | ---: | ---: |"]

@@ -18,10 +18,20 @@ from edge.sidecar import ModelCard, check_against_interpreter, load_sidecar
 log = logging.getLogger(__name__)
 
 
-class EmotionClassifier:
-    """`probs = classifier.classify(crops)` for (n, H, W) uint8 gray crops -> (n, classes) float32."""
+TTA = ("none", "flip")
 
-    def __init__(self, model_path: str | Path, num_threads: int | None = None, batch: bool = True):
+
+class EmotionClassifier:
+    """`probs = classifier.classify(crops)` for (n, H, W) uint8 gray crops -> (n, classes) float32.
+
+    tta="flip" also classifies each face's mirror image, in the same interpreter call, and
+    averages the two: as `fer-edge evaluate --tta flip` scores a model, at twice the cost.
+    """
+
+    def __init__(self, model_path: str | Path, num_threads: int | None = None, batch: bool = True,
+                 tta: str = "none"):
+        if tta not in TTA:
+            raise ValueError(f"unknown tta {tta!r}; choose one of {', '.join(TTA)}")
         self.model_path = Path(model_path)
         self.card: ModelCard = load_sidecar(self.model_path)
         self._interp = load_interpreter(self.model_path, num_threads=num_threads)
@@ -36,6 +46,7 @@ class EmotionClassifier:
         self._batch_size = int(inp["shape"][0])
         # Batched calls resize the input tensor; one-by-one keeps the allocated batch of 1.
         self.batch = batch
+        self.tta = tta
         self.labels = self.card.labels
         self.spec = self.card.input
         self._lut = self._pixel_table() if self._in_dtype != np.float32 else None
@@ -68,9 +79,17 @@ class EmotionClassifier:
         return self._infer(self._lut[pixels][..., None])
 
     def _infer(self, q: np.ndarray) -> np.ndarray:
+        """q: (n, H, W, C) model input -> (n, classes) float32."""
+        n = len(q)
+        if self.tta == "flip":  # mirroring commutes with every pixel step, so the input is mirrored
+            q = np.concatenate([q, q[:, :, ::-1]])
         if self.batch:
-            return self._dequantize(self._run(q))
-        return np.concatenate([self._dequantize(self._run(q[i:i + 1])) for i in range(len(q))])
+            probs = self._dequantize(self._run(q))
+        else:
+            probs = np.concatenate([self._dequantize(self._run(q[i:i + 1])) for i in range(len(q))])
+        if self.tta == "flip":
+            probs = (probs[:n] + probs[n:]) / np.float32(2.0)
+        return probs
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Normalised float input -> the interpreter's input: unchanged for a float model, else

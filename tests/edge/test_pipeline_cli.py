@@ -26,11 +26,11 @@ def test_every_flag_lands_in_its_field():
         "--detector", "blazeface", "--range", "full", "--detector-model", "d.tflite", "--score-threshold", "0.5",
         "--scan", "frame", "--min-face-px", "32", "--tiles-per-frame", "2", "--model", "m.tflite",
         "--threads", "3", "--workers", "1", "--no-smooth", "--ema-alpha", "0.2", "--max-missed", "4",
-        "--max-age-s", "1.5"])
+        "--max-age-s", "1.5", "--tta", "flip"])
     assert config_from_args(args) == PipelineConfig(
         range="full", detector_model="d.tflite", score_threshold=0.5, scan="frame", min_face_px=32.0,
         tiles_per_frame=2, emotion_model="m.tflite", threads=3, workers=1, smooth=False, ema_alpha=0.2,
-        max_missed=4, max_age_s=1.5)
+        max_missed=4, max_age_s=1.5, tta="flip")
     assert config_from_args(_parser().parse_args(["--emotion-model", "x.tflite"])).emotion_model == "x.tflite"
 
 
