@@ -85,7 +85,7 @@ def _text_color_on(bg_bgr: tuple[int, int, int]) -> tuple[int, int, int]:
 # from a small cache rather than an OpenCV call each, which, like every OpenCV call, hands the
 # GIL to the detection thread and waits to win it back. (The kinds are measured at a large
 # scale, where no rounding hides a difference.)
-def _digit_kinds() -> dict[int, int]:
+def _digit_kinds() -> dict[int, str]:
     first: dict[tuple, str] = {}
     return {ord(d): first.setdefault(cv2.getTextSize(d, FONT, 50.0, 1), d) for d in "0123456789"}
 
