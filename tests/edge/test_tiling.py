@@ -12,7 +12,7 @@ from edge.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
 from edge.boxes import iou_matrix, match_boxes
 from edge.detector import BlazeFaceDetector, make_detector
 from edge.interpreter import load_interpreter
-from edge.tiling import (MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, AutoScanDetector, TiledDetector,
+from edge.tiling import (CARRY_FRAMES, CARRY_MIN_PX, MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, AutoScanDetector, TiledDetector,
                          coarse_window, plan_scan)
 from edge_runtime_helpers import fer_faces
 
@@ -119,9 +119,9 @@ def test_stream_schedule_then_full_scan_after_reset(tmp_path, faces, tiled):
         kinds = tiled.windows_last_frame
         if i == 0:  # a full scan: every tile, no regions of interest yet
             assert kinds.count("tile") == len(tiles) and "roi" not in kinds
-        else:  # the coarse pass, one region per remembered face, the next tile(s) of the cycle
+        else:  # the coarse pass, a region per remembered face (or its carried detection), the next tile(s)
             assert kinds[0] == "coarse" and 1 <= kinds.count("tile") < len(tiles)
-            assert kinds.count("roi") >= 1
+            assert kinds.count("roi") + tiled.carried_last_frame >= 1
         found.append(len(match_boxes(np.asarray([f.box for f in placed]), faces_i.xyxy, 0.3)[0]))
     assert found[0] >= 3 and min(found[1:]) >= found[0] - 1, found  # faces are kept between full scans
     tiled.reset()
@@ -143,6 +143,46 @@ def test_a_face_that_walks_into_a_still_scene_is_found_on_the_next_frame(faces, 
             found_at = i
             break
     assert found_at is not None and found_at <= 1, f"found at frame {found_at} after it appeared"
+
+
+def test_a_still_face_is_carried_at_most_carry_frames_and_a_moving_one_never(faces, tiled):
+    """A face whose surroundings do not change keeps its detection for up to CARRY_FRAMES frames,
+    then its window runs again; a face that moves gets its window on every frame."""
+    images, _ = faces
+    image = np.full((1080, 1920, 3), 140, np.uint8)
+    still, moving = (300, 400, 380, 480), [1300, 500, 1380, 580]
+    paste_face(image, images[4], still)
+    background = image.copy()
+    paste_face(image, images[9], tuple(moving))
+    assert len(tiled.detect(image)) == 2  # full scan
+    rois, carried, boxes = [], [], []
+    for _ in range(3 * (CARRY_FRAMES + 1)):
+        moving[0] += 12
+        moving[2] += 12
+        image = background.copy()
+        paste_face(image, images[9], tuple(moving))
+        found = tiled.detect(image)
+        rois.append(tiled.windows_last_frame.count("roi"))
+        carried.append(tiled.carried_last_frame)
+        boxes.append(found.xyxy)
+        assert len(match_boxes(np.asarray([still, moving]), found.xyxy, 0.3)[0]) == 2  # both faces, every frame
+    assert all(r >= 1 for r in rois)  # the moving face's window runs on every frame
+    runs = [c == 0 for c in carried]  # frames on which the still face's window ran too
+    assert any(runs) and not all(runs)
+    longest = max(len(s) for s in "".join("r" if r else "c" for r in runs).split("r"))
+    assert longest == CARRY_FRAMES, carried  # never carried longer than CARRY_FRAMES in a row
+
+
+def test_a_still_face_smaller_than_carry_min_px_is_looked_at_every_frame(faces, tiled):
+    """In the 8x thumbnail a small face spans too few pixels to show a small drift: never carried."""
+    images, _ = faces
+    image = np.full((1080, 1920, 3), 140, np.uint8)
+    side = CARRY_MIN_PX - 8
+    paste_face(image, images[4], (600, 500, 600 + side, 500 + side))
+    assert len(tiled.detect(image)) == 1  # full scan
+    for _ in range(CARRY_FRAMES + 2):
+        assert len(tiled.detect(image)) == 1
+        assert tiled.carried_last_frame == 0 and tiled.windows_last_frame.count("roi") == 1
 
 
 def test_a_still_scene_is_scanned_round_robin(tiled):
