@@ -22,8 +22,9 @@ A full scan runs every window. On a stream (video, camera) the detector runs the
 the regions of interest every frame, and `tiles_per_frame` level windows per frame, so the cost
 per frame stays bounded. A confident face of at least `CARRY_MIN_PX` whose surroundings have not
 changed in the thumbnail since its region last ran keeps that detection for up to `CARRY_FRAMES`
-frames instead (a still crowd runs about a third of its regions). Which tiles: first those where the frame changed since they last ran (a
-motion prior: a face that walks in is looked for on the next frame), then those waiting longest.
+frames instead (a still crowd runs about a third of its regions). Which tiles: first those where
+the frame changed since they last ran (a motion prior: a face that walks in is looked for on the
+next frame), then those waiting longest.
 A still scene is therefore a plain round-robin (a cycle is 10 frames at 1080p with the defaults),
 and no tile waits more than `MAX_WAIT_CYCLES` + 1 cycles, whatever moves elsewhere. The first
 frame after `reset()` (and after the frame size changes) is a full scan, so stills and the first
@@ -205,6 +206,16 @@ class _Net:
         self.placed: tuple[int, int, int, int] | None = None  # the canvas area the last image filled
 
 
+def face_thumb_area(box_xyxy, scale: tuple[float, float]) -> tuple[slice, slice]:
+    """The thumbnail pixels (rows, columns) of a face box and a quarter of its side around it: the
+    face drifts between its detections. scale: thumbnail px per frame px, (x, y)."""
+    sx, sy = scale
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    m = 0.25 * max(x2 - x1, y2 - y1)
+    return (slice(max(0, int((y1 - m) * sy)), max(0, int(math.ceil((y2 + m) * sy)))),
+            slice(max(0, int((x1 - m) * sx)), max(0, int(math.ceil((x2 + m) * sx)))))
+
+
 class _TileSchedule:
     """Which level windows a streamed frame runs: changed ones first, then the longest waiting.
 
@@ -251,12 +262,8 @@ class _TileSchedule:
         for level, seen in enumerate(self.seen):
             cv2.absdiff(seen, thumb, dst=moved[level])
             cv2.threshold(moved[level], CHANGE_LEVEL, 1, cv2.THRESH_BINARY, dst=moved[level])
-        sx, sy = self.scale
-        for x1, y1, x2, y2 in faces_xyxy:
-            # A quarter of the side around the box: the face drifts between its detections.
-            m = 0.25 * max(x2 - x1, y2 - y1)
-            moved[:, max(0, int((y1 - m) * sy)):int(math.ceil((y2 + m) * sy)),
-                  max(0, int((x1 - m) * sx)):int(math.ceil((x2 + m) * sx))] = 0
+        for box in faces_xyxy:
+            moved[(slice(None), *face_thumb_area(box, self.scale))] = 0
         return np.array([np.count_nonzero(moved[lv, y0:y1, x0:x1])
                          for lv, (y0, y1, x0, x1) in zip(self.level, self.areas)], np.int64)
 
@@ -396,7 +403,7 @@ class TiledDetector:
             roi = roi_window(box)
             if roi.scale <= coarse_scale * 1.5:  # the coarse pass already sees it at >= 48 px
                 continue
-            area = self._thumb_area(box)
+            area = face_thumb_area(box, self._schedule.scale)
             if (self._missed[k] == 0 and self._carried[k] < CARRY_FRAMES and self._memory_scores[k] >= CONFIDENT_SCORE
                     and min(box[2] - box[0], box[3] - box[1]) >= CARRY_MIN_PX
                     and np.count_nonzero(cv2.absdiff(thumb[area], self._roi_seen[area]) > CHANGE_LEVEL) < CHANGE_MIN_PX):
@@ -406,14 +413,6 @@ class TiledDetector:
                 self._roi_seen[area] = thumb[area]
         self.tiles_last_frame = self._schedule.next(thumb, self._memory)
         return windows + [self._tiles[t] for t in self.tiles_last_frame]
-
-    def _thumb_area(self, box: np.ndarray) -> tuple[slice, slice]:
-        """The thumbnail pixels of a face box and a quarter of its side around it."""
-        sx, sy = self._schedule.scale
-        x1, y1, x2, y2 = (float(v) for v in box)
-        m = 0.25 * max(x2 - x1, y2 - y1)
-        return (slice(max(0, int((y1 - m) * sy)), max(0, int(math.ceil((y2 + m) * sy)))),
-                slice(max(0, int((x1 - m) * sx)), max(0, int(math.ceil((x2 + m) * sx)))))
 
     def _run(self, image_bgr: np.ndarray, win: Window, logit_threshold: float | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
