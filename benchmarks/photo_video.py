@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,8 @@ def make_photo_video(photo_paths: list[Path], out: Path, video: PhotoVideo, *, n
         raise ValueError(f"{video.name}: needs {video.photos} readable photos, got {len(photos)}")
     sides = rng.integers(video.side_px[0], video.side_px[1] + 1, size=video.photos)
     # Slots: one photo centred; several in two rows, evenly spread, each with a small drift.
-    cols = max(1, (video.photos + 1) // 2) if video.photos > 1 else 1
     rows = 1 if video.photos == 1 else 2
+    cols = math.ceil(video.photos / rows)
     places = []
     for i, side in enumerate(sides):
         r, c = divmod(i, cols)
@@ -87,8 +88,8 @@ def make_photo_video(photo_paths: list[Path], out: Path, video: PhotoVideo, *, n
         for f in range(n_frames):
             t = f / max(1, n_frames - 1)
             frame = fill.copy()
+            zoom = 1.0 + 0.08 * np.sin(np.pi * t)  # a slow push in and back out
             for i, (photo, (cx, cy, side)) in enumerate(zip(photos, places)):
-                zoom = 1.0 + 0.08 * np.sin(np.pi * t)  # a slow push in and back out
                 s = min(int(round(side * zoom)), h, w)
                 dx = 12 * np.sin(2 * np.pi * t + phase[i, 0])
                 dy = 6 * np.sin(2 * np.pi * t + phase[i, 1])
