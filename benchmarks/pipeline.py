@@ -243,6 +243,9 @@ class PipelineSide:
                 result = self.pipeline.process(image)
             if self.draw_fn is not None:
                 self.draw_fn(image, result, copy=False)
+        # The frames our worker has in flight wait while the peer warms up (seconds, as it loads
+        # TensorFlow): a pause, like the peer's blocks, not our latency.
+        self.settle()
 
     def step(self) -> bool:
         """One counted frame; False when the source has no more frames."""
