@@ -84,6 +84,7 @@ def _place_and_detect(detector, images, labels, *, n_faces, seed0, size, face_px
     seed = seed0
     while n_placed < n_faces:
         img, placed = make_scene_image(images, labels, seed=seed, **_still_kwargs(size, face_px, angles))
+        detector.reset()  # unrelated stills
         faces = detector.detect(img)
         truth = np.array([f.box for f in placed])
         ti, di, _ = match_boxes(truth, faces.xyxy, MATCH_IOU)

@@ -135,6 +135,7 @@ def calibrate_crop(photos: LabelledPhotos, pipeline: Pipeline, margins=DEFAULT_M
     faces = []  # per photo: (gray, box, keypoints) of the largest face, or None
     for path in tqdm(photos.paths, desc="detect", unit="photo", disable=not progress):
         image = _read(path)
+        det.reset()  # unrelated stills
         f = det.detect(image)
         if len(f):
             k = _largest(f.xyxy)

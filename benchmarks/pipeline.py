@@ -130,6 +130,7 @@ class ReaderSource:
 
     def __init__(self, reader: FrameReader):
         self.reader = reader
+        self.live = reader.camera
         self._index = 0
         self._rewinds = reader.rewinds
         self._lock = threading.Lock()
@@ -437,7 +438,8 @@ def markdown(report: dict) -> str:
              + (f" (peak {report['rss_mb']['peak']:.0f} MB with the peer and TensorFlow in the process)"
                 if report.get("peer") else f", peak {report['rss_mb']['peak']:.0f} MB")
              + f"; faces/frame {report['faces_per_frame']['mean']:.2f}",
-             f"- detector {cfg['detector']} ({cfg['range']} range, scan {cfg.get('scan', 'frame')}), "
+             f"- detector {cfg['detector']} ({cfg['range']} range, scan {cfg.get('scan', 'frame')}, "
+             f"carry {cfg.get('carry_frames', 0)} frames), "
              f"threads {cfg['threads'] or 'default'}, workers {report.get('workers', 1)}, "
              f"model {Path(report['model']['path']).name}"
              + (" (PROVISIONAL)" if report["model"].get("provisional") else "")

@@ -326,7 +326,8 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
         images, labels = split.images, np.asarray(split.labels, np.int64)
     else:
         images, labels = faces[0], np.asarray(faces[1], np.int64)
-    detectors = [replace(pipeline, score_threshold=t).make_detector() for t in thresholds]
+    # Every frame through the network: the curve is the network's, not what carrying repeats.
+    detectors = [replace(pipeline, score_threshold=t, carry_frames=0).make_detector() for t in thresholds]
     neg: dict[str, list[_Counts]] = {}
     try:
         sources = _negative_sources(size, negative_videos, negative_frames_n, seed, chromium, extra)

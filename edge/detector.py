@@ -26,6 +26,7 @@ import numpy as np
 from edge.anchors import FULL_RANGE, SHORT_RANGE, AnchorOptions, ssd_anchor_centres
 from edge.boxes import weighted_nms
 from edge.interpreter import load_interpreter
+from edge.motion import CARRY_FRAMES, StillCarry
 from edge.tiling import TILES_PER_FRAME
 from edge.types import Faces
 
@@ -267,8 +268,8 @@ SCANS = ("auto", "frame", "tiles")
 
 def make_detector(backend: str = "blazeface", range: str = "short", model_path: str | os.PathLike | None = None,
                   score_threshold: float | None = None, num_threads: int | None = None, scan: str = "frame",
-                  min_face_px: float = 40.0, tiles_per_frame: int = TILES_PER_FRAME, tile_threads: int | None = None
-                  ) -> FaceDetector:
+                  min_face_px: float = 40.0, tiles_per_frame: int = TILES_PER_FRAME, tile_threads: int | None = None,
+                  carry_frames: int = CARRY_FRAMES) -> FaceDetector:
     """Build the chosen detector. The model file: model_path (a file, or a directory holding the
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
     ModelNotFoundError says how to get it.
@@ -279,7 +280,9 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     short-range BlazeFace backend (elsewhere it means "frame"). tile_threads: interpreter threads
     of the tiled detector (None: up to 2); num_threads: of the whole-frame one. score_threshold:
     None gives each scan its default (DEFAULT_SCORE_THRESHOLD whole-frame, TILES_SCORE_THRESHOLD
-    tiled); a value applies to both.
+    tiled); a value applies to both. carry_frames: how many frames in a row a sure face may keep
+    its detection while its surroundings stand still (edge.motion: StillCarry for a whole frame,
+    the regions of interest of tiles); 0 runs the network on every frame.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -300,14 +303,15 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     cls = BlazeFaceDetector if backend == "blazeface" else MediaPipeDetector
     tiled = scan == "tiles" or (scan == "auto" and backend == "blazeface" and range == "short")
     frame_threshold = DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold
-    if not tiled:
-        return cls(model_path, full_range=(range == "full"), score_threshold=frame_threshold,
-                   num_threads=num_threads)
     from edge.tiling import TILES_SCORE_THRESHOLD, AutoScanDetector, TiledDetector
 
+    if not tiled:
+        return StillCarry(cls(model_path, full_range=(range == "full"), score_threshold=frame_threshold,
+                              num_threads=num_threads), carry_frames)
     tiles = TiledDetector(model_path, num_threads=tile_threads, min_face_px=min_face_px,
-                          tiles_per_frame=tiles_per_frame,
+                          tiles_per_frame=tiles_per_frame, carry_frames=carry_frames,
                           score_threshold=TILES_SCORE_THRESHOLD if score_threshold is None else score_threshold)
     if scan == "tiles":
         return tiles
-    return AutoScanDetector(cls(model_path, score_threshold=frame_threshold, num_threads=num_threads), tiles)
+    whole = StillCarry(cls(model_path, score_threshold=frame_threshold, num_threads=num_threads), carry_frames)
+    return AutoScanDetector(whole, tiles)

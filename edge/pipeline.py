@@ -26,6 +26,7 @@ import numpy as np
 from edge.classifier import EmotionClassifier
 from edge.detector import FaceDetector
 from edge.preprocess import crop_face, crop_window, to_gray, to_model_input
+from edge.motion import CARRY_FRAMES
 from edge.tiling import TILES_PER_FRAME
 from edge.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
@@ -52,6 +53,9 @@ class PipelineConfig:
     scan: str = "auto"
     min_face_px: float = 40.0  # smallest face side the tiles look for, frame px
     tiles_per_frame: int = TILES_PER_FRAME  # tiles scanned per streamed frame (edge.tiling)
+    # Frames in a row a sure face keeps its detection while its surroundings stand still; 0: the
+    # detector runs on every frame (edge.motion).
+    carry_frames: int = CARRY_FRAMES
     detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
     threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS (tiles: up to 2)
@@ -83,6 +87,7 @@ class PipelineConfig:
         return make_detector(backend=self.detector, range=self.range, model_path=self.detector_model,
                              score_threshold=self.score_threshold, num_threads=threads, scan=self.scan,
                              min_face_px=self.min_face_px, tiles_per_frame=self.tiles_per_frame,
+                             carry_frames=self.carry_frames,
                              tile_threads=self.threads)
 
     def make_classifier(self) -> EmotionClassifier:
@@ -227,6 +232,8 @@ class Detection:
 
 
 class FrameSource(Protocol):
+    live: bool  # a camera or stream, which gives its newest frame; else every frame (a file)
+
     def read(self, after: int = -1, timeout_s: float | None = None) -> Frame | None: ...
 
 
@@ -240,14 +247,19 @@ class DetectAhead:
     fits: a live source gives its newest frame, a file every frame). Results come out in frame
     order, and the tracker sees every frame in order, on the caller's thread. The detector's
     interpreters are used by the worker only, the classifier's by the caller only (LiteRT and
-    OpenCV release the GIL while they compute, so the two overlap on two cores). At most two
-    frames are in flight: the one the caller is about to take and the next, so the latency of a
-    live source does not grow. Errors of the source (EndOfStream, SourceError) and of detection
+    OpenCV release the GIL while they compute, so the two overlap on two cores). From a live
+    source at most two frames are in flight: the one the caller is about to take and the next,
+    so its latency does not grow. From a file, where every frame is processed anyway, three: the
+    worker's time per frame varies (a detection that is carried costs a tenth of one that runs),
+    and the extra frame keeps it busy through the caller's slow frames. Errors of the source (EndOfStream, SourceError) and of detection
     are raised by `next` in frame order. fresh(frame) -> True: the frame starts a new, unrelated
     stream (a still, a rewound file), so detector memory and tracks are reset for it.
     """
 
-    IN_FLIGHT = 2
+    # Measured, 640x360 with 1 face (`fer-edge bench --source reports/photo_videos/interview_640x360.mp4`):
+    # 2 frames in flight 504-539 frames/s, 3 581-611 (p50 latency +1.2 ms), 4 594.
+    LIVE_IN_FLIGHT = 2
+    FILE_IN_FLIGHT = 3
     workers = 2
 
     def __init__(self, pipeline: Pipeline, source: FrameSource, *, fresh: Callable[[Frame], bool] | None = None,
@@ -261,6 +273,7 @@ class DetectAhead:
         self._credits = threading.Semaphore(0)  # frames the worker may still detect
         self._done: queue.Queue = queue.Queue()  # (Detection | BaseException), in frame order
         self._in_flight = 0  # granted and not yet taken by next()
+        self._max_in_flight = self.LIVE_IN_FLIGHT if source.live else self.FILE_IN_FLIGHT
         self._idle = threading.Condition()
         self._failed = False
         self._thread = threading.Thread(target=self._work, name="fer-edge-detect", daemon=True)
@@ -306,7 +319,7 @@ class DetectAhead:
         the poll interval), so a window can still handle its events."""
         if self._failed:
             raise RuntimeError("DetectAhead already raised its source's error")
-        while self._in_flight < self.IN_FLIGHT and not self._stop.is_set():
+        while self._in_flight < self._max_in_flight and not self._stop.is_set():
             self._credits.release()
             self._in_flight += 1
         try:

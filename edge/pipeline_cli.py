@@ -19,6 +19,7 @@ from pathlib import Path
 from edge.classifier import TTA
 from edge.cli import CliError
 from edge.detector import BACKENDS, DEFAULT_SCORE_THRESHOLD, RANGES, SCANS
+from edge.motion import CARRY_MIN_PX, CONFIDENT_SCORE, THUMB_DIV
 from edge.tiling import TILES_SCORE_THRESHOLD
 from edge.pipeline import Pipeline, PipelineConfig
 
@@ -29,7 +30,7 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
     """Add the pipeline's flags of `groups` to a parser or argument group, except the flags in `skip`.
 
     detector: --detector --range --detector-model --score-threshold --scan --min-face-px
-    --tiles-per-frame; model: --model --tta; runtime: --threads --workers; tracking: --no-smooth
+    --tiles-per-frame --carry-frames; model: --model --tta; runtime: --threads --workers; tracking: --no-smooth
     --ema-alpha --max-missed --max-age-s. Defaults are PipelineConfig's.
     """
     unknown = set(groups) - set(GROUPS)
@@ -63,6 +64,10 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
     add("detector", "--tiles-per-frame", type=int, default=d.tiles_per_frame,
         help="tiled streams: tiles scanned per frame besides the regions around known faces, where the frame "
         "changed first, then the longest waiting; more finds new faces sooner at a higher cost per frame")
+    add("detector", "--carry-frames", type=int, default=d.carry_frames,
+        help=f"frames in a row a sure face (score >= {CONFIDENT_SCORE:g}, >= {CARRY_MIN_PX} px) keeps its detection "
+        f"instead of running the detector again while the frame around it stands still (its {THUMB_DIV}x smaller "
+        "gray thumbnail unchanged); 0 runs the detector on every frame")
     add("model", "--model", "--emotion-model", dest="emotion_model", default=d.emotion_model,
         help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
     add("model", "--tta", choices=TTA, default=d.tta,
@@ -95,8 +100,8 @@ def config_from_args(args: argparse.Namespace, **overrides) -> PipelineConfig:
     config = replace(PipelineConfig(**values), **overrides)
     if config.threads is not None and config.threads < 1:
         raise CliError("--threads must be >= 1")
-    if config.tiles_per_frame < 1 or config.min_face_px <= 0:
-        raise CliError("--tiles-per-frame must be >= 1 and --min-face-px > 0")
+    if config.tiles_per_frame < 1 or config.min_face_px <= 0 or config.carry_frames < 0:
+        raise CliError("--tiles-per-frame must be >= 1, --min-face-px > 0 and --carry-frames >= 0")
     return config
 
 

@@ -20,11 +20,11 @@ The scan of a frame (H, W), `plan_scan`:
 
 A full scan runs every window. On a stream (video, camera) the detector runs the coarse pass and
 the regions of interest every frame, and `tiles_per_frame` level windows per frame, so the cost
-per frame stays bounded. A confident face of at least `CARRY_MIN_PX` whose surroundings have not
-changed in the thumbnail since its region last ran keeps that detection for up to `CARRY_FRAMES`
-frames instead (a still crowd runs about a third of its regions). Which tiles: first those where
-the frame changed since they last ran (a motion prior: a face that walks in is looked for on the
-next frame), then those waiting longest.
+per frame stays bounded. A sure face whose surroundings have not changed in the thumbnail since its
+region last ran keeps that detection for up to `carry_frames` frames instead (edge.motion; a still
+crowd runs about a third of its regions). Which tiles: first those where the frame changed since
+they last ran (a motion prior: a face that walks in is looked for on the next frame), then those
+waiting longest.
 A still scene is therefore a plain round-robin (a cycle is 10 frames at 1080p with the defaults),
 and no tile waits more than `MAX_WAIT_CYCLES` + 1 cycles, whatever moves elsewhere. The first
 frame after `reset()` (and after the frame size changes) is a full scan, so stills and the first
@@ -44,6 +44,8 @@ import numpy as np
 from edge.anchors import SHORT_RANGE, anchor_centres_px
 from edge.boxes import iou_matrix, match_boxes, weighted_nms
 from edge.interpreter import load_interpreter
+from edge.motion import (CARRY_FRAMES, CHANGE_MIN_PX, CHANGE_LEVEL, CONFIDENT_SCORE, Thumbnail, carriable,
+                         face_thumb_area, still)
 from edge.types import Faces
 
 FACE_INPUT_PX = 32  # smallest face (input px) the short-range network finds reliably
@@ -77,29 +79,15 @@ CANDIDATE_SCORE = 0.4  # windows report detections from this score; verification
 # than a whole-frame pass's (edge.detector.DEFAULT_SCORE_THRESHOLD, 0.65), which has no such check:
 # on group scenes 0.65 here cut 1080p recall from 85 % to 70 % at the same precision (100 %).
 TILES_SCORE_THRESHOLD = 0.5
-CONFIDENT_SCORE = 0.75
 VERIFY_SCORE = 0.6
 VERIFY_FACE_PX = (48, 72)
-# The motion prior. Change is measured on a gray thumbnail of THUMB_DIV x THUMB_DIV means (which
-# also average sensor grain away), per tile against the thumbnail it last ran on, outside the
-# remembered faces (they move, and their regions of interest follow them). With the round-robin
-# alone, faces that appeared mid-stream in 1080p group scenes (seed 1) were found after a median
-# of 5 frames, up to 8.
-THUMB_DIV = 8
-CHANGE_LEVEL = 16  # gray levels by which a thumbnail pixel must change to count
-CHANGE_MIN_PX = 6  # changed thumbnail pixels that move a tile up the queue (a 32 px face covers 16)
+# The motion prior (change as edge.motion measures it): per tile against the thumbnail it last ran
+# on, outside the remembered faces (they move, and their regions of interest follow them). With the
+# round-robin alone, faces that appeared mid-stream in 1080p group scenes (seed 1) were found after
+# a median of 5 frames, up to 8.
 # Tiles that waited this many round-robin cycles run first. When motion keeps the budget busy, they
 # all come due at once and take a further cycle to run: no tile waits more than one cycle more.
 MAX_WAIT_CYCLES = 2
-# A remembered face whose surroundings have not changed in the thumbnail since its region of
-# interest last ran, and which scored at least CONFIDENT_SCORE, keeps that detection instead of
-# running the window again, for at most this many frames in a row: a still crowd (a classroom)
-# then costs about a third of its windows. (Unsure faces are looked at again on every frame, so a
-# false detection is not carried.)
-CARRY_FRAMES = 2
-# ... and which is at least this wide: in the 8x thumbnail a smaller face spans too few pixels for
-# a drift of a few pixels to show (seed-2 group scenes lost 4.5 points of 32-47 px recall without it).
-CARRY_MIN_PX = 64
 SCORE_CLIP = 100.0  # as MediaPipe, logits are clipped before the sigmoid
 ALIGN = 16  # the network's largest stride: input sides are multiples of it
 
@@ -206,16 +194,6 @@ class _Net:
         self.placed: tuple[int, int, int, int] | None = None  # the canvas area the last image filled
 
 
-def face_thumb_area(box_xyxy, scale: tuple[float, float]) -> tuple[slice, slice]:
-    """The thumbnail pixels (rows, columns) of a face box and a quarter of its side around it: the
-    face drifts between its detections. scale: thumbnail px per frame px, (x, y)."""
-    sx, sy = scale
-    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
-    m = 0.25 * max(x2 - x1, y2 - y1)
-    return (slice(max(0, int((y1 - m) * sy)), max(0, int(math.ceil((y2 + m) * sy)))),
-            slice(max(0, int((x1 - m) * sx)), max(0, int(math.ceil((x2 + m) * sx)))))
-
-
 class _TileSchedule:
     """Which level windows a streamed frame runs: changed ones first, then the longest waiting.
 
@@ -227,8 +205,9 @@ class _TileSchedule:
     def __init__(self, tiles: tuple[Window, ...], height: int, width: int, budget_px: int):
         self.pixels = np.array([t.pixels for t in tiles], np.int64)
         self.budget_px = int(budget_px)
-        self.size = (max(1, round(width / THUMB_DIV)), max(1, round(height / THUMB_DIV)))  # cv2 (w, h)
-        sx, sy = self.size[0] / width, self.size[1] / height
+        self.thumbnail = Thumbnail(height, width)
+        sx, sy = self.thumbnail.scale
+        thumb_w, thumb_h = self.thumbnail.size
         scales = sorted({t.scale for t in tiles})
         self.level = np.array([scales.index(t.scale) for t in tiles], np.int64)
         self.areas = []  # (y0, y1, x0, x1) thumbnail px per tile
@@ -239,17 +218,9 @@ class _TileSchedule:
         self.scale = (sx, sy)
         cycle = int(math.ceil(self.pixels.sum() / self.budget_px))
         self.max_wait = MAX_WAIT_CYCLES * max(cycle, 1)
-        self.seen = np.zeros((len(scales), self.size[1], self.size[0]), np.uint8)
+        self.seen = np.zeros((len(scales), thumb_h, thumb_w), np.uint8)
         self.age = np.zeros(len(tiles), np.int64)  # frames since each tile last ran
-        # Per-frame work reuses these buffers: the thumbnail in BGR and gray, the change mask.
-        self._small = np.zeros((self.size[1], self.size[0], 3), np.uint8)
-        self._thumb = np.zeros((self.size[1], self.size[0]), np.uint8)
-        self._moved = np.zeros_like(self.seen)  # 1 where a thumbnail pixel changed, per level
-
-    def thumbnail(self, image_bgr: np.ndarray) -> np.ndarray:
-        """The frame's (H / THUMB_DIV, W / THUMB_DIV) gray thumbnail (a reused buffer)."""
-        cv2.resize(image_bgr, self.size, dst=self._small, interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._thumb)
+        self._moved = np.zeros_like(self.seen)  # 1 where a thumbnail pixel changed, per level (reused)
 
     def restart(self, thumb: np.ndarray) -> None:
         """Every tile has just run on the frame of this thumbnail (a full scan)."""
@@ -303,7 +274,9 @@ class TiledDetector:
 
     def __init__(self, model_path: str | os.PathLike, *, score_threshold: float = TILES_SCORE_THRESHOLD,
                  iou_threshold: float = 0.3,
-                 num_threads: int | None = None, min_face_px: float = 40.0, tile_px: int = 384, tiles_per_frame: int = TILES_PER_FRAME, roi_frames: int = 5, stream: bool = True):
+                 num_threads: int | None = None, min_face_px: float = 40.0, tile_px: int = 384,
+                 tiles_per_frame: int = TILES_PER_FRAME, roi_frames: int = 5, carry_frames: int = CARRY_FRAMES,
+                 stream: bool = True):
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         if not os.path.isfile(model_path):
@@ -319,6 +292,9 @@ class TiledDetector:
             raise ValueError(f"tiles_per_frame must be >= 1, got {tiles_per_frame}")
         self.budget_px = int(tiles_per_frame) * self.tile_px ** 2  # input pixels of tiles per frame
         self.roi_frames = int(roi_frames)
+        if carry_frames < 0:
+            raise ValueError(f"carry_frames must be >= 0, got {carry_frames}")
+        self.carry_frames = int(carry_frames)
         self.stream = bool(stream)
         # Unlike one 128x128 pass, a tiled frame is ~30 ms of network work, and XNNPACK splits it
         # well over cores: 1080p with 8 faces ran at 35.5 frames/s with 2 interpreter threads here
@@ -399,14 +375,14 @@ class TiledDetector:
             return windows + list(self._tiles)
         thumb = self._schedule.thumbnail(image_bgr)
         coarse_scale = self._coarse.scale
+        sure = carriable(self._memory, self._memory_scores)
         for k, box in enumerate(self._memory):
             roi = roi_window(box)
             if roi.scale <= coarse_scale * 1.5:  # the coarse pass already sees it at >= 48 px
                 continue
             area = face_thumb_area(box, self._schedule.scale)
-            if (self._missed[k] == 0 and self._carried[k] < CARRY_FRAMES and self._memory_scores[k] >= CONFIDENT_SCORE
-                    and min(box[2] - box[0], box[3] - box[1]) >= CARRY_MIN_PX
-                    and np.count_nonzero(cv2.absdiff(thumb[area], self._roi_seen[area]) > CHANGE_LEVEL) < CHANGE_MIN_PX):
+            if (self._missed[k] == 0 and self._carried[k] < self.carry_frames and sure[k]
+                    and still(thumb[area], self._roi_seen[area])):
                 self._carry[k] = True
             else:
                 windows.append(roi)
@@ -591,3 +567,4 @@ class AutoScanDetector:
         if self.uses_tiles(h, w):
             return self.tiled.detect(image_bgr)
         return self.frame_detector.detect(image_bgr)
+

@@ -10,6 +10,7 @@ import pytest
 
 from edge.boxes import iou_matrix, weighted_nms
 from edge.detector import BlazeFaceDetector, MediaPipeDetector, decode, make_detector
+from edge.motion import StillCarry
 from edge.types import Faces
 
 SHORT = "blaze_face_short_range.tflite"
@@ -247,7 +248,8 @@ def test_weighted_nms(boxes, scores, want_boxes, want_scores):
 def test_make_detector_resolves_the_model(request, range_, size):
     request.getfixturevalue("detector_dir" if range_ == "short" else "full_detector")  # skip when not installed
     with make_detector("blazeface", range_, num_threads=1) as det:
-        assert isinstance(det, BlazeFaceDetector) and det.input_size == size
+        assert isinstance(det, StillCarry) and isinstance(det.detector, BlazeFaceDetector)
+        assert det.detector.input_size == size
         assert len(det.detect(np.zeros((480, 640, 3), np.uint8))) == 0
 
 
@@ -314,7 +316,7 @@ def test_backends_agree_on_real_faces(detector_dir, short, faces48):
 def test_mediapipe_backend_via_make_detector(detector_dir, faces48):
     image, region = scene(faces48[0], 200, (480, 640), (300, 200))
     with make_detector("mediapipe", "short") as det:
-        assert isinstance(det, MediaPipeDetector)
+        assert isinstance(det.detector, MediaPipeDetector)
         for _ in range(3):  # VIDEO mode: back-to-back calls need increasing timestamps
             faces = det.detect(image)
         assert len(faces) == 1 and faces.xyxy.dtype == np.int32

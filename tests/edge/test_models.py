@@ -116,7 +116,7 @@ def test_make_detector_takes_an_explicit_file_or_directory(clean_env, request, r
         else request.getfixturevalue("full_detector")
     for given in (file.parent, file):
         with make_detector("blazeface", range_, model_path=given, num_threads=1) as det:
-            assert det.input_size == size
+            assert det.detector.input_size == size
     with pytest.raises(ModelNotFoundError, match="--detector-model"):
         make_detector("blazeface", range_, model_path=clean_env / model.filename)
 

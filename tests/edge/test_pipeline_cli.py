@@ -24,12 +24,12 @@ def test_no_flags_give_the_default_config():
 def test_every_flag_lands_in_its_field():
     args = _parser().parse_args([
         "--detector", "blazeface", "--range", "full", "--detector-model", "d.tflite", "--score-threshold", "0.5",
-        "--scan", "frame", "--min-face-px", "32", "--tiles-per-frame", "2", "--model", "m.tflite",
+        "--scan", "frame", "--min-face-px", "32", "--tiles-per-frame", "2", "--carry-frames", "0", "--model", "m.tflite",
         "--threads", "3", "--workers", "1", "--no-smooth", "--ema-alpha", "0.2", "--max-missed", "4",
         "--max-age-s", "1.5", "--tta", "flip"])
     assert config_from_args(args) == PipelineConfig(
         range="full", detector_model="d.tflite", score_threshold=0.5, scan="frame", min_face_px=32.0,
-        tiles_per_frame=2, emotion_model="m.tflite", threads=3, workers=1, smooth=False, ema_alpha=0.2,
+        tiles_per_frame=2, carry_frames=0, emotion_model="m.tflite", threads=3, workers=1, smooth=False, ema_alpha=0.2,
         max_missed=4, max_age_s=1.5, tta="flip")
     assert config_from_args(_parser().parse_args(["--emotion-model", "x.tflite"])).emotion_model == "x.tflite"
 
@@ -45,7 +45,8 @@ def test_groups_and_skip_choose_the_flags():
 
 
 @pytest.mark.parametrize("argv, words", [(["--threads", "0"], "--threads must be >= 1"),
-                                         (["--tiles-per-frame", "0"], "--tiles-per-frame")])
+                                         (["--tiles-per-frame", "0"], "--tiles-per-frame"),
+                                         (["--carry-frames", "-1"], "--carry-frames >= 0")])
 def test_impossible_values_are_cli_errors(argv, words):
     with pytest.raises(CliError, match=words):
         config_from_args(_parser().parse_args(argv))

@@ -12,8 +12,9 @@ from edge.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
 from edge.boxes import iou_matrix, match_boxes
 from edge.detector import BlazeFaceDetector, make_detector
 from edge.interpreter import load_interpreter
-from edge.tiling import (CARRY_FRAMES, CARRY_MIN_PX, MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, AutoScanDetector, TiledDetector,
-                         coarse_window, plan_scan)
+from edge.motion import CARRY_FRAMES, CARRY_MIN_PX
+from edge.tiling import (MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, AutoScanDetector, TiledDetector, coarse_window,
+                         plan_scan)
 from edge_runtime_helpers import fer_faces
 
 SHORT = "blaze_face_short_range.tflite"
@@ -257,3 +258,8 @@ def test_tiles_per_frame_sets_the_scan_budget(detector_dir):
         assert det.windows_last_frame.count("tile") == 3
     with pytest.raises(ValueError, match="tiles_per_frame"):
         TiledDetector(detector_dir / SHORT, tiles_per_frame=0)
+
+
+def test_carry_frames_must_not_be_negative(detector_dir):
+    with pytest.raises(ValueError, match="carry_frames"):
+        TiledDetector(detector_dir / SHORT, carry_frames=-1)

@@ -1,0 +1,102 @@
+"""edge.motion: thumbnails, the still test, and StillCarry, which skips the network on frames that stand still."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.synthetic import paste_face
+from edge import motion
+from edge.capture import read_video_frames
+from edge.detector import BlazeFaceDetector
+from edge.motion import StillCarry
+from edge_runtime_helpers import fer_faces
+
+SHORT = "blaze_face_short_range.tflite"
+
+
+@pytest.fixture(scope="module")
+def faces(faces_dir):
+    return fer_faces(faces_dir, per_class=3)
+
+
+def _write_video(path, frames, fps: float = 15.0) -> list[np.ndarray]:
+    """Frames through a real MJPG file and back: the decoded frames carry the codec's noise."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return read_video_frames(path)
+
+
+def _face_frame(images, size, side: int, face: int = 9, offset=(0, 0)) -> np.ndarray:
+    w, h = size
+    image = np.full((h, w, 3), 140, np.uint8)
+    x, y = (w - side) // 2 + offset[0], (h - side) // 2 + offset[1]
+    if side:
+        paste_face(image, images[face], (x, y, x + side, y + side))
+    return image
+
+
+@pytest.mark.parametrize("carry_frames", [0, 1, 2, 3])
+def test_a_still_video_runs_the_network_once_every_carry_frames_plus_one(tmp_path, detector_dir, faces, carry_frames):
+    images, _ = faces
+    frames = _write_video(tmp_path / "still.avi", [_face_frame(images, (640, 480), 180)] * 12)
+    with BlazeFaceDetector(detector_dir / SHORT, num_threads=1) as net, \
+            StillCarry(BlazeFaceDetector(detector_dir / SHORT, num_threads=1), carry_frames) as det:
+        carried = []
+        for frame in frames:
+            got, want = det.detect(frame), net.detect(frame)
+            carried.append(det.carried_last_frame)
+            assert len(got) == len(want) == 1
+            assert np.abs(got.xyxy - want.xyxy).max() <= 2  # what the network would have said
+    period = [False] + [True] * carry_frames
+    assert carried == (period * 12)[:12]
+
+
+@pytest.mark.parametrize("case, size, side, patch, carried", [
+    ("sure face", (640, 480), 180, {}, True),
+    ("empty still scene", (640, 480), 0, {}, True),
+    ("face smaller than CARRY_MIN_PX", (160, 120), 60, {}, False),
+    ("unsure face", (640, 480), 180, {"CONFIDENT_SCORE": 0.95}, False),
+])
+def test_only_sure_large_faces_are_carried(tmp_path, monkeypatch, detector_dir, faces, case, size, side, patch,
+                                           carried):
+    images, _ = faces
+    for name, value in patch.items():
+        monkeypatch.setattr(motion, name, value)
+    frames = _write_video(tmp_path / "still.avi", [_face_frame(images, size, side)] * 4)
+    with StillCarry(BlazeFaceDetector(detector_dir / SHORT, num_threads=1)) as det:
+        found = [len(det.detect(frame)) for frame in frames[:2]]
+        assert found == [int(side > 0)] * 2, case
+        assert det.carried_last_frame == carried, case
+
+
+@pytest.mark.parametrize("change", ["face moves 24 px", "a second face comes in", "the light dims", "reset"])
+def test_a_change_runs_the_network_on_the_next_frame(detector_dir, faces, change):
+    images, _ = faces
+    still = _face_frame(images, (640, 480), 180, offset=(-150, 0))
+    changed = {"face moves 24 px": _face_frame(images, (640, 480), 180, offset=(-126, 0)),
+               "a second face comes in": still.copy(),
+               "the light dims": (still * 0.7).astype(np.uint8),
+               "reset": still}[change]
+    if change == "a second face comes in":
+        paste_face(changed, images[4], (420, 150, 600, 330))
+    with BlazeFaceDetector(detector_dir / SHORT, num_threads=1) as net, \
+            StillCarry(BlazeFaceDetector(detector_dir / SHORT, num_threads=1)) as det:
+        det.detect(still)
+        det.detect(still)
+        assert det.carried_last_frame
+        if change == "reset":
+            det.reset()
+        got = det.detect(changed)
+        assert not det.carried_last_frame
+        np.testing.assert_array_equal(got.xyxy, net.detect(changed).xyxy)
+        assert len(got) == (2 if change == "a second face comes in" else 1)
+
+
+def test_carry_frames_must_not_be_negative_here_either(detector_dir):
+    with pytest.raises(ValueError, match="carry_frames"):
+        StillCarry(BlazeFaceDetector(detector_dir / SHORT, num_threads=1), -1)
