@@ -130,7 +130,6 @@ class ReaderSource:
 
     def __init__(self, reader: FrameReader):
         self.reader = reader
-        self.live = reader.camera
         self._index = 0
         self._rewinds = reader.rewinds
         self._lock = threading.Lock()

@@ -232,8 +232,6 @@ class Detection:
 
 
 class FrameSource(Protocol):
-    live: bool  # a camera or stream, which gives its newest frame; else every frame (a file)
-
     def read(self, after: int = -1, timeout_s: float | None = None) -> Frame | None: ...
 
 
@@ -247,19 +245,18 @@ class DetectAhead:
     fits: a live source gives its newest frame, a file every frame). Results come out in frame
     order, and the tracker sees every frame in order, on the caller's thread. The detector's
     interpreters are used by the worker only, the classifier's by the caller only (LiteRT and
-    OpenCV release the GIL while they compute, so the two overlap on two cores). From a live
-    source at most two frames are in flight: the one the caller is about to take and the next,
-    so its latency does not grow. From a file, where every frame is processed anyway, three: the
-    worker's time per frame varies (a detection that is carried costs a tenth of one that runs),
-    and the extra frame keeps it busy through the caller's slow frames. Errors of the source (EndOfStream, SourceError) and of detection
+    OpenCV release the GIL while they compute, so the two overlap on two cores). At most two
+    frames are in flight: the one the caller is about to take and the next, so the latency of a
+    live source does not grow. Errors of the source (EndOfStream, SourceError) and of detection
     are raised by `next` in frame order. fresh(frame) -> True: the frame starts a new, unrelated
     stream (a still, a rewound file), so detector memory and tracks are reset for it.
     """
 
-    # Measured, 640x360 with 1 face (`fer-edge bench --source reports/photo_videos/interview_640x360.mp4`):
-    # 2 frames in flight 504-539 frames/s, 3 581-611 (p50 latency +1.2 ms), 4 594.
-    LIVE_IN_FLIGHT = 2
-    FILE_IN_FLIGHT = 3
+    # Three in flight from a file were measured and not kept: with --carry-frames 2, one face at
+    # 640x360 and 640x480 ran 8-16 % more frames/s (483-506 -> 514-555 on the interview stand-in),
+    # the 1080p crowd no more, and p95 latency grew 1-2 ms (`bench all`'s 640x480 row: 9.6 ms,
+    # against its 10 ms target).
+    IN_FLIGHT = 2
     workers = 2
 
     def __init__(self, pipeline: Pipeline, source: FrameSource, *, fresh: Callable[[Frame], bool] | None = None,
@@ -273,7 +270,6 @@ class DetectAhead:
         self._credits = threading.Semaphore(0)  # frames the worker may still detect
         self._done: queue.Queue = queue.Queue()  # (Detection | BaseException), in frame order
         self._in_flight = 0  # granted and not yet taken by next()
-        self._max_in_flight = self.LIVE_IN_FLIGHT if source.live else self.FILE_IN_FLIGHT
         self._idle = threading.Condition()
         self._failed = False
         self._thread = threading.Thread(target=self._work, name="fer-edge-detect", daemon=True)
@@ -319,7 +315,7 @@ class DetectAhead:
         the poll interval), so a window can still handle its events."""
         if self._failed:
             raise RuntimeError("DetectAhead already raised its source's error")
-        while self._in_flight < self._max_in_flight and not self._stop.is_set():
+        while self._in_flight < self.IN_FLIGHT and not self._stop.is_set():
             self._credits.release()
             self._in_flight += 1
         try:

@@ -107,27 +107,8 @@ def test_a_live_source_stays_on_the_newest_frame(pipeline, video):
             time.sleep(3.0 / 15.0)  # three frame periods of the 15 frames/s file: frames must be dropped
         drops = capture.stats.drops
     assert indices == sorted(set(indices))
-    assert max(in_flight) <= DetectAhead.LIVE_IN_FLIGHT - 1  # besides the one just taken
+    assert max(in_flight) <= DetectAhead.IN_FLIGHT - 1  # besides the one just taken
     assert drops > 0 and len(indices) < N_FRAMES
-
-
-def test_a_file_keeps_three_frames_in_flight_and_drops_none(pipeline, video):
-    """A slow consumer of a file finds the worker FILE_IN_FLIGHT - 1 frames ahead, never more."""
-    assert DetectAhead.FILE_IN_FLIGHT == DetectAhead.LIVE_IN_FLIGHT + 1
-    with Capture.from_spec(parse_source(str(video))) as capture, DetectAhead(pipeline, capture) as ahead:
-        indices, waiting = [], []
-        while True:
-            try:
-                result = ahead.next(timeout_s=30.0)
-            except EndOfStream:
-                break
-            if result is None:
-                continue
-            time.sleep(0.02)  # slower than the worker: detections pile up as far as they may
-            waiting.append(ahead._done.qsize())
-            indices.append(result.frame.index)
-    assert indices == list(range(N_FRAMES))
-    assert max(waiting) == DetectAhead.FILE_IN_FLIGHT - 1
 
 
 def test_stills_are_fresh_streams(pipeline, video):
