@@ -435,7 +435,7 @@ def register(sub) -> None:
                        "with the classifier on the original crops). PrivateTest only reports the effect.",
                        formatter_class=HelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv or a folder with train/ and test/")
-    add_pipeline_args(p, groups=("detector", "model"))
+    add_pipeline_args(p, groups=("detector", "model"), skip=("--carry-frames",))  # stills: nothing to carry
     p.add_argument("--faces", type=int, default=480, help="upright faces to place per split")
     p.add_argument("--rotated", type=int, default=240, help="faces rotated by +-ANGLE to place per split")
     p.add_argument("--angle", type=float, default=15.0, help="rotation in degrees for the rotated faces")

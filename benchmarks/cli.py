@@ -99,7 +99,7 @@ def register(sub) -> None:
                                      "Reports faces found, accuracy, per-class and macro recall, with the peer `fer` "
                                      "on the same photos when it is installed. Writes photos.json/.md/.png.")
     ph.add_argument("folder", help="labelled photos: FOLDER/<class>/<image>, classes named like the model's labels")
-    add_pipeline_args(ph, groups=("detector", "model"))
+    add_pipeline_args(ph, groups=("detector", "model"), skip=("--carry-frames",))  # stills: nothing to carry
     ph.add_argument("--peer", choices=("auto", "on", "off"), default="auto",
                     help="also run the peer `fer` (auto: when installed)")
     ph.add_argument("--calibrate", action="store_true",

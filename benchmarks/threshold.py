@@ -467,7 +467,8 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for threshold.json/.md/.png")
     p.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 (its PublicTest faces are placed)")
-    add_pipeline_args(p, groups=("detector",), skip=("--score-threshold",))  # the thresholds are swept
+    # The thresholds are swept, and every frame goes through the network.
+    add_pipeline_args(p, groups=("detector",), skip=("--score-threshold", "--carry-frames"))
     p.add_argument("--negative-videos", type=int, default=2, help="face-free videos per kind")
     p.add_argument("--negative-frames", type=int, default=60, help="frames per face-free video")
     p.add_argument("--face-videos", type=int, default=24, help="videos with 1-4 faces each")
