@@ -197,8 +197,8 @@ class _Net:
 class _TileSchedule:
     """Which level windows a streamed frame runs: changed ones first, then the longest waiting.
 
-    Holds one gray thumbnail per pyramid level, (H / THUMB_DIV, W / THUMB_DIV) uint8, in which each
-    tile's area keeps what that tile last ran on; tiles of one level overlap, and a face inside an
+    Holds one gray thumbnail per pyramid level (an edge.motion.Thumbnail's size, uint8), in which
+    each tile's area keeps what that tile last ran on; tiles of one level overlap, and a face inside an
     overlap is whole in either tile, so the tile that runs may update the shared area.
     """
 
