@@ -24,6 +24,7 @@ from edge.detector import DEFAULT_SCORE_THRESHOLD
 from edge.pipeline import PipelineConfig
 
 if TYPE_CHECKING:
+    from edge.mqtt_config import MqttConfig
     from edge.sinks import RunSummary, Sink
     from edge.types import FrameResult
 
@@ -53,17 +54,22 @@ class RunConfig:
     report: str | None = None
     hud: bool | None = None  # None: in the window for videos and cameras only
     bars: bool = True
+    mqtt: MqttConfig | None = None  # --mqtt and its flags (edge.mqtt_config)
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
         from edge.pipeline_cli import config_from_args
+        from edge.remote_cli import mqtt_from_args
 
-        values = {f.name: getattr(args, f.name) for f in fields(cls) if f.name != "pipeline"}
-        return cls(pipeline=config_from_args(args), **values)
+        values = {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in ("pipeline", "mqtt")}
+        return cls(pipeline=config_from_args(args), mqtt=mqtt_from_args(args), **values)
 
 
 def register(sub) -> None:
     from edge.pipeline_cli import add_pipeline_args
+    from edge.remote_cli import add_remote_args
 
     p = sub.add_parser(
         "run", help="recognise expressions live (camera) or in videos, images and streams",
@@ -116,6 +122,7 @@ def register(sub) -> None:
     o.add_argument("--bars", action=argparse.BooleanOptionalAction, default=True,
                    help="class probabilities beside each face, or a compact bar under its label where "
                    "there is no room")
+    add_remote_args(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -185,8 +192,10 @@ class _Run:
         self._min_dt = 1.0 / config.max_fps if config.max_fps > 0 else 0.0
         self._t_prev: float | None = None
 
-    def open_outputs(self) -> None:
-        """The sinks (files open here: an unwritable one is an OSError) and the window."""
+    def open_outputs(self, pipeline=None, capture=None) -> None:
+        """The sinks (files open here: an unwritable one is an OSError; --metrics-port and --mqtt
+        start here) and the window."""
+        from edge.remote_cli import open_remote
         from edge.sinks import ImageDirSink, JsonlSink
 
         config = self.config
@@ -202,6 +211,7 @@ class _Run:
             self.sinks.append(ImageDirSink(config.out_dir, annotate=self.saved))
         if self.video is not None:
             self.sinks.append(self.video)
+        self.sinks.extend(open_remote(config, pipeline, capture))
         if self.window:
             import cv2
 
@@ -296,6 +306,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     from edge.capture import Capture, SourceError, parse_source
     from edge.pipeline import stages
     from edge.pipeline_cli import open_pipeline
+    from edge.remote_cli import check_remote
     from edge.sinks import RunSummary
 
     try:
@@ -309,6 +320,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     if config.fast and config.realtime:
         raise CliError("--fast and --realtime contradict each other: choose one")
     report_config = _check_report(config)
+    check_remote(config.mqtt, config.metrics_port)
     stop = stop or threading.Event()
     # A video in a window plays at its own speed, as a player would; headless runs process
     # every frame as fast as they can.
@@ -320,7 +332,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps, realtime=realtime)
     error: CliError | None = None
     try:
-        session.open_outputs()
+        session.open_outputs(pipeline, capture)
         # Unrelated stills: no remembered faces, tracks or smoothing across them.
         fresh = (lambda _frame: True) if spec.images else None
         t_start = time.perf_counter()
