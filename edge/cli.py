@@ -34,7 +34,12 @@ OWN_LOGGERS = ("edge", "benchmarks", "convert", "train")
 
 
 class CliError(Exception):
-    """An error the user can fix; printed without a traceback, exit code 2."""
+    """An error the user can fix; printed without a traceback. Exit code 2 (a usage error) unless
+    `exit_code` says otherwise (1: the work began and failed on the way, e.g. a full disk)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except CliError as exc:
         print(f"fer-edge {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 def install_hint(extra: str) -> str:

@@ -191,20 +191,23 @@ class _Run:
         self.heartbeat = Heartbeat(config.stats_interval_s if config.headless else 0.0, time.monotonic())
         self._min_dt = 1.0 / config.max_fps if config.max_fps > 0 else 0.0
         self._t_prev: float | None = None
+        self.where = "its start"  # the frame being written, for an output that fails mid-run
 
     def open_outputs(self, pipeline=None, capture=None) -> None:
         """The sinks (files open here: an unwritable one is an OSError; --metrics-port and --mqtt
         start here) and the window."""
         from edge.remote_cli import open_remote
+        from edge.run_outputs import make_output_folders
         from edge.sinks import ImageDirSink, JsonlSink
 
         config = self.config
+        make_output_folders(config)
         if config.jsonl:
             self.sinks.append(JsonlSink(config.jsonl, append=config.append))
         elif config.out_dir:
-            self.sinks.append(JsonlSink(Path(config.out_dir) / "results.jsonl"))
+            self.sinks.append(JsonlSink(Path(config.out_dir) / "results.jsonl", option="--out-dir"))
         elif config.report:
-            self.sinks.append(JsonlSink(Path(config.report) / "run.jsonl"))
+            self.sinks.append(JsonlSink(Path(config.report) / "run.jsonl", option="--report"))
         elif config.headless:
             self.sinks.append(JsonlSink(stream=sys.stdout))
         if config.out_dir and self.spec.images:
@@ -256,6 +259,7 @@ class _Run:
             inst = 1.0 / max(now - self._t_prev, 1e-6)
             self.saved.fps = inst if self.saved.fps is None else 0.9 * self.saved.fps + 0.1 * inst
         self._t_prev = now
+        self.where = _where(self.spec, result.frame)
         for sink in self.sinks:
             sink.write(result)
         if self.window and self._show(result):
@@ -283,17 +287,23 @@ class _Run:
             cv2.setWindowTitle(WINDOW, f"{WINDOW}: {Path(frame.source).name} ({hint})")
         return _show(shown, self.stop, still=self.spec.images)
 
-    def close(self, capture) -> None:
-        """Close every output and the window; the summary takes the capture's counters."""
+    def close(self, capture) -> OSError | None:
+        """Close every output and the window; the summary takes the capture's counters. Returns
+        the first output that failed to close (a full disk at the video's last packets), if any."""
         stats = capture.stats
         self.summary.drops, self.summary.skipped, self.summary.reconnects = stats.drops, stats.skipped, stats.reconnects
+        failed: OSError | None = None
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except OSError as exc:
+                failed = failed or exc
         if self.window:
             import cv2
 
             cv2.destroyAllWindows()
             cv2.waitKey(1)
+        return failed
 
 
 def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunSummary | None = None,
@@ -306,6 +316,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     from edge.capture import Capture, SourceError, parse_source
     from edge.pipeline import stages
     from edge.pipeline_cli import open_pipeline
+    from edge.run_outputs import check_output_paths, stopped_message
     from edge.remote_cli import check_remote
     from edge.sinks import RunSummary
 
@@ -320,6 +331,10 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     if config.fast and config.realtime:
         raise CliError("--fast and --realtime contradict each other: choose one")
     report_config = _check_report(config)
+    check_output_paths(config)
+    if config.save_video and Path(config.save_video).suffix.lower() == ".avi":
+        log.info("%s: web browsers do not play AVI (it is kept, as Motion JPEG); name it .mp4 (H.264) or "
+                 ".webm (VP9) for a video a browser plays", config.save_video)
     check_remote(config.mqtt, config.metrics_port)
     stop = stop or threading.Event()
     # A video in a window plays at its own speed, as a player would; headless runs process
@@ -331,6 +346,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     pipeline = open_pipeline(config.pipeline)
     capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps, realtime=realtime)
     error: CliError | None = None
+    t_start: float | None = None
     try:
         session.open_outputs(pipeline, capture)
         # Unrelated stills: no remembered faces, tracks or smoothing across them.
@@ -340,9 +356,13 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
             error = session.loop(loop, capture)
         session.summary.wall_s = time.perf_counter() - t_start
     except OSError as exc:  # an output that cannot be written (full disk, no permission): its reason, no traceback
-        error = CliError(str(exc))
+        error = CliError(stopped_message(exc, session.where, session.sinks), exit_code=1)
     finally:
-        session.close(capture)
+        if t_start is not None and not session.summary.wall_s:  # the run ended on an error
+            session.summary.wall_s = time.perf_counter() - t_start
+        failed = session.close(capture)
+        if failed is not None and error is None:
+            error = CliError(stopped_message(failed, "its end", session.sinks), exit_code=1)
         pipeline.close()
         if error is None or session.summary.frames:  # a source that never delivered ends with its error alone
             print(session.summary.text(), file=sys.stderr, flush=True)
@@ -418,6 +438,15 @@ def _still_hint(spec, source: str) -> str:
     k = spec.paths.index(source) + 1 if source in spec.paths else 0
     where = f"image {k}/{n}: " if n > 1 and k else ""
     return where + ("any key: next image   q or Esc: quit" if k < n else "any key or q: close")
+
+
+def _where(spec, frame) -> str:
+    """The frame in words: "frame 35", or "image 3 of 213 (IMG_0042.jpg)" for photos."""
+    if spec.images and frame.source:
+        n = len(spec.paths)
+        k = spec.paths.index(frame.source) + 1 if frame.source in spec.paths else frame.index + 1
+        return f"image {k} of {n} ({Path(frame.source).name})"
+    return f"frame {frame.index}"
 
 
 def _show(annotated, stop: threading.Event, still: bool) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 
 from edge.overlay import draw
 from edge.types import FrameResult
+from edge.video_writer import VIDEO_SUFFIXES  # noqa: F401  (re-exported: the names --save-video takes)
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +103,40 @@ class SavedFrames:
         return self._image
 
 
-class JsonlSink:
-    """One JSON object per line, flushed per line, so a killed run leaves only whole lines."""
+class OutputError(OSError):
+    """An output that could not be written: the option that named it, the file, and the OS's reason."""
 
-    def __init__(self, path: str | Path | None = None, stream: IO[str] | None = None, append: bool = False):
+    def __init__(self, option: str, path: str | Path, exc: OSError | str):
+        reason = exc if isinstance(exc, str) else (exc.strerror or str(exc))
+        super().__init__(getattr(exc, "errno", None), reason, str(path))
+        self.option, self.reason = option, reason
+
+    def __str__(self) -> str:
+        return f"{self.option} {self.filename}: {self.reason}"
+
+
+class JsonlSink:
+    """One JSON object per line, each line written whole or not at all.
+
+    A file is written unbuffered, one write per line, so a killed run leaves whole lines. When
+    a write fails (a full disk), the part of the line that got in is cut off again, so the file
+    still holds whole lines only, and OutputError says why. `lines` counts what the file holds.
+    The folder must exist: a mistyped path is an error, not a new folder.
+    """
+
+    def __init__(self, path: str | Path | None = None, stream: IO[str] | None = None, append: bool = False,
+                 option: str = "--jsonl"):
+        self.option = option
+        self.path: Path | None = None
+        self._file: IO[bytes] | None = None
+        self._out: IO[str] | None = None
         if path is not None and str(path) != "-":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] | None = open(path, "a" if append else "w", encoding="utf-8")
-            self._out = self._file
+            self.path = Path(path)
+            try:
+                self._file = open(self.path, "ab" if append else "wb", buffering=0)
+            except OSError as exc:
+                raise OutputError(option, path, exc) from None
         else:
-            self._file = None
             self._out = stream if stream is not None else sys.stdout
         self.lines = 0
 
@@ -119,9 +145,27 @@ class JsonlSink:
         self.write_record(frame_record(result))
 
     def write_record(self, record: dict) -> None:
-        self._out.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._out.flush()
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        if self._file is None:
+            self._out.write(line)
+            self._out.flush()
+        else:
+            self._write_whole(line.encode("utf-8"))
         self.lines += 1
+
+    def _write_whole(self, data: bytes) -> None:
+        written = 0
+        try:
+            while written < len(data):
+                written += self._file.write(memoryview(data)[written:]) or 0
+        except OSError as exc:
+            if written:  # the line's head got in: cut it off (the file ends where this write began)
+                try:
+                    fd = self._file.fileno()
+                    os.ftruncate(fd, os.fstat(fd).st_size - written)
+                except OSError:
+                    pass  # not a regular file (a device, a pipe): nothing to cut
+            raise OutputError(self.option, self.path, exc) from None
 
     def close(self) -> None:
         if self._file is not None:
@@ -135,25 +179,24 @@ class JsonlSink:
         self.close()
 
 
-# Containers OpenCV's writer opens with the codecs below (MJPG in .avi, mp4v in the others).
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
-
-
 class VideoSink:
-    """Annotated frames to a video file; opened on the first frame (its size).
+    """Annotated frames to a video file a browser plays (edge.video_writer: H.264, VP9 in .webm).
 
     The name is checked at once (ValueError), so a run never does its work only to find that
-    no writer takes the file. `write(result)` saves `annotate(result)`; `write_image` any frame.
+    no writer takes the file; the file opens on the first frame (its size). `write(result)`
+    saves `annotate(result)`; `write_image` any frame. Write failures are OutputError.
     """
 
-    def __init__(self, path: str | Path, fps: float = 25.0, annotate: Annotate | None = None):
+    def __init__(self, path: str | Path, fps: float = 25.0, annotate: Annotate | None = None,
+                 option: str = "--save-video"):
+        from edge.video_writer import codec_for
+
         self.path = Path(path)
         self.annotate = annotate
-        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ValueError(f"{self.path}: cannot write a video with this name; end it in "
-                             f"{', '.join(VIDEO_SUFFIXES)}")
+        self.option = option
+        self.codec = codec_for(self.path)
         self.fps = float(fps) if fps and fps > 0 else 25.0
-        self._writer: cv2.VideoWriter | None = None
+        self._writer = None
         self.frames = 0
 
     def write(self, result: FrameResult) -> None:
@@ -162,21 +205,23 @@ class VideoSink:
         self.write_image(self.annotate(result))
 
     def write_image(self, image_bgr: np.ndarray) -> None:
+        from edge.video_writer import VideoFileWriter
+
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            h, w = image_bgr.shape[:2]
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
-            if not self._writer.isOpened():
-                self._writer = None
-                raise OSError(f"{self.path}: cannot write a video here (try a .avi or .mp4 name)")
-        self._writer.write(image_bgr)
+            self._writer = VideoFileWriter(self.path, self.fps)
+        try:
+            self._writer.write(image_bgr)
+        except OSError as exc:
+            raise OutputError(self.option, self.path, exc) from None
         self.frames += 1
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except OSError as exc:
+                raise OutputError(self.option, self.path, exc) from None
 
     def __enter__(self) -> "VideoSink":
         return self
@@ -189,10 +234,14 @@ class ImageDirSink:
     """Annotated images into a folder, named after their source file: `write(result)` saves
     `annotate(result)`; `write_image` any image."""
 
-    def __init__(self, out_dir: str | Path, annotate: Annotate | None = None):
+    def __init__(self, out_dir: str | Path, annotate: Annotate | None = None, option: str = "--out-dir"):
         self.out_dir = Path(out_dir)
         self.annotate = annotate
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.option = option
+        try:  # the folder itself, not missing parents: a mistyped path is an error
+            self.out_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(option, out_dir, exc) from None
         self._used: set[str] = set()
         self.images = 0
 
@@ -208,8 +257,17 @@ class ImageDirSink:
             name = f"{stem}_{index:06d}.jpg"
         self._used.add(name)
         path = self.out_dir / name
-        if not cv2.imwrite(str(path), image_bgr):
-            raise OSError(f"{path}: cannot write the annotated image")
+        ok, encoded = cv2.imencode(".jpg", image_bgr)
+        if not ok:
+            raise OutputError(self.option, path, "OpenCV could not encode the annotated image")
+        try:
+            path.write_bytes(encoded.tobytes())
+        except OSError as exc:
+            try:
+                path.unlink(missing_ok=True)  # no half-written image left behind
+            except OSError:
+                pass
+            raise OutputError(self.option, path, exc) from None
         self.images += 1
         return path
 

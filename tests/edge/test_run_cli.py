@@ -83,7 +83,7 @@ def test_bad_input_gives_a_clear_error_and_exit_code_2(case, tmp_path, video, em
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", ["out", "out.xyz", "out.webm"])
+@pytest.mark.parametrize("name", ["out", "out.xyz", "out.flv"])
 def test_save_video_without_a_usable_extension_is_refused_before_any_work(name, tmp_path, video, capsys):
     jsonl = tmp_path / "r.jsonl"
     rc = cli_main(["run", "--headless", "--source", str(video), "--jsonl", str(jsonl),

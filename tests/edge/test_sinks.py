@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.sinks import ImageDirSink, JsonlSink, RunSummary, SavedFrames, Sink, VideoSink, frame_record
+from edge.sinks import ImageDirSink, JsonlSink, OutputError, RunSummary, SavedFrames, Sink, VideoSink, frame_record
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
 
@@ -56,8 +56,15 @@ def test_frame_record_reports_the_held_label_not_the_argmax():
     assert rec["faces"][0]["confidence"] == pytest.approx(float(result.probs[0, 5]), abs=1e-4)
 
 
+def test_jsonl_sink_needs_its_folder_and_names_the_option(tmp_path):
+    with pytest.raises(OutputError) as info:
+        JsonlSink(tmp_path / "sub" / "out.jsonl", option="--report")
+    assert str(info.value).startswith(f"--report {tmp_path / 'sub' / 'out.jsonl'}: No such file")
+    assert not (tmp_path / "sub").exists()  # never created behind the user's back
+
+
 def test_jsonl_sink_flushes_every_line(tmp_path):
-    path = tmp_path / "sub" / "out.jsonl"
+    path = tmp_path / "out.jsonl"
     sink = JsonlSink(path)
     for i in range(3):
         sink.write(make_result(1, index=i))
@@ -67,12 +74,23 @@ def test_jsonl_sink_flushes_every_line(tmp_path):
     sink.close()
 
 
-@pytest.mark.parametrize("name", ["out.avi", "out.mp4"])
-def test_video_sink_writes_a_readable_video(tmp_path, name):
+# What each container holds: what a browser plays (H.264, VP9), and MJPEG in an AVI, which no
+# browser plays whatever its codec.
+CONTAINER_CODECS = {"out.mp4": "h264", "out.m4v": "h264", "out.mov": "h264", "out.mkv": "h264",
+                    "out.webm": "vp9", "out.avi": "mjpeg"}
+
+
+@pytest.mark.parametrize("name", list(CONTAINER_CODECS))
+def test_video_sink_writes_a_readable_video_in_the_container_asked_for(tmp_path, name):
+    av = pytest.importorskip("av")
     path = tmp_path / name
     with VideoSink(path, fps=10) as sink:
         for i in range(5):
-            sink.write_image(np.full((120, 160, 3), 40 * i, np.uint8))
+            sink.write_image(np.full((121, 161, 3), 40 * i, np.uint8))  # odd sizes: padded to even for 4:2:0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == CONTAINER_CODECS[name]
+        assert (stream.codec_context.width, stream.codec_context.height) == (162, 122)
     cap = cv2.VideoCapture(str(path))
     frames = []
     while True:
@@ -81,7 +99,7 @@ def test_video_sink_writes_a_readable_video(tmp_path, name):
             break
         frames.append(img)
     cap.release()
-    assert len(frames) == 5 and frames[0].shape == (120, 160, 3)
+    assert len(frames) == 5 and frames[0].shape == (122, 162, 3)
 
 
 def test_image_dir_sink_names_after_the_source(tmp_path):
