@@ -130,7 +130,7 @@ class MqttSink:
         with self._cond:
             connected = self._connected
         if not connected:
-            self._warn_down("cannot reach the MQTT broker at %s (%s); the run goes on, events are queued and "
+            self._warn_down("cannot connect to the MQTT broker at %s (%s); the run goes on, events are queued and "
                             "the connection is retried with backoff", self._reason or "no answer")
         return connected
 

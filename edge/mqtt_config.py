@@ -52,7 +52,7 @@ class MqttConfig:
     retain: bool = False  # retain the latest faces and events messages
     home_assistant: bool = False  # publish Home Assistant MQTT discovery configs
     queue: int = 100  # frame messages kept while the broker is away; the oldest go first
-    flush_s: float = 10.0  # at the end of a run, how long queued events may take to get out
+    flush_s: float = 5.0  # at the end of a run, how long queued events may take to get out
 
     def __repr__(self) -> str:
         secret = "***" if self.password else None
@@ -81,6 +81,9 @@ def parse_mqtt_url(url: str, *, allow_password: bool) -> tuple[str, int, str, bo
     """(host, port, prefix, tls, username, password) of an mqtt:// or mqtts:// URL; MqttUrlError."""
     text = url.strip()
     example = "mqtt://broker.local:1883/fer-edge (TLS: mqtts://broker.local:8883/fer-edge)"
+    if "#" in text:  # urlsplit would take it for a fragment
+        raise MqttUrlError(f"--mqtt {url!r}: MQTT wildcards '+' and '#' cannot be part of a topic prefix; write it "
+                           f"as {example}")
     try:
         parts = urlsplit(text)
         port = parts.port
