@@ -274,15 +274,16 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     official file name), else edge.models' lookup (FER_EDGE_MODEL_DIR, then the user cache);
     ModelNotFoundError says how to get it.
 
-    scan: "frame" runs the whole frame through the network once; "tiles" runs the short-range
-    model over a pyramid of windows and finds faces down to `min_face_px` (edge.tiling);
-    "auto" tiles only frames larger than edge.tiling.AUTO_TILES_ABOVE_PX, and only with the
-    short-range BlazeFace backend (elsewhere it means "frame"). tile_threads: interpreter threads
+    scan: "frame" runs the whole frame through the network once, and keeps what scores at least
+    the threshold; "tiles" runs the short-range model over the coarse frame, a pyramid of windows
+    and windows around known faces, finds faces down to `min_face_px`, and keeps a new face only
+    when it is sure or a second look confirms it (edge.tiling, edge.windows); "auto" is "tiles"
+    with the short-range BlazeFace backend and "frame" elsewhere. tile_threads: interpreter threads
     of the tiled detector (None: up to 2); num_threads: of the whole-frame one. score_threshold:
     None gives each scan its default (DEFAULT_SCORE_THRESHOLD whole-frame, TILES_SCORE_THRESHOLD
     tiled); a value applies to both. carry_frames: how many frames in a row a sure face may keep
     its detection while its surroundings stand still (edge.motion: StillCarry for a whole frame,
-    the regions of interest of tiles); 0 runs the network on every frame.
+    and per face in tiles); 0 runs the network on every frame.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown detector backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -303,15 +304,12 @@ def make_detector(backend: str = "blazeface", range: str = "short", model_path: 
     cls = BlazeFaceDetector if backend == "blazeface" else MediaPipeDetector
     tiled = scan == "tiles" or (scan == "auto" and backend == "blazeface" and range == "short")
     frame_threshold = DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold
-    from edge.tiling import TILES_SCORE_THRESHOLD, AutoScanDetector, TiledDetector
+    from edge.tiling import TILES_SCORE_THRESHOLD, TiledDetector
 
     if not tiled:
         return StillCarry(cls(model_path, full_range=(range == "full"), score_threshold=frame_threshold,
                               num_threads=num_threads), carry_frames)
     tiles = TiledDetector(model_path, num_threads=tile_threads, min_face_px=min_face_px,
-                          tiles_per_frame=tiles_per_frame, carry_frames=carry_frames,
+                          tiles_per_frame=tiles_per_frame, carry_frames=carry_frames, small_threads=num_threads,
                           score_threshold=TILES_SCORE_THRESHOLD if score_threshold is None else score_threshold)
-    if scan == "tiles":
-        return tiles
-    whole = StillCarry(cls(model_path, score_threshold=frame_threshold, num_threads=num_threads), carry_frames)
-    return AutoScanDetector(whole, tiles)
+    return StillCarry(tiles, carry_frames)

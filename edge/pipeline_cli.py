@@ -56,10 +56,11 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
         "zoomed windows)")
     add("detector", "--scan", choices=SCANS, default=d.scan,
         help="frame: the whole frame in one detector pass, faces from about 1/4 of the frame's long side (160 px "
-        "at 640x480); tiles: short range over tiles and regions around known faces, faces from --min-face-px; "
-        "auto: frame up to 960 px on the long side, tiles above (short range only)")
+        "at 640x480); tiles: short range over the whole frame, a pyramid of windows and windows around known "
+        "faces, faces from --min-face-px at every frame size, a new face kept when sure or confirmed by a second, "
+        "zoomed look; auto: tiles with the short-range blazeface detector, frame otherwise")
     add("detector", "--min-face-px", type=float, default=d.min_face_px,
-        help="smallest supported face side in tiled frames, in frame pixels; smaller faces are found less often "
+        help="smallest face side the default scan looks for, in frame pixels; smaller faces are found less often "
         "(recall per face size: README *Group scenes*)")
     add("detector", "--tiles-per-frame", type=int, default=d.tiles_per_frame,
         help="tiled streams: tiles scanned per frame besides the regions around known faces, where the frame "

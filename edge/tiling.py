@@ -36,17 +36,19 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from edge.anchors import SHORT_RANGE, anchor_centres_px
-from edge.boxes import iou_matrix, match_boxes, weighted_nms
-from edge.interpreter import load_interpreter
+from edge.boxes import match_boxes, weighted_nms
 from edge.motion import (CARRY_FRAMES, CHANGE_MIN_PX, CHANGE_LEVEL, CONFIDENT_SCORE, Thumbnail, carriable,
                          face_thumb_area, still)
 from edge.types import Faces
+from edge.windows import (ALIGN, ROI_FACE_INPUT_PX, TRACK_IOU, SecondLook, Window, WindowNets, accept,
+                          coarse_window, logit, roi_window)
+
+__all__ = ["TiledDetector", "plan_scan", "coarse_window", "roi_window", "Window",
+           "ROI_FACE_INPUT_PX"]
 
 FACE_INPUT_PX = 32  # smallest face (input px) the short-range network finds reliably
 LEVEL_RATIO = 3.0  # scale between pyramid levels; a level finds faces of 32-96 input px
@@ -54,62 +56,33 @@ LEVEL_RATIO = 3.0  # scale between pyramid levels; a level finds faces of 32-96 
 # before the next level sees them at 32 px; 128 leaves a margin, as faces of 96-128 px at 32-43 px
 # one level up were found in only ~70 % of group-scene frames.
 OVERLAP_PX = 128
+# A level no larger than this (input px) runs as one window: no overlap to pay for, no cut faces
+# (a 640x480 frame's 40 px level is 512x384; two overlapping 384 px tiles would cost 1.5x).
+ONE_WINDOW_PX = 2 * 384 * 384
 # Tiles scanned per streamed frame (after the first). Two: a 1080p cycle takes 10 frames instead
 # of 20, which on group scenes (before the motion prior) raised recall on faces >= 48 px by 1-2
 # points and on 32-47 px faces by 8, for ~25 % less speed; three found a little more but let
 # through more false positives (precision 94 %).
 TILES_PER_FRAME = 2
-ROI_INPUT_PX = 128  # region-of-interest window side, input px
-# A remembered face's size in its region-of-interest window. The network scores a face highest at
-# 64-80 px of its 128 px input and much lower at 48 (one occluded face: 0.49 at 48 px, 0.68 at 64);
-# a face whose score falls under the threshold is lost until its tile comes round again. On seed-0
-# group scenes (tuning set) 72 px raised 1080p recall on faces >= 48 px from 83.2 % to 85.6 %
-# at the same precision; 48, 56 and 64 px, and the face's own size up to 72 px, did worse.
-ROI_FACE_INPUT_PX = 72
-EDGE_PX = 2.0  # a box within this many input px of an inner window edge is cut by it
-TRACK_IOU = 0.3  # a detection continues a remembered face when their boxes overlap this much
-MAX_REMEMBERED = 64  # bound on remembered faces (regions of interest per frame)
+# A frame whose whole pyramid fits one frame's tile budget (640x480, 640x360: one window of ~17
+# coarse passes) is not rescanned every frame: its tiles run where the frame changed, at most one
+# budget's worth per MOTION_GAP_FRAMES frames, and otherwise once every REFRESH_FRAMES frames.
+# Remembered faces keep their own windows every frame. This is what keeps a webcam's one-face
+# frame near the cost of one whole-frame pass while faces from min_face_px are still found.
+REFRESH_FRAMES = 60
+MOTION_GAP_FRAMES = 8
 # Many windows see much background, and textures fire the network at scores 0.55-0.7. A face seen
-# for the first time is therefore looked at again in two region-of-interest windows (face 48 and
-# 72 px wide), and kept only when both find it at >= VERIFY_SCORE, unless its own score is already
-# >= CONFIDENT_SCORE. On group scenes (seed 0, full scans) this cut false positives ~20x at
-# a cost of ~5 % of the faces, where raising the threshold alone to the same precision lost ~20 %.
-CANDIDATE_SCORE = 0.4  # windows report detections from this score; verification decides
-# The default threshold of tiled scans, for faces already seen (new ones pass verification). Lower
-# than a whole-frame pass's (edge.detector.DEFAULT_SCORE_THRESHOLD, 0.65), which has no such check:
-# on group scenes 0.65 here cut 1080p recall from 85 % to 70 % at the same precision (100 %).
+# for the first time is therefore looked at again (edge.windows.SecondLook), unless its own score
+# is already >= CONFIDENT_SCORE. On group scenes (seed 0, full scans) this cut false positives ~20x
+# at a cost of ~5 % of the faces, where raising the threshold alone to the same precision lost ~20 %.
+CANDIDATE_SCORE = 0.4  # windows report detections from this score; confirmation decides
+# The default threshold for faces already seen (new ones need CONFIDENT_SCORE or the second look).
+# 0.65 here cut 1080p group-scene recall from 85 % to 70 % at the same precision (100 %).
 TILES_SCORE_THRESHOLD = 0.5
-VERIFY_SCORE = 0.6
-VERIFY_FACE_PX = (48, 72)
-# The motion prior (change as edge.motion measures it): per tile against the thumbnail it last ran
-# on, outside the remembered faces (they move, and their regions of interest follow them). With the
-# round-robin alone, faces that appeared mid-stream in 1080p group scenes (seed 1) were found after
-# a median of 5 frames, up to 8.
+MAX_REMEMBERED = 64  # bound on remembered faces (regions of interest per frame)
 # Tiles that waited this many round-robin cycles run first. When motion keeps the budget busy, they
 # all come due at once and take a further cycle to run: no tile waits more than one cycle more.
 MAX_WAIT_CYCLES = 2
-SCORE_CLIP = 100.0  # as MediaPipe, logits are clipped before the sigmoid
-ALIGN = 16  # the network's largest stride: input sides are multiples of it
-
-
-def _logit(p: float) -> float:
-    return math.log(p / (1.0 - p))
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One network call: the input pixel (u, v) samples frame pixel (x + u / scale, y + v / scale)."""
-
-    x: float  # frame px at the input's left edge
-    y: float  # frame px at the input's top edge
-    scale: float  # input px per frame px
-    height: int  # input px, a multiple of ALIGN
-    width: int
-    kind: str  # coarse | tile | roi
-
-    @property
-    def pixels(self) -> int:
-        return self.height * self.width
 
 
 def _ceil_to(v: float, step: int) -> int:
@@ -127,13 +100,6 @@ def _starts(length: float, tile: int, overlap: int) -> list[int]:
     return sorted({int(round(i * last / (n - 1))) for i in range(n)})
 
 
-def coarse_window(height: int, width: int, size: int = SHORT_RANGE.input_size) -> Window:
-    """The whole frame letterboxed (centred) into a size x size input."""
-    scale = size / max(height, width)
-    pad_x, pad_y = (size - width * scale) / 2.0, (size - height * scale) / 2.0
-    return Window(x=-pad_x / scale, y=-pad_y / scale, scale=scale, height=size, width=size, kind="coarse")
-
-
 def plan_scan(height: int, width: int, min_face_px: float, tile_px: int = 384) -> tuple[Window, tuple[Window, ...]]:
     """The coarse window and the level windows (finest level first) of a full scan of a frame."""
     if min_face_px <= 0:
@@ -146,52 +112,17 @@ def plan_scan(height: int, width: int, min_face_px: float, tile_px: int = 384) -
     # A level is worth running while it finds faces the coarse pass would see at < 32 px.
     while scale > coarse.scale * 1.5:
         sw, sh = width * scale, height * scale
-        tw = tile_px if sw > tile_px else _ceil_to(sw, ALIGN)
-        th = tile_px if sh > tile_px else _ceil_to(sh, ALIGN)
-        for v in _starts(sh, th, OVERLAP_PX):
-            for u in _starts(sw, tw, OVERLAP_PX):
-                tiles.append(Window(x=u / scale, y=v / scale, scale=scale, height=th, width=tw, kind="tile"))
+        if _ceil_to(sw, ALIGN) * _ceil_to(sh, ALIGN) <= ONE_WINDOW_PX:
+            tiles.append(Window(x=0.0, y=0.0, scale=scale, height=_ceil_to(sh, ALIGN), width=_ceil_to(sw, ALIGN),
+                                kind="tile"))
+        else:
+            tw = tile_px if sw > tile_px else _ceil_to(sw, ALIGN)
+            th = tile_px if sh > tile_px else _ceil_to(sh, ALIGN)
+            for v in _starts(sh, th, OVERLAP_PX):
+                for u in _starts(sw, tw, OVERLAP_PX):
+                    tiles.append(Window(x=u / scale, y=v / scale, scale=scale, height=th, width=tw, kind="tile"))
         scale /= LEVEL_RATIO
     return coarse, tuple(tiles)
-
-
-def roi_window(box_xyxy: np.ndarray, face_input_px: float = ROI_FACE_INPUT_PX) -> Window:
-    """A ROI_INPUT_PX square window centred on a face box, in which the face is face_input_px wide."""
-    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
-    side = max(x2 - x1, y2 - y1, 1.0)
-    scale = face_input_px / side
-    half = ROI_INPUT_PX / (2.0 * scale)
-    return Window(x=(x1 + x2) / 2.0 - half, y=(y1 + y2) / 2.0 - half, scale=scale,
-                  height=ROI_INPUT_PX, width=ROI_INPUT_PX, kind="roi")
-
-
-class _Net:
-    """The short-range network allocated for one input shape, with its anchors and buffers."""
-
-    def __init__(self, model_path: str, height: int, width: int, num_threads: int | None):
-        self.interp = load_interpreter(model_path, num_threads)
-        inp = self.interp.get_input_details()[0]
-        if inp["dtype"] != np.float32 or tuple(inp["shape"][1:]) != (128, 128, 3):
-            raise ValueError(f"{model_path}: input {tuple(inp['shape'])} is not the short-range BlazeFace "
-                             "input (1, 128, 128, 3) float32; tiling needs the short-range model")
-        self.input_index = inp["index"]
-        if (height, width) != (128, 128):
-            self.interp.resize_tensor_input(self.input_index, [1, height, width, 3])
-            self.interp.allocate_tensors()
-        self.anchors = anchor_centres_px(SHORT_RANGE, height, width)  # (N, 2) input px
-        n = self.anchors.shape[0]
-        self.regressor_index = self.score_index = None
-        for out in self.interp.get_output_details():
-            shape = tuple(out["shape"])
-            if shape == (1, n, 16):
-                self.regressor_index = out["index"]
-            elif shape == (1, n, 1):
-                self.score_index = out["index"]
-        if self.regressor_index is None or self.score_index is None:
-            raise ValueError(f"{model_path}: at input {height}x{width} the outputs do not have {n} anchors")
-        self.canvas = np.zeros((height, width, 3), np.uint8)  # RGB; padding stays black
-        self.input = np.zeros((1, height, width, 3), np.float32)
-        self.placed: tuple[int, int, int, int] | None = None  # the canvas area the last image filled
 
 
 class _TileSchedule:
@@ -217,7 +148,11 @@ class _TileSchedule:
             self.areas.append((int(y0 * sy), int(math.ceil(y1 * sy)), int(x0 * sx), int(math.ceil(x1 * sx))))
         self.scale = (sx, sy)
         cycle = int(math.ceil(self.pixels.sum() / self.budget_px))
-        self.max_wait = MAX_WAIT_CYCLES * max(cycle, 1)
+        # Trickle: the whole pyramid fits one frame's budget (small frames), see REFRESH_FRAMES.
+        self.trickle = cycle <= 1
+        self.max_wait = REFRESH_FRAMES - 1 if self.trickle else MAX_WAIT_CYCLES * max(cycle, 1)
+        self._credit_px = 0.0  # trickle: input px of changed tiles this stream may still run
+        self._credit_step = self.pixels.sum() / MOTION_GAP_FRAMES
         self.seen = np.zeros((len(scales), thumb_h, thumb_w), np.uint8)
         self.age = np.zeros(len(tiles), np.int64)  # frames since each tile last ran
         self._moved = np.zeros_like(self.seen)  # 1 where a thumbnail pixel changed, per level (reused)
@@ -226,6 +161,7 @@ class _TileSchedule:
         """Every tile has just run on the frame of this thumbnail (a full scan)."""
         self.seen[:] = thumb[None]
         self.age[:] = 0
+        self._credit_px = 0.0
 
     def changed_px(self, thumb: np.ndarray, faces_xyxy: np.ndarray) -> np.ndarray:
         """(n_tiles,) thumbnail pixels that changed since each tile last ran, outside the faces."""
@@ -239,23 +175,32 @@ class _TileSchedule:
                          for lv, (y0, y1, x0, x1) in zip(self.level, self.areas)], np.int64)
 
     def next(self, thumb: np.ndarray, faces_xyxy: np.ndarray) -> tuple[int, ...]:
-        """The tiles to run on the frame of this thumbnail, within the pixel budget (at least one)."""
+        """The tiles to run on the frame of this thumbnail, within the pixel budget (at least one,
+        except in trickle mode, where only overdue tiles and changed ones the credit allows run)."""
         changed = self.changed_px(thumb, faces_xyxy) >= CHANGE_MIN_PX
         oldest = np.argsort(-self.age, kind="stable")  # ties keep plan order: a round-robin
         picked, spent = [], 0
+        if self.trickle:
+            self._credit_px = min(self._credit_px + self._credit_step, float(self.pixels.max()))
 
-        def take(t: int) -> None:
+        def take(t: int, credit: bool = False) -> None:
             nonlocal spent
-            if t not in picked and (not picked or spent + self.pixels[t] <= self.budget_px):
-                picked.append(t)
-                spent += int(self.pixels[t])
+            if t in picked or (picked and spent + self.pixels[t] > self.budget_px):
+                return
+            if credit:
+                if self._credit_px < self.pixels[t]:
+                    return
+                self._credit_px -= float(self.pixels[t])
+            picked.append(t)
+            spent += int(self.pixels[t])
 
         for t in oldest[self.age[oldest] >= self.max_wait].tolist():
             take(t)
         for t in oldest[changed[oldest]].tolist():
-            take(t)
-        for t in oldest.tolist():
-            take(t)
+            take(t, credit=self.trickle)
+        if not self.trickle:
+            for t in oldest.tolist():
+                take(t)
         self.age += 1
         for t in picked:
             self.age[t] = 0
@@ -276,7 +221,7 @@ class TiledDetector:
                  iou_threshold: float = 0.3,
                  num_threads: int | None = None, min_face_px: float = 40.0, tile_px: int = 384,
                  tiles_per_frame: int = TILES_PER_FRAME, roi_frames: int = 5, carry_frames: int = CARRY_FRAMES,
-                 stream: bool = True):
+                 stream: bool = True, small_threads: int | None = None):
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         if not os.path.isfile(model_path):
@@ -300,9 +245,10 @@ class TiledDetector:
         # well over cores: 1080p with 8 faces ran at 35.5 frames/s with 2 interpreter threads here
         # against 31.5 with 2 for the tiles only and 26.1 with 1 (`fer-edge bench`, idle 2 cores).
         self._num_threads = num_threads if num_threads is not None else min(2, os.cpu_count() or 1)
-        self._logit_threshold = _logit(min(CANDIDATE_SCORE, self.score_threshold))
-        self._verify_logit = _logit(VERIFY_SCORE)
-        self._nets: dict[tuple[int, int], _Net] = {}
+        self._logit_threshold = logit(min(CANDIDATE_SCORE, self.score_threshold))
+        # Fails now, not on the first frame, when the model is the wrong one.
+        self._nets = WindowNets(self.model_path, self._num_threads, self.iou_threshold, small_threads)
+        self.second_look = SecondLook(self._nets)
         self._shape: tuple[int, int] | None = None
         self._coarse: Window | None = None
         self._tiles: tuple[Window, ...] = ()
@@ -316,7 +262,6 @@ class TiledDetector:
         self._carry = np.zeros((0,), bool)  # which remembered faces this frame carries
         self._roi_seen: np.ndarray | None = None  # thumbnail as each face's window last saw it
         self._closed = False
-        self._net(128, 128)  # fail now, not on the first frame, when the model is the wrong one
         self.windows_last_frame: tuple[str, ...] = ()  # kinds of the windows the last detect() ran
         self.tiles_last_frame: tuple[int, ...] = ()  # which of plan()'s tiles the last detect() ran
         self.carried_last_frame = 0  # remembered faces the last detect() carried without their window
@@ -328,7 +273,7 @@ class TiledDetector:
         self.close()
 
     def close(self) -> None:
-        self._nets.clear()
+        self._nets.close()
         self._closed = True
 
     def reset(self) -> None:
@@ -345,13 +290,9 @@ class TiledDetector:
         """The coarse and level windows of a full scan of a (height, width) frame."""
         return plan_scan(height, width, self.min_face_px, self.tile_px)
 
-    def _net(self, height: int, width: int) -> _Net:
-        net = self._nets.get((height, width))
-        if net is None:
-            net = self._nets[(height, width)] = _Net(self.model_path, height, width, self._num_threads)
-        return net
-
-    def _windows(self, image_bgr: np.ndarray) -> list[Window]:
+    def _windows(self, image_bgr: np.ndarray) -> tuple[list[Window], np.ndarray | None]:
+        """The coarse window and the level windows this frame runs, and its thumbnail (None on a
+        full scan; the regions of interest are chosen once the coarse pass has run, `_rois`)."""
         h, w = image_bgr.shape[:2]
         if self._shape != (h, w):
             self._shape = (h, w)
@@ -361,24 +302,35 @@ class TiledDetector:
             self.reset()
         full = self._full_next or not self.stream
         self._full_next = False
-        windows = [self._coarse]
         self._carry = np.zeros(len(self._memory), bool)
         if not self._tiles:
             self.tiles_last_frame = ()
-            return windows
+            return [self._coarse], None
         if full:
             if self.stream:
                 thumb = self._schedule.thumbnail(image_bgr)
                 self._schedule.restart(thumb)
                 self._roi_seen[:] = thumb
             self.tiles_last_frame = tuple(range(len(self._tiles)))
-            return windows + list(self._tiles)
+            return [self._coarse, *self._tiles], None
         thumb = self._schedule.thumbnail(image_bgr)
+        self.tiles_last_frame = self._schedule.next(thumb, self._memory)
+        return [self._coarse, *(self._tiles[t] for t in self.tiles_last_frame)], thumb
+
+    def _rois(self, thumb: np.ndarray, coarse: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[Window]:
+        """Region-of-interest windows of the remembered faces that the coarse pass did not find
+        again; sure, still ones are carried instead (self._carry)."""
         coarse_scale = self._coarse.scale
+        seen = np.zeros(len(self._memory), bool)
+        found = coarse[2] >= self.score_threshold
+        if found.any() and len(self._memory):
+            _, mem, _ = match_boxes(coarse[0][found], self._memory, TRACK_IOU)
+            seen[mem] = True
         sure = carriable(self._memory, self._memory_scores)
+        windows = []
         for k, box in enumerate(self._memory):
             roi = roi_window(box)
-            if roi.scale <= coarse_scale * 1.5:  # the coarse pass already sees it at >= 48 px
+            if seen[k] or roi.scale <= coarse_scale * 1.5:  # the coarse pass sees it (at >= 48 px)
                 continue
             area = face_thumb_area(box, self._schedule.scale)
             if (self._missed[k] == 0 and self._carried[k] < self.carry_frames and sure[k]
@@ -387,73 +339,10 @@ class TiledDetector:
             else:
                 windows.append(roi)
                 self._roi_seen[area] = thumb[area]
-        self.tiles_last_frame = self._schedule.next(thumb, self._memory)
-        return windows + [self._tiles[t] for t in self.tiles_last_frame]
+        return windows
 
-    def _run(self, image_bgr: np.ndarray, win: Window, logit_threshold: float | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw detections of one window: boxes (k, 4) and keypoints (k, 6, 2) in frame px, scores (k,)."""
-        if logit_threshold is None:
-            logit_threshold = self._logit_threshold
-        h, w = image_bgr.shape[:2]
-        net = self._net(win.height, win.width)
-        # The frame pixels the window covers, and where they land in the input.
-        ix0, iy0 = max(int(math.ceil(win.x)), 0), max(int(math.ceil(win.y)), 0)
-        ix1 = min(int(math.floor(win.x + win.width / win.scale)), w)
-        iy1 = min(int(math.floor(win.y + win.height / win.scale)), h)
-        u0 = max(0, int(round((ix0 - win.x) * win.scale)))
-        v0 = max(0, int(round((iy0 - win.y) * win.scale)))
-        u1 = min(win.width, int(round((ix1 - win.x) * win.scale)))
-        v1 = min(win.height, int(round((iy1 - win.y) * win.scale)))
-        if ix1 <= ix0 or iy1 <= iy0 or u1 <= u0 or v1 <= v0:
-            return np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros((0,), np.float32)
-        placed = (u0, v0, u1, v1)
-        if net.placed != placed:
-            net.canvas[:] = 0
-            net.placed = placed
-        region = image_bgr[iy0:iy1, ix0:ix1]
-        interpolation = cv2.INTER_AREA if (u1 - u0) < (ix1 - ix0) else cv2.INTER_LINEAR
-        resized = cv2.resize(region, (u1 - u0, v1 - v0), interpolation=interpolation)
-        net.canvas[v0:v1, u0:u1] = resized[:, :, ::-1]  # BGR -> RGB
-        np.multiply(net.canvas, 1.0 / 127.5, out=net.input[0], casting="unsafe")
-        net.input -= 1.0
-        interp = net.interp
-        interp.set_tensor(net.input_index, net.input)
-        interp.invoke()
-        logits = interp.get_tensor(net.score_index)[0, :, 0]
-        keep = np.flatnonzero(logits >= logit_threshold)
-        if keep.size == 0:
-            return np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros((0,), np.float32)
-        raw = interp.get_tensor(net.regressor_index)[0, keep]  # (k, 16) input-px offsets from the anchor
-        anchors = net.anchors[keep]
-        centre = raw[:, 0:2] + anchors
-        half = raw[:, 2:4] * 0.5
-        boxes = np.concatenate([centre - half, centre + half], axis=1)
-        keypoints = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
-        # A face cut by a window edge inside the frame is seen whole by a neighbouring window.
-        cut = np.zeros(len(keep), bool)
-        if ix0 > 0:
-            cut |= boxes[:, 0] <= u0 + EDGE_PX
-        if iy0 > 0:
-            cut |= boxes[:, 1] <= v0 + EDGE_PX
-        if ix1 < w:
-            cut |= boxes[:, 2] >= u1 - EDGE_PX
-        if iy1 < h:
-            cut |= boxes[:, 3] >= v1 - EDGE_PX
-        if win.kind == "coarse":
-            cut[:] = False
-        ok = ~cut
-        # Input px -> frame px, with the scale the resize really used on each axis.
-        sx, sy = (u1 - u0) / (ix1 - ix0), (v1 - v0) / (iy1 - iy0)
-        offset = np.array([ix0 - u0 / sx, iy0 - v0 / sy], np.float32)
-        inv = np.array([1.0 / sx, 1.0 / sy], np.float32)
-        boxes = (boxes[ok].reshape(-1, 2, 2) * inv + offset).reshape(-1, 4)
-        keypoints = keypoints[ok] * inv + offset
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep][ok], -SCORE_CLIP, SCORE_CLIP)))
-        # One box per face and window first, as MediaPipe does per network pass; averaging raw
-        # anchors of several scales together in one go let stray boxes pull a face's box away.
-        return weighted_nms(boxes.astype(np.float32), keypoints.astype(np.float32), scores.astype(np.float32),
-                            self.iou_threshold)
+    def _run(self, image_bgr: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._nets.run(image_bgr, win, self._logit_threshold)
 
     def detect(self, image_bgr: np.ndarray) -> Faces:
         """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
@@ -462,17 +351,23 @@ class TiledDetector:
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
         h, w = image_bgr.shape[:2]
-        windows = self._windows(image_bgr)
+        windows, thumb = self._windows(image_bgr)
+        parts = [self._run(image_bgr, win) for win in windows]
+        if thumb is not None:
+            rois = self._rois(thumb, parts[0])
+            parts += [self._run(image_bgr, win) for win in rois]
+            windows += rois
         self.windows_last_frame = tuple(win.kind for win in windows)
         self.carried_last_frame = int(self._carry.sum())
-        parts = [self._run(image_bgr, win) for win in windows]
         if self._carry.any():  # still faces keep the detection their window last gave
             parts.append((self._memory[self._carry], self._memory_kps[self._carry], self._memory_scores[self._carry]))
         boxes = np.concatenate([p[0] for p in parts])
         keypoints = np.concatenate([p[1] for p in parts])
         scores = np.concatenate([p[2] for p in parts])
         boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores, self.iou_threshold)
-        keep = self._accept(image_bgr, boxes, scores)
+        known = self._memory if self.stream else np.zeros((0, 4), np.float32)
+        keep = accept(image_bgr, boxes, keypoints, scores, known, keep_score=self.score_threshold,
+                      sure_score=max(CONFIDENT_SCORE, self.score_threshold), second_look=self.second_look)
         boxes, keypoints, scores = boxes[keep], keypoints[keep], scores[keep]
         xyxy = np.floor(boxes)
         np.clip(xyxy[:, 0::2], 0, w, out=xyxy[:, 0::2])
@@ -483,26 +378,6 @@ class TiledDetector:
         if self.stream:
             self._remember(boxes[visible], keypoints[visible], scores[visible])
         return faces
-
-    def _accept(self, image_bgr: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Which merged detections are faces: remembered ones at the score threshold, new ones
-        when confident or verified in two region-of-interest windows."""
-        keep = np.zeros(len(scores), bool)
-        known = np.zeros(len(scores), bool)
-        if self.stream and len(self._memory) and len(scores):
-            det, _, _ = match_boxes(boxes, self._memory, TRACK_IOU)
-            known[det] = True
-        keep[known] = scores[known] >= self.score_threshold
-        for i in np.flatnonzero(~known):
-            if scores[i] >= max(CONFIDENT_SCORE, self.score_threshold):
-                keep[i] = True
-            else:
-                keep[i] = all(self._confirms(image_bgr, boxes[i], px) for px in VERIFY_FACE_PX)
-        return keep
-
-    def _confirms(self, image_bgr: np.ndarray, box: np.ndarray, face_input_px: float) -> bool:
-        found, _, _ = self._run(image_bgr, roi_window(box, face_input_px), self._verify_logit)
-        return bool(len(found)) and bool((iou_matrix(box[None], found)[0] > TRACK_IOU).any())
 
     def _remember(self, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> None:
         """Faces of this frame continue or start remembered faces; unseen ones age out."""
@@ -524,47 +399,3 @@ class TiledDetector:
         self._memory, self._missed = memory[keep].astype(np.float32), missed[keep]
         self._memory_kps, self._memory_scores = kps[keep].astype(np.float32), sc[keep].astype(np.float32)
         self._carried = carried[keep]
-
-
-# Frames up to this long side run the whole-frame detector alone: a webcam's 640x480 face is
-# large, and one 128x128 pass keeps that case as fast as it was. Larger frames are tiled.
-AUTO_TILES_ABOVE_PX = 960
-
-
-class AutoScanDetector:
-    """The whole-frame detector for frames up to `tiles_above_px` on their long side, tiles above.
-
-    Both detectors are built up front, so the first large frame does not pay for loading.
-    """
-
-    def __init__(self, frame_detector, tiled: TiledDetector, tiles_above_px: int = AUTO_TILES_ABOVE_PX):
-        self.frame_detector = frame_detector
-        self.tiled = tiled
-        self.tiles_above_px = int(tiles_above_px)
-        self.model_path = tiled.model_path
-        self.full_range = False
-        self.score_threshold = tiled.score_threshold
-
-    def __enter__(self) -> "AutoScanDetector":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.frame_detector.close()
-        self.tiled.close()
-
-    def reset(self) -> None:
-        self.tiled.reset()
-
-    def uses_tiles(self, height: int, width: int) -> bool:
-        return max(height, width) > self.tiles_above_px
-
-    def detect(self, image_bgr: np.ndarray) -> Faces:
-        """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
-        h, w = image_bgr.shape[:2]
-        if self.uses_tiles(h, w):
-            return self.tiled.detect(image_bgr)
-        return self.frame_detector.detect(image_bgr)
-

@@ -102,8 +102,8 @@ def test_band_of():
 
 
 def test_crowd_benchmark_reports_every_mode_and_band(tmp_path, faces, detector_dir, emotion_model):
-    modes = {"frame, short range (before issue 10)": ({"scan": "frame", "range": "short"}, False),
-             "tiles, stream (default above 960 px)": ({"scan": "tiles", "range": "short"}, False)}
+    modes = {"frame, short range (the default up to 960 px before)": ({"scan": "frame", "range": "short"}, False),
+             "tiles, stream (the default)": ({"scan": "auto", "range": "short"}, False)}
     report = run_crowd_benchmark(out=tmp_path, sizes=((1280, 720),), videos=1, n_frames=3, modes=modes,
                                  pipeline=PipelineConfig(emotion_model=str(emotion_model)), faces=faces, n_faces=(6, 6), face_px=(48, 120))
     rows = report["table"]

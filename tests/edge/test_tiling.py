@@ -13,7 +13,7 @@ from edge.boxes import iou_matrix, match_boxes
 from edge.detector import BlazeFaceDetector, make_detector
 from edge.interpreter import load_interpreter
 from edge.motion import CARRY_FRAMES, CARRY_MIN_PX
-from edge.tiling import (MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, AutoScanDetector, TiledDetector, coarse_window,
+from edge.tiling import (MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, REFRESH_FRAMES, TiledDetector, coarse_window,
                          plan_scan)
 from edge_runtime_helpers import fer_faces
 
@@ -195,7 +195,7 @@ def test_a_still_scene_is_scanned_round_robin(tiled):
     for _ in range(cycle):
         tiled.detect(image)
         runs[list(tiled.tiles_last_frame)] += 1
-    assert (runs == 1).all(), runs
+    assert (runs >= 1).all() and runs.max() <= 2, runs  # the cycle's last frame may have room to spare
 
 
 def test_motion_elsewhere_does_not_starve_a_tile(faces, tiled):
@@ -222,17 +222,40 @@ def test_motion_elsewhere_does_not_starve_a_tile(faces, tiled):
     assert set(moving) <= busy  # the changed tiles ran first
 
 
-def test_auto_scan_keeps_small_frames_on_the_whole_frame_detector(detector_dir, faces):
+def test_auto_scan_finds_40_px_faces_in_a_640x360_frame(detector_dir, faces):
+    """The default scan covers faces from --min-face-px at every frame size: a 44 px face in a
+    640x360 frame, which one whole-frame pass cannot see, is found on the first frame."""
     images, labels = faces
-    det = make_detector(range="short", model_path=detector_dir / SHORT, scan="auto", num_threads=1)
-    assert isinstance(det, AutoScanDetector)
-    small, _ = make_scene_image(images, labels, size=(640, 480), faces_per_frame=1, face_px=(200, 220), seed=1)
-    with BlazeFaceDetector(detector_dir / SHORT, num_threads=1) as whole:
-        want = whole.detect(small)
-    got = det.detect(small)
-    np.testing.assert_array_equal(got.xyxy, want.xyxy)
-    assert det.uses_tiles(1080, 1920) and not det.uses_tiles(480, 640) and not det.uses_tiles(540, 960)
-    det.close()
+    image, truth = make_scene_image(images, labels, size=(640, 360), faces_per_frame=2, face_px=(44, 48), seed=3)
+    placed = np.array([f.box for f in truth], np.float32)
+    with BlazeFaceDetector(detector_dir / SHORT, num_threads=1, score_threshold=0.5) as whole:
+        assert len(whole.detect(image)) == 0
+    with make_detector(range="short", model_path=detector_dir / SHORT, scan="auto", num_threads=1) as det:
+        found = det.detect(image)
+    det_idx, _, _ = match_boxes(placed, found.xyxy.astype(np.float32), 0.3)
+    assert len(det_idx) == len(placed), (found.xyxy, placed)
+
+
+def test_a_small_frame_rescans_its_level_only_where_it_changed_or_when_due(detector_dir, faces):
+    """640x480: the 40 px level is one window that fits one frame's budget, so a still scene does
+    not rescan it every frame (trickle), but at least every REFRESH_FRAMES frames, and at once
+    where the frame changed."""
+    image = np.full((480, 640, 3), 140, np.uint8)
+    with TiledDetector(detector_dir / SHORT, num_threads=1) as det:
+        _, tiles = det.plan(480, 640)
+        assert len(tiles) == 1 and (tiles[0].width, tiles[0].height) == (512, 384)
+        det.detect(image)  # the full scan
+        runs = []
+        for _ in range(REFRESH_FRAMES):
+            det.detect(image)
+            runs.append(len(det.tiles_last_frame))
+        assert sum(runs) == 1 and runs[-1] == 1, runs
+        for _ in range(20):  # the credit for changed tiles builds up while nothing changes
+            det.detect(image)
+        moved = image.copy()
+        moved[200:280, 300:380] = 30
+        det.detect(moved)
+        assert det.tiles_last_frame == (0,)
 
 
 def test_tiles_need_the_short_range_model(detector_dir):
