@@ -126,6 +126,7 @@ class CvReader:
     def __init__(self, target: str, live: bool, width: int | None = None, height: int | None = None,
                  fps: float | None = None):
         self.live = live
+        self._target = target
         self._index = int(target) if target.isdigit() else None
         self._cap = cv2.VideoCapture(self._index if self._index is not None else target)
         if not self._cap.isOpened():
@@ -134,7 +135,8 @@ class CvReader:
                 raise OSError(f"cannot open camera {target}")
             if live:
                 raise OSError(f"cannot open stream {target}")
-            raise OSError(f"cannot open {target} as a video (not a video file OpenCV can decode)")
+            raise OSError(f"cannot open {target} as a video (not a video file OpenCV can decode, or one cut "
+                          "short: an MP4 whose recording was interrupted has no index to play it by)")
         if self._index is not None:
             if width:
                 self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -157,6 +159,7 @@ class CvReader:
         while not ok:
             failed += 1
             if failed > self.MAX_BAD_FRAMES or not self._more_frames():
+                self._check_complete()
                 return None
             ok, image = self._cap.read()
         self._n += 1 + failed
@@ -164,6 +167,17 @@ class CvReader:
         return Grab(image, t, skipped=failed)
 
     MAX_BAD_FRAMES = 25  # consecutive undecodable frames before a file counts as ended
+
+    def _check_complete(self) -> None:
+        """At a file's end: warn when it ended well before the frame count its header announces
+        (a copy cut short, a recording interrupted). A frame or two, or 2 %, is the slack of
+        containers whose count is estimated from their duration."""
+        if self.live:
+            return
+        announced = self.frame_count
+        if announced and self._n < announced - max(2, 0.02 * announced):
+            log.warning("%s: the video ended at frame %d of the %d its header announces: the file is cut short "
+                        "or damaged, and the run covers the frames before that", self._target, self._n, announced)
 
     @property
     def frame_count(self) -> int:

@@ -199,6 +199,9 @@ def configure_logging(level_name: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(level)
+    from edge.console import quiet_video_libraries
+
+    quiet_video_libraries(debug=level <= logging.DEBUG)
 
 
 def main(argv: list[str] | None = None) -> int:

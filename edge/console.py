@@ -10,6 +10,11 @@ written to Python logging: "INFO:" lines at debug, anything else at warning, so 
 OpenCV's Qt windows warn "QFontDatabase: Cannot find font directory" five times per window,
 because the opencv-python wheels set QT_QPA_FONTDIR to a folder they do not ship.
 `use_system_fonts_for_qt` points it at the system's fonts before the first window opens.
+
+OpenCV's own log lines ("[ WARN:0@0.8] ... can't open camera by index", "Camera index out of
+range") and FFmpeg's, which OpenCV passes on ("moov atom not found", "overread 8", "partial
+file"), say in library terms what fer-edge says in its own words. `quiet_video_libraries`
+silences both unless --log-level is debug.
 """
 
 from __future__ import annotations
@@ -83,3 +88,21 @@ def use_system_fonts_for_qt() -> str | None:
             os.environ["QT_QPA_FONTDIR"] = folder
             return folder
     return None
+
+
+def quiet_video_libraries(debug: bool) -> None:
+    """OpenCV's and FFmpeg's console lines off, unless `debug` (or the user set them in the environment).
+
+    FFmpeg's level is read once, when OpenCV first opens a video, so this runs before any
+    capture; OpenCV's own is also set at once when cv2 is already imported.
+    """
+    if debug:
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"] == "SILENT":
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        except AttributeError:
+            pass

@@ -322,3 +322,65 @@ def test_output_flags_parse_into_run_config():
     cfg = RunConfig.from_args(parser.parse_args(["run"]))
     assert (cfg.hud, cfg.bars, cfg.fast) == (None, True, False)
     assert cli_main(["run", "--fast", "--realtime", "--headless", "--source", "0"]) == 2
+
+
+def _cut_in_half(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def truncated_videos(tmp_path_factory, faces_dir) -> dict[str, Path]:
+    """Real 71-frame videos cut at half their bytes: an MJPG AVI (OpenCV's writer) and an H.264
+    MP4 with its index up front (as --save-video writes it), each as a copy cut short would be."""
+    from edge.sinks import VideoSink
+
+    folder = tmp_path_factory.mktemp("cut")
+    truth, _ = scene_video(folder / "whole.avi", faces_dir, n_frames=71, size=(320, 240), face_px=(90, 120), seed=3)
+    whole = folder / truth.video
+    cap = cv2.VideoCapture(str(whole))
+    with VideoSink(folder / "whole.mp4", fps=15.0) as sink:
+        while (grab := cap.read())[0]:
+            sink.write_image(grab[1])
+    cap.release()
+    return {"avi": _cut_in_half(whole, folder / "half.avi"), "mp4": _cut_in_half(folder / "whole.mp4", folder / "half.mp4")}
+
+
+@pytest.mark.parametrize("kind", ["avi", "mp4"])
+def test_a_truncated_video_warns_with_the_frame_reached_and_library_noise_waits_for_debug(
+        kind, truncated_videos, detector_dir, tmp_path):
+    cut = truncated_videos[kind]
+    env = {**os.environ, "FER_EDGE_MODEL_DIR": str(detector_dir)}
+    for name in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL"):
+        env.pop(name, None)
+    cmd = [*fer_edge_cmd(), "run", "--source", str(cut), "--headless", "--jsonl", str(tmp_path / "o.jsonl")]
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = len((tmp_path / "o.jsonl").read_text().splitlines())
+    assert 0 < lines < 71
+    warning = [line for line in res.stderr.splitlines() if "WARNING edge.capture" in line]
+    assert len(warning) == 1, res.stderr
+    reached = int(warning[0].split("the video ended at frame ")[1].split()[0])
+    assert f"{cut}: the video ended at frame {reached} of the 71 its header announces" in warning[0]
+    assert lines <= reached < 71  # frames that did not decode count as reached, not as processed
+    # Nothing in FFmpeg's or OpenCV's words ("[mjpeg @ 0x...] overread 8", "[h264 @ ...]", "[ WARN:0@...]").
+    assert not [line for line in res.stderr.splitlines() if line.startswith("[")], res.stderr
+    debug = subprocess.run([*cmd, "--log-level", "debug"], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert debug.returncode == 0
+    assert [line for line in debug.stderr.splitlines() if line.startswith("[")], "FFmpeg's lines show at debug"
+
+
+def test_a_whole_video_gives_no_truncation_warning(video, detector_dir, capsys, caplog):
+    assert cli_main(["run", "--headless", "--source", str(video)]) == 0
+    assert "its header announces" not in capsys.readouterr().err + caplog.text
+
+
+def test_a_missing_camera_says_so_in_our_words_only(detector_dir):
+    res = subprocess.run([*fer_edge_cmd(), "run", "--source", "7", "--headless"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "FER_EDGE_MODEL_DIR": str(detector_dir)})
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "fer-edge run: error: no camera at index 7 (camera: cannot open camera 7). To run on a file instead: "
+        "fer-edge run --source FILE (a video, an image, a folder or a glob of images)"]
