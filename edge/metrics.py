@@ -146,6 +146,8 @@ class Metrics:
             return 0.0
         return (len(times) - 1) / max(times[-1] - times[0], 1e-9)
 
+    content_type = CONTENT_TYPE  # of text()
+
     def text(self) -> bytes:
         """The Prometheus text exposition of everything above."""
         return generate_latest(self.registry)

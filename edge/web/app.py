@@ -137,12 +137,13 @@ def _error(status: int, message: str, **extra) -> Response:
 
 
 def _is_protected(path: str) -> bool:
-    return path.startswith("/api/") or path.startswith("/stream")
+    return path.startswith("/api/") or path.startswith("/stream") or path == "/metrics"
 
 
 def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = None,
-               info: dict | None = None) -> Flask:
-    """The WSGI app. `info` adds fields to /api/health (model path, detector...)."""
+               info: dict | None = None, metrics=None) -> Flask:
+    """The WSGI app. `info` adds fields to /api/health (model path, detector...); `metrics`
+    (edge.metrics.Metrics) is served at GET /metrics for Prometheus."""
     # Long by design: Flask's app factory, one short closure per route and hook over this app's
     # own state (config, pool, live stream, counters). Split up, that state would have to be
     # passed around or made global; each closure reads on its own.
@@ -306,6 +307,12 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
             "stats": live.stats(),
             "shares": live.shares(),
         })
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        if metrics is None:
+            return _error(404, "no metrics: install prometheus-client (pip install '.[web]') and restart the server")
+        return Response(metrics.text(), content_type=metrics.content_type)
 
     @app.get("/stream.mjpg")
     def stream():

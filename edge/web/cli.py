@@ -147,7 +147,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args, token)
 
 
-def _live_stream(args: argparse.Namespace, spec, live_pipeline):
+def _live_stream(args: argparse.Namespace, spec, live_pipeline, metrics=None):
     """The Live page's stream: the live pipeline on --source, frames detected one ahead on a
     second thread while the previous one is drawn and encoded."""
     from edge.capture import Capture
@@ -165,7 +165,8 @@ def _live_stream(args: argparse.Namespace, spec, live_pipeline):
         live_pipeline.process_frame, lambda image, result, fps: draw(image, result, fps),
         lambda result: face_records(result, with_ids=True),
         source_name=public_source_name(spec), jpeg_quality=args.jpeg_quality, max_clients=max_clients,
-        max_fps=args.max_fps, stages=lambda capture: stages(live_pipeline, capture, fresh=fresh))
+        max_fps=args.max_fps, stages=lambda capture: stages(live_pipeline, capture, fresh=fresh),
+        on_result=metrics.write if metrics is not None else None)
 
 
 def _create_server(args: argparse.Namespace, app, max_upload_bytes: int):
@@ -196,10 +197,21 @@ def _announce(args: argparse.Namespace, port: int, token: str | None, spec) -> N
               + ("." if token else f" and there is no token (set --token or ${TOKEN_ENV})."),
               file=sys.stderr, flush=True)
     print(f"fer-edge serve: http://{url_host}:{port}/  (Upload, /live, /webcam; API: POST /api/predict, "
-          f"GET /api/health, /api/stats)"
+          f"GET /api/health, /api/stats; /metrics for Prometheus)"
           + ("; token required" if token else ""), flush=True)
     if spec is not None:
         print(f"fer-edge serve: live source {args.source} ({spec.kind})", flush=True)
+
+
+def _metrics(args: argparse.Namespace, pipeline):
+    """The live stream's Prometheus metrics (edge.metrics), as `fer-edge run --metrics-port` has them; None
+    without prometheus-client (an install of the [web] extra from before it was part of it)."""
+    try:
+        from edge.metrics import Metrics
+    except ImportError:
+        log.warning("no /metrics: prometheus-client is not installed (pip install '.[web]')")
+        return None
+    return Metrics(pipeline.labels, pipeline.classifier.model_path, detector=f"{args.detector} {args.range}")
 
 
 def serve(args: argparse.Namespace, token: str | None) -> int:
@@ -220,10 +232,14 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
     # Public: file names only, never where files live on this machine.
     info = {"detector": args.detector, "range": args.range, "score_threshold": args.score_threshold,
             "metrics": first.card.metrics}
-    live = _live_stream(args, spec, live_pipeline) if spec is not None else None
+    metrics = _metrics(args, first)
+    live = _live_stream(args, spec, live_pipeline, metrics) if spec is not None else None
+    if metrics is not None and live is not None:
+        metrics.capture_stats = lambda: live.capture_stats
     config = WebConfig(token=token, max_upload_bytes=int(args.max_upload_mb * MB), max_pixels=args.max_pixels)
     try:
-        server = _create_server(args, create_app(config, stills, live, info=info), config.max_upload_bytes)
+        server = _create_server(args, create_app(config, stills, live, info=info, metrics=metrics),
+                                config.max_upload_bytes)
     except CliError:
         stills.close()
         if live_pipeline is not None:

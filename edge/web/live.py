@@ -53,19 +53,23 @@ class LiveStream:
     to_records: FrameResult -> list of API face records.
     stages: optional capture -> a frame-loop driver with `next()` (edge.pipeline.stages), used
     instead of `process`, so that detection can run on a second thread.
+    on_result: optional FrameResult -> None, called on the live thread for every processed frame
+    (the /metrics counters).
     """
 
     def __init__(self, open_capture: Callable[[], object], process: Callable[[Frame], FrameResult],
                  draw: Callable[[np.ndarray, FrameResult, float | None], np.ndarray],
                  to_records: Callable[[FrameResult], list], *, source_name: str = "",
                  jpeg_quality: int = 80, max_clients: int = 4, max_fps: float = 0.0,
-                 join_timeout_s: float = 5.0, stages: Callable[[object], object] | None = None):
+                 join_timeout_s: float = 5.0, stages: Callable[[object], object] | None = None,
+                 on_result: Callable[[FrameResult], None] | None = None):
         self.source_name = source_name
         self._open_capture = open_capture
         self._process = process
         self._stages = stages
         self._draw = draw
         self._to_records = to_records
+        self._on_result = on_result
         self._jpeg_params = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
         self.max_clients = max_clients
         self._join_timeout_s = join_timeout_s
@@ -181,6 +185,8 @@ class LiveStream:
         h, w = frame.image.shape[:2]
         now = time.monotonic()
         self._shares.add(now, result.label_index, len(result.labels))
+        if self._on_result is not None:
+            self._on_result(result)
         with self._cond:
             seq = self._latest.seq + 1 if self._latest is not None else 0
             self._latest = LiveFrame(seq=seq, jpeg=jpeg, width=w, height=h,
@@ -255,6 +261,11 @@ class LiveStream:
                 continue
             yield (b"--" + boundary + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
                    + str(len(frame.jpeg)).encode() + b"\r\n\r\n" + frame.jpeg + b"\r\n")
+
+    @property
+    def capture_stats(self):
+        """The capture's counters (edge.capture.CaptureStats) as of the latest frame; None before the first."""
+        return self._capture_stats
 
     def shares(self) -> dict:
         """Faces per label per second over the last minute (edge.web.shares.LabelShares.snapshot)."""
