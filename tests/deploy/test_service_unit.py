@@ -121,3 +121,40 @@ def test_logrotate_copytruncate_rotates_the_jsonl_under_a_running_writer(tmp_pat
 def exec_start_jsonl() -> str:
     argv = exec_start()
     return argv[argv.index("--jsonl") + 1]
+
+
+ENV_EXAMPLE = REPO / "deploy" / "fer-edge.env"
+
+
+def _env_forms() -> list[dict[str, str]]:
+    """The example environment file's commented forms, each uncommented and filled in, as systemd reads them."""
+    forms, current = [], {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.startswith("#FER_EDGE_"):
+            key, _, value = line[1:].partition("=")
+            current[key] = value.replace("CHANGE-ME", "s3cret")
+        elif current and not line.strip():
+            forms.append(current)
+            current = {}
+    return forms + ([current] if current else [])
+
+
+def test_the_unit_reports_metrics_and_takes_mqtt_credentials_from_its_environment_file(monkeypatch):
+    e = unit_entries()
+    assert e["EnvironmentFile"] == ["-/etc/fer-edge/fer-edge.env"]  # optional: no file, no MQTT
+    argv = exec_start()
+    assert not any("mqtt://" in a or "mqtts://" in a for a in argv)  # no broker, let alone a password, in `ps`
+    for key in ("FER_EDGE_MQTT_URL", "FER_EDGE_MQTT_USERNAME", "FER_EDGE_MQTT_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    cfg = RunConfig.from_args(build_parser().parse_args(argv[1:]))
+    assert cfg.metrics_port == 9101 and cfg.mqtt is None
+    forms = _env_forms()
+    assert len(forms) == 2
+    for form in forms:
+        for key, value in form.items():
+            monkeypatch.setenv(key, value)
+        cfg = RunConfig.from_args(build_parser().parse_args(argv[1:]))
+        assert (cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.prefix) == ("broker.local", 1883, "home")
+        assert (cfg.mqtt.username, cfg.mqtt.password) == ("camera1", "s3cret")
+        for key in form:
+            monkeypatch.delenv(key)
