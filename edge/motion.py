@@ -68,12 +68,17 @@ def carriable(xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return (np.asarray(scores) >= CONFIDENT_SCORE) & (side >= CARRY_MIN_PX)
 
 
-def face_thumb_area(box_xyxy, scale: tuple[float, float]) -> tuple[slice, slice]:
-    """The thumbnail pixels (rows, columns) of a face box and a quarter of its side around it: the
-    face drifts between its detections. scale: thumbnail px per frame px, (x, y)."""
+# The head around a face box, in face sides: hair, ears and the neck move with the face. Its
+# changes are the followed face's, not a new one's (the tile schedule's motion prior ignores them).
+HEAD_MARGIN = 0.5
+
+
+def face_thumb_area(box_xyxy, scale: tuple[float, float], margin: float = 0.25) -> tuple[slice, slice]:
+    """The thumbnail pixels (rows, columns) of a face box and `margin` of its side around it (a
+    quarter: the face drifts between its detections). scale: thumbnail px per frame px, (x, y)."""
     sx, sy = scale
     x1, y1, x2, y2 = (float(v) for v in box_xyxy)
-    m = 0.25 * max(x2 - x1, y2 - y1)
+    m = margin * max(x2 - x1, y2 - y1)
     return (slice(max(0, int((y1 - m) * sy)), max(0, int(math.ceil((y2 + m) * sy)))),
             slice(max(0, int((x1 - m) * sx)), max(0, int(math.ceil((x2 + m) * sx)))))
 

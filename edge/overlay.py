@@ -154,9 +154,14 @@ class Layout:
         return self.panels[:, 0] >= 0
 
 
+# A face turned too far for its label (FrameResult.uncertain): a grey box, and "?" before the label.
+UNCERTAIN_COLOR = (128, 128, 128)  # BGR
+
+
 def _caption_text(result: FrameResult, i: int, li: int) -> str:
     tid = int(result.track_ids[i]) if len(result.track_ids) > i else -1
-    return f"{'#%d ' % tid if tid >= 0 else ''}{result.labels[li]} {result.probs[i, li] * 100:.0f}%"
+    unsure = "? " if result.is_uncertain[i] else ""
+    return f"{'#%d ' % tid if tid >= 0 else ''}{unsure}{result.labels[li]} {result.probs[i, li] * 100:.0f}%"
 
 
 def _hud_text(result: FrameResult, fps: float | None) -> str:
@@ -243,7 +248,7 @@ def draw(image_bgr: np.ndarray, result: FrameResult, fps: float | None = None, *
     """(H, W, 3) uint8 BGR -> annotated (H, W, 3) uint8 BGR (a copy unless copy=False).
 
     Boxes are in the colour of the face's label, with "#id label 87%" on a solid block next to
-    the box; `bars`: the class probabilities as a panel beside the box where it fits, else as a
+    the box (a face turned too far for its label: a thin grey box and "#id ? label 87%"); `bars`: the class probabilities as a panel beside the box where it fits, else as a
     compact bar under the label; `hud`: frames/s and stage latencies, top left; `hint`: one
     line of text at the bottom left (such as the keys a window listens to).
     """
@@ -252,12 +257,14 @@ def draw(image_bgr: np.ndarray, result: FrameResult, fps: float | None = None, *
     m = Metrics.for_width(out.shape[1])
     label_idx = result.label_index
     colors = [label_color(result.labels[k], k) for k in range(len(result.labels))]
+    unsure = result.is_uncertain
     for i in range(len(result.faces)):
         x1, y1, x2, y2 = (int(v) for v in result.faces.xyxy[i])
-        cv2.rectangle(out, (x1, y1), (x2, y2), colors[int(label_idx[i])], 2)
+        cv2.rectangle(out, (x1, y1), (x2, y2), UNCERTAIN_COLOR if unsure[i] else colors[int(label_idx[i])],
+                      1 if unsure[i] else 2)
     for i in range(len(result.faces)):
         li = int(label_idx[i])
-        color = colors[li]
+        color = UNCERTAIN_COLOR if unsure[i] else colors[li]
         cx1, cy1, cx2, cy2 = (int(v) for v in lay.captions[i])
         _fill(out, cx1, cy1, cx2, cy2, color)
         text = _caption_text(result, i, li)

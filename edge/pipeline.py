@@ -30,6 +30,7 @@ from edge.motion import CARRY_FRAMES
 from edge.tiling import TILES_PER_FRAME
 from edge.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
+from edge.windows import uncertain
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,8 @@ class Pipeline:
                                classify_ms=(t_cls - t_pre) * 1e3, track_ms=(t_end - t_cls) * 1e3,
                                total_ms=detection.detect_ms + (t_end - t_detect) * 1e3)
         return FrameResult(frame=frame, faces=faces, track_ids=tracks.ids, probs=tracks.probs,
-                           labels=self.labels, timings=timings, label_index=tracks.label_index)
+                           labels=self.labels, timings=timings, label_index=tracks.label_index, raw_probs=probs,
+                           uncertain=uncertain(faces.xyxy, faces.keypoints))
 
 
 @dataclass(frozen=True, slots=True)

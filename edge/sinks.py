@@ -8,12 +8,22 @@ draws; `SavedFrames` draws it once for all of them.
 all use it), one object per processed frame:
 
     {"frame": int, "t": float,
-     "faces": [{"id": int, "box": [x1, y1, x2, y2], "score": float, "emotion": str,
-                "confidence": float, "probs": {label: float}}],
+     "faces": [{"id": int, "box": [x1, y1, x2, y2], "score": float, "state": "face" | "uncertain",
+                "emotion": str, "confidence": float, "held": bool,
+                "probs": {label: float}, "probs_raw": {label: float}}],
      "latency_ms": {"detect": float, "classify": float, "total": float}}
 
 plus "source": path in image/folder mode. Boxes are integer pixels of the source frame;
-"classify" is crop + inference (the preprocess and classify stages).
+"classify" is crop + inference (the preprocess and classify stages). Per face:
+
+- "score": the detector's confidence in the box;
+- "probs": the smoothed probabilities (an EMA over the face's track), which the label comes from;
+  "probs_raw": this frame's own classifier output. With smoothing off the two are equal;
+- "emotion" and "confidence": the label shown and its value in "probs". It is the largest of
+  "probs", except while label hysteresis holds the previous label for a few frames: then "held"
+  is true;
+- "state": "uncertain" when the face is turned too far (a profile, from the detector's
+  keypoints) for the label to be trusted; the overlay draws such faces in grey with a "?".
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ def frame_record(result: FrameResult, source: str | None = None) -> dict:
     idx = result.label_index
     labels = result.labels
     out_faces = []
+    raw, unsure = result.probs_raw, result.is_uncertain
     for i in range(len(faces)):
         p = result.probs[i]
         li = int(idx[i])
@@ -51,9 +62,12 @@ def frame_record(result: FrameResult, source: str | None = None) -> dict:
             "id": int(result.track_ids[i]) if len(result.track_ids) > i else -1,
             "box": [int(v) for v in faces.xyxy[i]],
             "score": round(float(faces.score[i]), 4),
+            "state": "uncertain" if unsure[i] else "face",
             "emotion": labels[li],
             "confidence": round(float(p[li]), 4),
+            "held": bool(p[li] < p.max()),
             "probs": {labels[k]: round(float(p[k]), 4) for k in range(len(labels))},
+            "probs_raw": {labels[k]: round(float(raw[i, k]), 4) for k in range(len(labels))},
         })
     t = result.timings
     record = {

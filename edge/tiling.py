@@ -41,8 +41,8 @@ import cv2
 import numpy as np
 
 from edge.boxes import match_boxes, weighted_nms
-from edge.motion import (CARRY_FRAMES, CHANGE_MIN_PX, CHANGE_LEVEL, CONFIDENT_SCORE, Thumbnail, carriable,
-                         face_thumb_area, still)
+from edge.motion import (CARRY_FRAMES, CHANGE_MIN_PX, CHANGE_LEVEL, CONFIDENT_SCORE, HEAD_MARGIN, Thumbnail,
+                         carriable, face_thumb_area, still)
 from edge.types import Faces
 from edge.windows import (ALIGN, ROI_FACE_INPUT_PX, TRACK_IOU, SecondLook, Window, WindowNets, accept,
                           coarse_window, logit, roi_window)
@@ -65,12 +65,13 @@ ONE_WINDOW_PX = 2 * 384 * 384
 # through more false positives (precision 94 %).
 TILES_PER_FRAME = 2
 # A frame whose whole pyramid fits one frame's tile budget (640x480, 640x360: one window of ~17
-# coarse passes) is not rescanned every frame: its tiles run where the frame changed, at most one
-# budget's worth per MOTION_GAP_FRAMES frames, and otherwise once every REFRESH_FRAMES frames.
+# coarse passes) is not rescanned every frame: its tiles run where the frame changed (outside the
+# heads of the faces followed), at most one pyramid's worth per MOTION_GAP_FRAMES frames (a face
+# that walks in is found within about that), and otherwise once every REFRESH_FRAMES frames.
 # Remembered faces keep their own windows every frame. This is what keeps a webcam's one-face
 # frame near the cost of one whole-frame pass while faces from min_face_px are still found.
 REFRESH_FRAMES = 60
-MOTION_GAP_FRAMES = 8
+MOTION_GAP_FRAMES = 15
 # Many windows see much background, and textures fire the network at scores 0.55-0.7. A face seen
 # for the first time is therefore looked at again (edge.windows.SecondLook), unless its own score
 # is already >= CONFIDENT_SCORE. On group scenes (seed 0, full scans) this cut false positives ~20x
@@ -164,13 +165,13 @@ class _TileSchedule:
         self._credit_px = 0.0
 
     def changed_px(self, thumb: np.ndarray, faces_xyxy: np.ndarray) -> np.ndarray:
-        """(n_tiles,) thumbnail pixels that changed since each tile last ran, outside the faces."""
+        """(n_tiles,) thumbnail pixels that changed since each tile last ran, outside the faces' heads."""
         moved = self._moved
         for level, seen in enumerate(self.seen):
             cv2.absdiff(seen, thumb, dst=moved[level])
             cv2.threshold(moved[level], CHANGE_LEVEL, 1, cv2.THRESH_BINARY, dst=moved[level])
         for box in faces_xyxy:
-            moved[(slice(None), *face_thumb_area(box, self.scale))] = 0
+            moved[(slice(None), *face_thumb_area(box, self.scale, HEAD_MARGIN))] = 0
         return np.array([np.count_nonzero(moved[lv, y0:y1, x0:x1])
                          for lv, (y0, y1, x0, x1) in zip(self.level, self.areas)], np.int64)
 

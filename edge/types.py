@@ -51,12 +51,16 @@ class FrameResult:
     frame: Frame
     faces: Faces
     track_ids: np.ndarray  # (n,) int64; -1 when tracking is off
-    probs: np.ndarray  # (n, 7) float32, columns in the sidecar's label order (smoothed when on)
+    probs: np.ndarray  # (n, 7) float32, columns in the sidecar's label order (smoothed when on: the label's source)
     labels: tuple[str, ...]  # the sidecar's labels, column order of `probs`
     # (n,) int64 column in `probs` of the label shown per face: with smoothing on, label
     # hysteresis can hold a label that is not the argmax of `probs` for a few frames.
     label_index: np.ndarray
     timings: StageTimings = field(default_factory=StageTimings)
+    # (n, 7) float32 this frame's own classifier output, before smoothing; None: the same as `probs`
+    raw_probs: np.ndarray | None = None
+    # (n,) bool faces turned too far for an expression label (edge.windows.uncertain); None: none
+    uncertain: np.ndarray | None = None
 
     @property
     def emotions(self) -> list[str]:
@@ -68,3 +72,13 @@ class FrameResult:
         """(n,) float32 probability of each face's label."""
         idx = self.label_index
         return self.probs[np.arange(len(idx)), idx].astype(np.float32)
+
+    @property
+    def probs_raw(self) -> np.ndarray:
+        """(n, 7) float32 this frame's classifier output (equal to `probs` with smoothing off)."""
+        return self.probs if self.raw_probs is None else self.raw_probs
+
+    @property
+    def is_uncertain(self) -> np.ndarray:
+        """(n,) bool: faces turned too far for their label to be trusted."""
+        return np.zeros(len(self.label_index), bool) if self.uncertain is None else self.uncertain

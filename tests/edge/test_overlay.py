@@ -377,3 +377,19 @@ def test_run_window_on_an_image_folder_shows_which_keys_it_waits_for(xvfb, tmp_p
     if tree:
         assert "any key: next image" in tree and "q or Esc: quit" in tree  # the window title says it too
     assert "QFontDatabase" not in err
+
+
+def test_an_uncertain_face_gets_its_own_look():
+    """A face turned too far for its label: a thin grey box and "?" before the label, so it does
+    not read as a confident answer; a sure face beside it keeps its label's colour."""
+    from dataclasses import replace
+
+    from edge.overlay import UNCERTAIN_COLOR, _caption_text
+
+    image = np.full((480, 640, 3), 255, np.uint8)
+    boxes = [[60, 200, 180, 320], [360, 200, 480, 320]]
+    result = replace(result_for(image, boxes, [3, 3]), uncertain=np.array([True, False]))
+    out = draw(image, result, hud=False, bars=False)
+    assert tuple(int(v) for v in out[320, 120]) == UNCERTAIN_COLOR
+    assert tuple(int(v) for v in out[320, 420]) == label_color(LABELS[3], 3)
+    assert _caption_text(result, 0, 3).startswith("#1 ? happy") and "?" not in _caption_text(result, 1, 3)

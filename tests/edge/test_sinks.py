@@ -25,7 +25,7 @@ def make_result(n: int = 2, source: str = "", label_index=None, index: int = 7) 
         label_index=np.argmax(probs, axis=1) if label_index is None else np.asarray(label_index, np.int64))
 
 
-FACE_KEYS = {"id", "box", "score", "emotion", "confidence", "probs"}
+FACE_KEYS = {"id", "box", "score", "state", "emotion", "confidence", "held", "probs", "probs_raw"}
 
 
 @pytest.mark.parametrize("n, source", [(0, ""), (1, ""), (3, ""), (2, "photos/a.jpg")])
@@ -42,8 +42,9 @@ def test_frame_record_has_exactly_the_documented_schema(n, source):
         assert f["id"] == i + 1
         assert all(type(v) is int for v in f["box"]) and len(f["box"]) == 4
         assert list(f["probs"]) == list(LABELS)
-        assert f["emotion"] == max(f["probs"], key=f["probs"].get)
+        assert f["emotion"] == max(f["probs"], key=f["probs"].get) and f["held"] is False
         assert f["confidence"] == f["probs"][f["emotion"]]
+        assert f["probs_raw"] == f["probs"] and f["state"] == "face"  # no smoothing, no keypoints given
     if source:
         assert rec["source"] == source
     json.loads(json.dumps(rec))  # plain JSON types only
@@ -54,6 +55,21 @@ def test_frame_record_reports_the_held_label_not_the_argmax():
     rec = frame_record(result)
     assert rec["faces"][0]["emotion"] == LABELS[5]
     assert rec["faces"][0]["confidence"] == pytest.approx(float(result.probs[0, 5]), abs=1e-4)
+    assert rec["faces"][0]["held"] is (int(np.argmax(result.probs[0])) != 5)
+
+
+def test_frame_record_keeps_raw_and_smoothed_probabilities_and_the_state():
+    """The label is explainable from the record: the largest of the smoothed "probs" unless
+    "held"; "probs_raw" is this frame's classifier output; "state" says when not to trust it."""
+    from dataclasses import replace
+
+    result = make_result(2)
+    raw = np.roll(result.probs, 1, axis=1)
+    rec = frame_record(replace(result, raw_probs=raw, uncertain=np.array([False, True])))
+    for i, f in enumerate(rec["faces"]):
+        assert list(f["probs_raw"].values()) == pytest.approx(raw[i].tolist(), abs=1e-4)
+        assert f["emotion"] == max(f["probs"], key=f["probs"].get)
+    assert [f["state"] for f in rec["faces"]] == ["face", "uncertain"]
 
 
 def test_jsonl_sink_needs_its_folder_and_names_the_option(tmp_path):
