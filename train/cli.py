@@ -45,11 +45,18 @@ def register(sub) -> None:
     t.add_argument("--init-from", default="", metavar="MODEL",
                    help="start from this .keras checkpoint's or .weights.h5's weights with a fresh "
                    "schedule (a warm restart), e.g. models/edge/edge.weights.h5")
-    t.add_argument("--distill-from", default="", metavar="MODEL",
-                   help="self-distillation: mix this trained model's flip-averaged probabilities on "
-                   "each Training image into its target, e.g. models/edge/edge.weights.h5")
+    t.add_argument("--distill-from", action="append", default=[], metavar="MODEL",
+                   help="distillation: mix this trained model's flip-averaged probabilities on each "
+                   "Training image into its target, e.g. models/edge/edge.weights.h5; repeat it for an "
+                   "ensemble teacher (the models' mean)")
     t.add_argument("--distill-weight", type=float, default=0.5,
                    help="share of the teacher's probabilities in each target (with --distill-from)")
+    t.add_argument("--ferplus-weight", type=float, default=0.0,
+                   help="share of the FER+ ten-annotator vote distribution in each target (0: the "
+                   "original one-hot labels only); with it, images FER+ calls 'not a face' are dropped")
+    t.add_argument("--votes", default="", metavar="CSV",
+                   help="FER+ votes.csv (default: $FER_EDGE_FERPLUS, else ferplus/votes.csv beside "
+                   "the data folder)")
     t.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="bfloat16: mixed precision (float32 weights), ~1.4x faster on CPUs with "
                    "AMX/AVX512-BF16; auto picks it only there")
@@ -74,6 +81,9 @@ def register(sub) -> None:
     v.add_argument("--json", dest="json_out", default=None, help="write the report here (and a PNG beside it)")
     v.add_argument("--tta", choices=("none", "flip"), default="none",
                    help="also report accuracy averaged with the mirrored image (reported separately)")
+    v.add_argument("--votes", default="", metavar="CSV",
+                   help="FER+ votes.csv: also score against the FER+ majority labels (default: "
+                   "$FER_EDGE_FERPLUS, else ferplus/votes.csv beside the data folder, when present)")
     v.set_defaults(func=_cmd_evaluate)
 
 
@@ -98,10 +108,13 @@ def _cmd_explore(args) -> int:
 
 def _cmd_train(args) -> int:
     require("tensorflow", "train")
+    from train.ferplus import VotesError
     from train.fit import TrainConfig, train
 
     if not 0.0 <= args.distill_weight <= 1.0:
         raise CliError(f"--distill-weight must be between 0 and 1, got {args.distill_weight}")
+    if not 0.0 <= args.ferplus_weight <= 1.0:
+        raise CliError(f"--ferplus-weight must be between 0 and 1, got {args.ferplus_weight}")
 
     optimizer = args.optimizer or ("adam" if args.arch == "seed" else "sgd")
     cfg = TrainConfig(
@@ -111,7 +124,8 @@ def _cmd_train(args) -> int:
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         schedule=args.schedule or ("plateau" if args.arch == "seed" else "cosine"),
         warmup_epochs=args.warmup_epochs, init_from=args.init_from,
-        distill_from=args.distill_from, distill_weight=args.distill_weight, precision=args.precision,
+        distill_from=tuple(args.distill_from), distill_weight=args.distill_weight,
+        ferplus_weight=args.ferplus_weight, votes=args.votes, precision=args.precision,
         time_budget_min=args.time_budget_min, patience=args.patience, strategy=args.strategy,
         resume=args.resume, limit=args.limit, seed=args.seed, progress=args.progress,
     )
@@ -121,6 +135,8 @@ def _cmd_train(args) -> int:
         try:
             result = train(cfg, data, argv=["fer-edge", *sys.argv[1:]])
         except (FileExistsError, FileNotFoundError) as exc:
+            raise CliError(str(exc)) from None
+        except VotesError as exc:
             raise CliError(str(exc)) from None
         except KeyboardInterrupt:
             print(f"\ninterrupted: the last finished epoch is saved; continue with "
@@ -138,7 +154,8 @@ def _cmd_evaluate(args) -> int:
     data = _load(args.data)
     try:
         report = evaluate_model(args.model, data, args.split, tta=args.tta,
-                                json_out=Path(args.json_out) if args.json_out else None)
+                                json_out=Path(args.json_out) if args.json_out else None,
+                                votes=args.votes or None)
     except EvalError as exc:
         raise CliError(str(exc)) from None
     print(report.text)

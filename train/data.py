@@ -29,7 +29,7 @@ SPLITS = ("train", "public", "private")
 _USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "public", "PrivateTest": "private"}
 _PREFIX_TO_SPLIT = {"Training_": "train", "PublicTest_": "public", "PrivateTest_": "private"}
 _IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: splits carry their file names
 
 
 class DataError(Exception):
@@ -40,6 +40,11 @@ class DataError(Exception):
 class Split:
     images: np.ndarray  # (n, 48, 48) uint8 gray
     labels: np.ndarray  # (n,) int64, indices into edge.labels.LABELS
+    # (n,) str: where each image came from, the key that joins other annotations (FER+ votes):
+    # the path under the dataset folder ("train/angry/Training_1.jpg"), or for the CSV the
+    # FER+ name of its row ("fer0000000.png", the row's index among the CSV's data rows).
+    # Empty when unknown (arrays built by hand).
+    names: np.ndarray = field(default_factory=lambda: np.zeros((0,), "<U1"))
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -48,7 +53,7 @@ class Split:
         return np.bincount(self.labels, minlength=len(LABELS)).tolist()
 
     def subset(self, idx: np.ndarray) -> "Split":
-        return Split(self.images[idx], self.labels[idx])
+        return Split(self.images[idx], self.labels[idx], self.names[idx] if len(self.names) else self.names)
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ def _write_cache(cache_file: Path, data: FerData) -> None:
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     meta = {"source": data.source, "layout": data.layout, "split_note": data.split_note,
             "skipped": list(data.skipped)}
-    arrays = {f"{s}_{k}": getattr(data.split(s), k) for s in SPLITS for k in ("images", "labels")}
+    arrays = {f"{s}_{k}": getattr(data.split(s), k) for s in SPLITS for k in ("images", "labels", "names")}
     with atomic_path(cache_file) as tmp, open(tmp, "xb") as f:  # a crash leaves no half-written cache
         np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
 
@@ -154,7 +159,7 @@ def _write_cache(cache_file: Path, data: FerData) -> None:
 def _read_cache(cache_file: Path) -> FerData:
     with np.load(cache_file) as z:
         meta = json.loads(str(z["meta"]))
-        splits = {s: Split(z[f"{s}_images"], z[f"{s}_labels"]) for s in SPLITS}
+        splits = {s: Split(z[f"{s}_images"], z[f"{s}_labels"], z[f"{s}_names"]) for s in SPLITS}
     return FerData(**splits, source=meta["source"], layout=meta["layout"],
                    split_note=meta["split_note"], skipped=tuple(meta["skipped"]))
 
@@ -162,7 +167,8 @@ def _read_cache(cache_file: Path) -> FerData:
 # ---------------------------------------------------------------- CSV
 
 def _load_csv(p: Path) -> FerData:
-    buckets: dict[str, tuple[list, list]] = {s: ([], []) for s in SPLITS}
+    buckets: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in SPLITS}
+    row_index = 0
     with open(p, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -195,15 +201,18 @@ def _load_csv(p: Path) -> FerData:
                 raise DataError(f"{p}:{line}: pixel values must be 0-255")
             buckets[split][0].append(arr.astype(np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE))
             buckets[split][1].append(label)
+            buckets[split][2].append(f"fer{row_index:07d}.png")
+            row_index += 1
     splits = {s: _stack(*buckets[s]) for s in SPLITS}
     return FerData(**splits, source=str(p), layout="csv",
                    split_note="splits from the CSV's Usage column")
 
 
-def _stack(images: list, labels: list) -> Split:
+def _stack(images: list, labels: list, names: list) -> Split:
     if not images:
-        return Split(np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.uint8), np.zeros((0,), np.int64))
-    return Split(np.stack(images), np.asarray(labels, dtype=np.int64))
+        return Split(np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.uint8), np.zeros((0,), np.int64),
+                     np.zeros((0,), "<U1"))
+    return Split(np.stack(images), np.asarray(labels, dtype=np.int64), np.asarray(names, dtype=str))
 
 
 # ---------------------------------------------------------------- folders
@@ -232,7 +241,7 @@ def _read_image(f: Path) -> np.ndarray | None:
 
 def _load_folder(root: Path) -> FerData:
     skipped: list[str] = []
-    buckets: dict[str, tuple[list, list]] = {s: ([], []) for s in SPLITS}
+    buckets: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in SPLITS}
     test_unprefixed: list[tuple[np.ndarray, int, str]] = []
     for top in ("train", "test"):
         for f, label in _class_files(root / top):
@@ -243,11 +252,13 @@ def _load_folder(root: Path) -> FerData:
             split = next((s for pre, s in _PREFIX_TO_SPLIT.items() if f.name.startswith(pre)), None)
             if top == "train":
                 split = "train"
+            name = f.relative_to(root).as_posix()
             if split is None:
-                test_unprefixed.append((img, label, f.name))
+                test_unprefixed.append((img, label, name))
             else:
                 buckets[split][0].append(img)
                 buckets[split][1].append(label)
+                buckets[split][2].append(name)
     note = "splits from the file-name prefixes (Training_, PublicTest_, PrivateTest_)"
     if test_unprefixed:
         # Deterministic stratified halves: each class's files, sorted by name, are shuffled
@@ -264,6 +275,7 @@ def _load_folder(root: Path) -> FerData:
                 split = "public" if rank < half else "private"
                 buckets[split][0].append(items[i][0])
                 buckets[split][1].append(label)
+                buckets[split][2].append(items[i][2])
         note = (f"test/ has {len(test_unprefixed)} files without PublicTest_/PrivateTest_ prefixes: "
                 "split deterministically (seed 2013), stratified by class, half validation "
                 "(public) and half test (private)")

@@ -94,18 +94,46 @@ def accuracy_report(y_true: np.ndarray, probs: np.ndarray, labels=LABELS) -> dic
     }
 
 
+def ferplus_report(split_data, probs: np.ndarray, votes_path: str | Path) -> dict:
+    """Accuracy against the FER+ majority labels of the same images, where FER+ has one."""
+    from train.ferplus import load_votes, votes_for
+
+    majority = votes_for(split_data, load_votes(votes_path)).majority()
+    has = majority >= 0
+    rep = accuracy_report(majority[has], probs[has])
+    return {"votes": str(votes_path), "accuracy": rep["accuracy"], "n": rep["n"],
+            "macro_f1": rep["macro_f1"], "of_split": int(len(majority)),
+            "per_class_recall": {k: v["recall"] for k, v in rep["per_class"].items()}}
+
+
 def evaluate_model(model_path: str | Path, data: FerData, split: str, tta: str = "none",
-                   json_out: Path | None = None) -> EvalReport:
-    """Evaluate on `split` ("public" or "private"); with `tta="flip"` a separate TTA figure."""
+                   json_out: Path | None = None, votes: str | Path | None = None) -> EvalReport:
+    """Evaluate on `split` ("public" or "private"); with `tta="flip"` a separate TTA figure.
+
+    With a FER+ `votes` file (by default the one beside the data, when it exists) the report also
+    scores the same images against their FER+ majority labels.
+    """
+    from train.ferplus import VotesError, default_votes_path
+
     if split not in ("public", "private"):
         raise EvalError(f"split must be public or private, not {split!r}")
     s = data.split(split)
-    report = accuracy_report(s.labels, predict_probs(model_path, s.images))
+    probs = predict_probs(model_path, s.images)
+    report = accuracy_report(s.labels, probs)
     report = {"model": str(model_path), "split": split,
               "split_name": {"public": "PublicTest", "private": "PrivateTest"}[split], **report}
+    votes_path = Path(votes) if votes else Path(default_votes_path(data.source))
+    if votes or votes_path.is_file():
+        try:
+            report["ferplus_majority"] = ferplus_report(s, probs, votes_path)
+        except VotesError as exc:
+            raise EvalError(str(exc)) from None
     if tta == "flip":
-        tta_rep = accuracy_report(s.labels, predict_probs(model_path, s.images, tta="flip"))
+        tta_probs = predict_probs(model_path, s.images, tta="flip")
+        tta_rep = accuracy_report(s.labels, tta_probs)
         report["tta_flip"] = {"accuracy": tta_rep["accuracy"], "macro_f1": tta_rep["macro_f1"]}
+        if "ferplus_majority" in report:
+            report["tta_flip"]["ferplus_majority_accuracy"] = ferplus_report(s, tta_probs, votes_path)["accuracy"]
     text = format_report(report)
     if json_out is not None:
         json_out = Path(json_out)
@@ -122,8 +150,14 @@ def evaluate_model(model_path: str | Path, data: FerData, split: str, tta: str =
 def format_report(r: dict) -> str:
     lines = [f"{r['model']} on {r['split_name']}: accuracy {r['accuracy']:.4f} (n={r['n']}), "
              f"macro F1 {r['macro_f1']:.4f}"]
+    if "ferplus_majority" in r:
+        f = r["ferplus_majority"]
+        lines.append(f"  against the FER+ majority labels of the same images: accuracy {f['accuracy']:.4f} "
+                     f"(n={f['n']} of {f['of_split']} have a majority), macro F1 {f['macro_f1']:.4f}")
     if "tta_flip" in r:
-        lines.append(f"  with flip TTA (reported separately): accuracy {r['tta_flip']['accuracy']:.4f}")
+        lines.append(f"  with flip TTA (reported separately): accuracy {r['tta_flip']['accuracy']:.4f}"
+                     + (f", FER+ majority {r['tta_flip']['ferplus_majority_accuracy']:.4f}"
+                        if "ferplus_majority_accuracy" in r["tta_flip"] else ""))
     lines.append(f"  {'class':<9} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>5}")
     for name, c in r["per_class"].items():
         lines.append(f"  {name:<9} {c['precision']:>6.3f} {c['recall']:>6.3f} {c['f1']:>6.3f} {c['support']:>5}")

@@ -43,8 +43,11 @@ class TrainConfig:
     schedule: str = "cosine"  # "cosine" (warm-up + cosine over epochs/time budget) | "plateau"
     warmup_epochs: float = 0.5
     init_from: str = ""  # a .keras model or .weights.h5 whose weights start this run (a warm restart)
-    distill_from: str = ""  # a trained model whose flip-averaged probabilities become soft targets
+    # trained models whose mean flip-averaged probabilities (an ensemble teacher) become soft targets
+    distill_from: tuple[str, ...] = ()
     distill_weight: float = 0.5  # share of the teacher's probabilities in each target
+    ferplus_weight: float = 0.0  # share of the FER+ vote distribution in each target (0: one-hot only)
+    votes: str = ""  # FER+ votes.csv; "" = train.ferplus.default_votes_path(data)
     precision: str = "auto"  # "float32" | "bfloat16" (mixed) | "auto" (bfloat16 where the CPU has it)
     time_budget_min: float = 0.0  # 0: no budget; else the cosine runs over wall-clock time
     patience: int = 15  # early stopping on PublicTest accuracy
@@ -84,29 +87,39 @@ def resolve_precision(precision: str) -> str:
     return "mixed_bfloat16" if precision == "bfloat16" else "float32"
 
 
-def teacher_probs(model_path: str, images: np.ndarray) -> np.ndarray:
-    """(n, 7) probabilities of a trained model on (n, 48, 48) uint8 images, averaged with the mirror."""
+def teacher_probs(model_paths, images: np.ndarray) -> np.ndarray:
+    """(n, 7) mean probabilities of trained models on (n, 48, 48) uint8 images, each averaged
+    with the mirror: one model is self-distillation, several an ensemble teacher."""
     from train.evaluate import EvalError, predict_probs
 
-    if not Path(model_path).is_file():
-        raise FileNotFoundError(f"--distill-from {model_path}: no such file; pass a trained .keras or "
-                                ".weights.h5 with its metadata, such as models/edge/edge.weights.h5")
-    try:
-        return predict_probs(model_path, images, tta="flip")
-    except EvalError as exc:
-        raise FileNotFoundError(f"--distill-from: {exc}") from None
+    probs = []
+    for model_path in _as_list(model_paths):
+        if not Path(model_path).is_file():
+            raise FileNotFoundError(f"--distill-from {model_path}: no such file; pass a trained .keras or "
+                                    ".weights.h5 with its metadata, such as models/edge/edge.weights.h5")
+        try:
+            probs.append(predict_probs(model_path, images, tta="flip"))
+        except EvalError as exc:
+            raise FileNotFoundError(f"--distill-from: {exc}") from None
+    return np.mean(probs, axis=0).astype(np.float32)
 
 
-def soft_targets(labels: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
-    """(n, 7) float32 targets: (1 - weight) x one-hot label + weight x the teacher's probabilities.
+def soft_targets(base: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
+    """(n, 7) float32 targets: (1 - weight) x base + weight x the teacher's probabilities.
 
-    Self-distillation: the teacher's flip-averaged beliefs carry which classes a face resembles
-    (the similarity of fear and surprise, say), which a one-hot label throws away.
+    `base` is (n,) label indices (one-hot) or (n, 7) targets already (FER+ mixed, say). The
+    teacher's flip-averaged beliefs carry which classes a face resembles (the similarity of
+    fear and surprise, say), which a one-hot label throws away.
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"distill weight must be in [0, 1], got {weight}")
-    onehot = np.eye(teacher.shape[1], dtype=np.float32)[labels]
-    return ((1.0 - weight) * onehot + weight * teacher).astype(np.float32)
+    if base.ndim == 1:
+        base = np.eye(teacher.shape[1], dtype=np.float32)[base]
+    return ((1.0 - weight) * base + weight * teacher).astype(np.float32)
+
+
+def _as_list(paths) -> list[str]:
+    return [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
 
 
 def _limit(split: Split, n: int, seed: int) -> Split:
@@ -187,13 +200,22 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
     tr = _limit(data.train, cfg.limit, cfg.seed)
     va = _limit(data.public, cfg.limit, cfg.seed + 1)
     spec = input_spec_for(data.train.images, INPUT_SIDE[cfg.arch])
-    x_tr = to_model_input(tr.images, spec)  # (n, side, side, 1) float32, equalized + normalised
-    x_va = to_model_input(va.images, spec)
     y_tr = np.eye(NUM_CLASSES, dtype=np.float32)[tr.labels]
+    ferplus = None
+    if cfg.ferplus_weight > 0:
+        from train.ferplus import default_votes_path, ferplus_targets, load_votes, votes_for
+
+        votes_path = cfg.votes or default_votes_path(cfg.data)
+        y_tr, keep = ferplus_targets(tr.labels, votes_for(tr, load_votes(votes_path)), cfg.ferplus_weight)
+        ferplus = {"votes": votes_path, "weight": cfg.ferplus_weight, "kept": int(keep.sum()),
+                   "dropped_not_a_face_or_unmatched": int((~keep).sum())}
+        tr, y_tr = tr.subset(np.flatnonzero(keep)), y_tr[keep]
     teacher = None
     if cfg.distill_from:
         teacher = teacher_probs(cfg.distill_from, tr.images)
-        y_tr = soft_targets(tr.labels, teacher, cfg.distill_weight)
+        y_tr = soft_targets(y_tr, teacher, cfg.distill_weight)
+    x_tr = to_model_input(tr.images, spec)  # (n, side, side, 1) float32, equalized + normalised
+    x_va = to_model_input(va.images, spec)
     y_va = np.eye(NUM_CLASSES, dtype=np.float32)[va.labels]
 
     strategy = tf.distribute.MirroredStrategy() if cfg.strategy == "mirrored" else tf.distribute.get_strategy()
@@ -226,8 +248,9 @@ def train(cfg: TrainConfig, data: FerData | None = None, argv: list[str] | None 
         "input": spec.to_json(),
         "crop": CropPolicy().to_json(), "config": asdict(cfg),
         "command": " ".join(argv) if argv else " ".join(sys.argv),
+        "ferplus": ferplus,
         "teacher": None if teacher is None else {
-            "model": cfg.distill_from, "weight": cfg.distill_weight, "tta": "flip",
+            "models": _as_list(cfg.distill_from), "weight": cfg.distill_weight, "tta": "flip",
             "train_accuracy": round(float(np.mean(np.argmax(teacher, 1) == tr.labels)), 4)},
         "data": {"source": data.source, "layout": data.layout, "split_note": data.split_note,
                  "train_n": len(tr), "public_n": len(va)},

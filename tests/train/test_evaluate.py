@@ -66,3 +66,32 @@ def test_bad_models(tmp_path, small_data, name, content, message):
         p.write_bytes(content)
     with pytest.raises(EvalError, match=message):
         evaluate_model(p, small_data, "public")
+
+
+def test_ferplus_majority_accuracy_on_the_same_images(tmp_path, small_data, emotion_model):
+    """With a votes file the report also scores the images that have a FER+ majority, against it."""
+    from edge.labels import LABELS
+
+    s = small_data.public
+    # A constructed votes file: every image's 10 votes go to one class, chosen to disagree with
+    # the folder label on every third image; the first image has no majority (5/5 split).
+    majority = np.where(np.arange(len(s)) % 3 == 0, (s.labels + 1) % 7, s.labels)
+    cols = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
+    ours = ["neutral", "happy", "surprise", "sad", "angry", "disgust", "fear"]
+    votes = tmp_path / "votes.csv"
+    lines = ["file,split," + ",".join(cols) + ",contempt,unknown,nf"]
+    for i, (name, m) in enumerate(zip(s.names, majority)):
+        counts = [0] * 7
+        if i == 0:
+            counts[0], counts[1] = 5, 5
+        else:
+            counts[ours.index(LABELS[m])] = 10
+        lines.append(f"{name},PublicTest," + ",".join(map(str, counts)) + ",0,0,0")
+    votes.write_text("\n".join(lines) + "\n")
+    report = evaluate_model(emotion_model, small_data, "public", votes=votes).data["ferplus_majority"]
+    probs = EmotionClassifier(emotion_model).classify(s.images)
+    want = (probs.argmax(1) == majority)[1:].mean()
+    assert report["n"] == len(s) - 1 and report["of_split"] == len(s)
+    assert report["accuracy"] == pytest.approx(want, abs=1e-4)
+    with pytest.raises(EvalError, match="--votes"):
+        evaluate_model(emotion_model, small_data, "public", votes=tmp_path / "none.csv")

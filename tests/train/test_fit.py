@@ -163,6 +163,35 @@ def test_soft_targets_mix_the_label_and_the_teacher():
         soft_targets(np.array([0]), teacher[:1], 1.5)
 
 
+def test_an_ensemble_teacher_is_the_mean_of_its_members(tmp_path, fer_data):
+    from train.evaluate import predict_probs
+    from train.fit import teacher_probs
+
+    paths = []
+    for seed in (1, 2):
+        r = train(TrainConfig(arch="edge", out_dir=str(tmp_path / f"m{seed}"), epochs=1, limit=64, batch_size=32,
+                              precision="float32", progress="epoch", seed=seed), fer_data)
+        paths.append(str(r.best_path))
+    images = fer_data.train.images[:12]
+    each = [predict_probs(p, images, tta="flip") for p in paths]
+    assert not np.allclose(each[0], each[1], atol=1e-4), "two seeds gave the same model"
+    np.testing.assert_allclose(teacher_probs(paths, images), (each[0] + each[1]) / 2, atol=1e-6)
+
+
+def test_ferplus_targets_train_and_are_recorded(tmp_path, fer_dir, fer_data):
+    from train.ferplus import default_votes_path
+
+    votes = Path(default_votes_path(fer_dir))
+    if not votes.is_file():
+        pytest.skip(f"needs the FER+ votes, not found at {votes}: set FER_EDGE_FERPLUS")
+    train(TrainConfig(arch="edge", out_dir=str(tmp_path / "f"), epochs=1, limit=128, batch_size=32,
+                      precision="float32", progress="epoch", ferplus_weight=0.5, votes=str(votes)), fer_data)
+    meta = json.loads((tmp_path / "f" / "train_meta.json").read_text())
+    assert meta["ferplus"]["weight"] == 0.5 and meta["config"]["ferplus_weight"] == 0.5
+    assert meta["ferplus"]["kept"] + meta["ferplus"]["dropped_not_a_face_or_unmatched"] == 128
+    assert meta["ferplus"]["kept"] >= 120  # only the few "not a face" images go
+
+
 def test_self_distillation_from_the_committed_kind_of_weights(tmp_path, fer_data):
     """--distill-from a .weights.h5 (with its train_meta.json) trains, and the run records the teacher."""
     from train.evaluate import predict_probs
@@ -178,10 +207,10 @@ def test_self_distillation_from_the_committed_kind_of_weights(tmp_path, fer_data
     np.testing.assert_allclose(predict_probs(weights, images, tta="flip"),
                                predict_probs(first.best_path, images, tta="flip"), atol=1e-5)
     train(TrainConfig(arch="edge", out_dir=str(tmp_path / "s"), epochs=1, limit=64, batch_size=32,
-                      precision="float32", progress="epoch", distill_from=str(weights), distill_weight=0.7),
+                      precision="float32", progress="epoch", distill_from=(str(weights),), distill_weight=0.7),
           fer_data)
     teacher = json.loads((tmp_path / "s" / "train_meta.json").read_text())["teacher"]
-    assert teacher["model"] == str(weights) and teacher["weight"] == 0.7 and 0.0 <= teacher["train_accuracy"] <= 1.0
+    assert teacher["models"] == [str(weights)] and teacher["weight"] == 0.7 and 0.0 <= teacher["train_accuracy"] <= 1.0
     with pytest.raises(FileNotFoundError, match="distill-from"):
         train(TrainConfig(arch="edge", out_dir=str(tmp_path / "x"), epochs=1, limit=64,
                           distill_from=str(tmp_path / "nope.weights.h5"), progress="epoch"), fer_data)
