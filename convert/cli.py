@@ -42,6 +42,10 @@ def register(sub) -> None:
                    help="runtime crop downward shift to record (default: the training metadata's)")
     p.add_argument("--crop-align", action=argparse.BooleanOptionalAction, default=None,
                    help="record eye-line alignment in the crop policy (default: the training metadata's)")
+    p.add_argument("--flip-average", action="store_true",
+                   help="put the mirror average inside the graph: one invoke classifies each face and "
+                   "its left-right mirror and returns the mean (about twice the time per face); the "
+                   "sidecar records it, so the file alone reproduces the reported accuracy")
     p.add_argument("--keras-out", default=None, metavar="DIR",
                    help="also write the float model without optimizer state to DIR: <arch>.weights.h5 and "
                    "architecture.json (default: not written)")
@@ -73,6 +77,8 @@ def _command(args, modes: tuple[str, ...]) -> str:
         parts += ["--crop-shift-y", repr(args.crop_shift_y)]
     if args.crop_align is not None:
         parts.append("--crop-align" if args.crop_align else "--no-crop-align")
+    if args.flip_average:
+        parts.append("--flip-average")
     if args.keras_out:
         parts += ["--keras-out", args.keras_out]
     if args.verify_only:
@@ -122,7 +128,7 @@ def _cmd_convert(args) -> int:
         else:
             result = convert_model(args.model, modes, args.out, data, name=args.name, crop=crop,
                                    rep_size=args.rep_size, command=command, timing_faces=timing,
-                                   num_threads=args.threads)
+                                   num_threads=args.threads, flip_average=args.flip_average)
             report = result.report
             for v in result.variants:
                 m = v.card.metrics

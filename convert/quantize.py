@@ -24,7 +24,7 @@ from tqdm import tqdm
 from edge.atomic import DEFAULT_MODE, atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
 from edge.labels import LABELS
 from edge.preprocess import CropPolicy, InputSpec, to_model_input
-from edge.sidecar import ModelCard, sidecar_path
+from edge.sidecar import ModelCard, load_sidecar, sidecar_path
 from train.data import Split
 
 from convert.errors import ConvertError
@@ -129,6 +129,31 @@ def load_keras_model(source: SourceModel):
         raise ConvertError(f"{source.path}: the model takes input {in_shape[1:]}, but "
                            f"{source.meta_path.name} says {spec.height}x{spec.width}x{spec.channels}")
     return model
+
+
+# What the graph does besides the network, recorded in the sidecar so a reader who runs the
+# file alone knows it already averages the mirror (and needs no test-time augmentation).
+FLIP_AVERAGE_NOTE = ("the graph classifies its input and the input mirrored left-right, and outputs the "
+                     "mean of the two probability vectors: feed one face per row as for any model")
+
+
+def with_flip_average(model):
+    """A Keras model that outputs (model(x) + model(mirror(x))) / 2, the two passes in one graph.
+
+    The same layers run twice, so the converted file holds one copy of the weights. Averaging a
+    face with its mirror is what `--tta flip` does outside the model; inside it, every reader of
+    the .tflite gets it.
+    """
+    import keras
+
+    x = keras.Input(model.input_shape[1:], name="image")
+    mirrored = keras.ops.flip(x, axis=2)  # (n, H, W, C): W is axis 2
+    y = keras.layers.Average(name="probs")([model(x), model(mirrored)])
+    return keras.Model(x, y, name=model.name)
+
+
+def graph_extra(flip_average: bool) -> dict:
+    return {"graph": {"flip_average": True, "note": FLIP_AVERAGE_NOTE}} if flip_average else {}
 
 
 def export_keras(keras_path: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
@@ -278,7 +303,8 @@ class ConvertResult:
 def convert_model(keras_path: str | Path, modes: tuple[str, ...], out_dir: str | Path, data,
                   name: str = "emotion", crop: CropPolicy | None = None, rep_size: int = MIN_REP_SIZE,
                   min_rep_size: int = MIN_REP_SIZE, command: str = "", timing_faces: int = 0,
-                  num_threads: int | None = None, progress: bool | None = None) -> ConvertResult:
+                  num_threads: int | None = None, progress: bool | None = None,
+                  flip_average: bool = False) -> ConvertResult:
     """Convert `keras_path` to each mode in `out_dir`, score each variant, write its sidecar.
 
     data: a train.data.FerData; Training feeds int8 calibration, PublicTest/PrivateTest give
@@ -286,23 +312,28 @@ def convert_model(keras_path: str | Path, modes: tuple[str, ...], out_dir: str |
     crop: the runtime crop policy to record (default: the training metadata's).
     timing_faces > 0 also times single-face inference on 1 thread (the --verify report).
     min_rep_size: only tests with tiny data lower it; the CLI keeps MIN_REP_SIZE.
+    flip_average: put the mirror average inside the graph (`with_flip_average`); the Keras
+    reference every variant is compared with is then the flip-averaged Keras model.
     """
     source = read_source(keras_path)
     if not modes:
         raise ConvertError("no quantization asked for; pass --quant int8 (or float32, float16, dynamic, all)")
     rep = representative_images(data.train, rep_size, min_size=min_rep_size) if "int8" in modes else None
     model = load_keras_model(source)
+    if flip_average:
+        model = with_flip_average(model)
     crop = crop or source.crop
     ref = keras_reference(model, source.path, source.spec, data)
     report = VerifyReport(keras=ref, data_source=str(data.source), command=command)
     quantizer = Quantizer(source, model, rep)
     extra = {"conversion": {"rep_size": quantizer.rep_size, "rep_seed": REP_SEED,
                             "rep_split": "Training (stratified by class)"} if "int8" in modes else {}}
+    graph = graph_extra(flip_average)
     variants = []
     bar = tqdm(modes, desc="convert", unit="variant", disable=tqdm_disable(progress))
     for mode in bar:
         bar.set_postfix_str(mode)
-        more = {"conversion": extra["conversion"]} if mode == "int8" else {}
+        more = {**graph, **({"conversion": extra["conversion"]} if mode == "int8" else {})}
         card = card_for(source, mode, crop, command, extra=more)
         variant = write_variant(quantizer.quantize(mode), card, out_dir, name)
         scored = evaluate_variant(variant.path, data, ref, num_threads=num_threads,
@@ -333,6 +364,12 @@ def verify_existing(keras_path: str | Path, modes: tuple[str, ...], out_dir: str
     for p in paths:
         check_source(p, source.sha256)
     model = load_keras_model(source)
+    flips = {bool(load_sidecar(p).extra.get("graph", {}).get("flip_average")) for p in paths}
+    if len(flips) > 1:
+        raise ConvertError(f"{out_dir}: some variants average the mirror in the graph and some do not; "
+                           "verify them separately (convert again into one folder)")
+    if flips == {True}:
+        model = with_flip_average(model)
     ref = keras_reference(model, source.path, source.spec, data)
     report = VerifyReport(keras=ref, data_source=str(data.source), command=command)
     for p in tqdm(paths, desc="verify", unit="variant", disable=tqdm_disable(progress)):

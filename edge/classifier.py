@@ -46,6 +46,12 @@ class EmotionClassifier:
         self._batch_size = int(inp["shape"][0])
         # Batched calls resize the input tensor; one-by-one keeps the allocated batch of 1.
         self.batch = batch
+        # A graph that already averages each face with its mirror gains nothing from doing it twice.
+        self.flip_in_graph = bool(self.card.extra.get("graph", {}).get("flip_average"))
+        if tta == "flip" and self.flip_in_graph:
+            log.info("%s averages the mirror inside its graph; --tta flip adds nothing and is skipped",
+                     self.model_path.name)
+            tta = "none"
         self.tta = tta
         self.labels = self.card.labels
         self.spec = self.card.input
