@@ -142,9 +142,10 @@ def test_a_broker_outage_loses_no_event_and_never_stalls_the_frames(broker, peop
             wait_for(lambda: len(sub.payloads("/events")) >= 1, "the first appear event")
             broker.kill()
             outage["killed_at"] = index
-        elif outage["killed_at"] is not None and outage["noticed_at"] is None and any(
-                "lost the connection" in line for line in warnings.lines):
-            outage["noticed_at"] = index
+            # The sink's own word that the connection is gone: every later frame runs without a broker.
+            wait_for(lambda: any("lost the connection" in line for line in warnings.lines),
+                     "the lost-connection warning")
+            outage["noticed_at"] = index + 1
         elif outage["noticed_at"] is not None and outage["back_at"] is None and index >= 135:
             broker.start()
             outage["back_at"] = index
