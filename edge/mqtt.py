@@ -48,6 +48,22 @@ ONLINE, OFFLINE = "online", "offline"
 FACES, EVENT, STATE = "faces", "events", "state"
 
 
+def _why(exc: BaseException) -> str:
+    """A failed connection's reason in words: the certificate check, a refusal, an unknown host..."""
+    import socket
+    import ssl
+
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message} (a private CA: --mqtt-ca FILE)"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: is the broker running, on this port?"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "no answer (timed out)"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 @dataclass(slots=True)
 class _Message:
     kind: str  # FACES, EVENT or STATE
@@ -116,14 +132,19 @@ class MqttSink:
         return client
 
     def start(self) -> bool:
-        """Connect in the background; True when the broker answered yes within CONNECT_WAIT_S.
+        """Connect; True when the broker answered yes within CONNECT_WAIT_S.
 
-        An unreachable broker is a warning: the run goes on, messages queue and the client keeps
-        trying with backoff.
+        An unreachable broker is a warning that says why: the run goes on, messages queue and the
+        client keeps trying with backoff.
         """
         self._started = True
         self._down_since = time.monotonic()
-        self._client.connect_async(self.config.host, self.config.port, keepalive=30)
+        c = self.config
+        try:  # the first attempt here, for its reason (paho's retries report none)
+            self._client.connect(c.host, c.port, keepalive=30)
+        except (OSError, ValueError) as exc:
+            self._reason = _why(exc)
+            self._client.connect_async(c.host, c.port, keepalive=30)  # paho's thread retries with backoff
         self._client.loop_start()
         self._sender.start()
         self._answered.wait(CONNECT_WAIT_S)

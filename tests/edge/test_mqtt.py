@@ -204,7 +204,8 @@ def test_an_unreachable_broker_is_a_warning_and_the_run_goes_on(people_video, tm
     assert rc == 0
     assert len(jsonl.read_text().splitlines()) == 175  # every frame processed
     text = caplog.text
-    assert f"cannot connect to the MQTT broker at mqtt://127.0.0.1:{port}" in text and "the run goes on" in text
+    assert f"cannot connect to the MQTT broker at mqtt://127.0.0.1:{port} (connection refused" in text
+    assert "the run goes on" in text
     assert "events could not be delivered" in text  # said at the end, not silently dropped
 
 
@@ -260,4 +261,46 @@ def test_credentials_come_from_the_environment(tmp_path, people_video, monkeypat
         assert sub_ok == [True, False]
         assert "the broker refused" in caplog.text and "FER_EDGE_MQTT_PASSWORD" in caplog.text
     finally:
+        b.stop()
+
+
+def _tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1 signed by it, made with the openssl command."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command: apt-get install openssl")
+    ca_key, ca, key, csr, cert = (folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    run_ssl = lambda *a: subprocess.run(["openssl", *map(str, a)], check=True, capture_output=True)  # noqa: E731
+    run_ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+            "-subj", "/CN=fer-edge test CA")
+    run_ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run_ssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+            "-extfile", folder / "san.ext")
+    return ca, cert, key
+
+
+def test_mqtts_with_a_private_ca(tmp_path, people_video, caplog):
+    """TLS to a broker whose certificate a private CA signed: trusted with --mqtt-ca, refused without."""
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    ca, cert, key = _tls_files(folder)
+    tls_port = free_port()
+    b = Broker(folder, extra=f"allow_anonymous true\nlistener {tls_port} 127.0.0.1\n"
+                             f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n").start()
+    sub = Subscriber(b.port, [f"{PREFIX}/{DEVICE}/status"])  # the plain listener sees what comes in over TLS
+    try:
+        for ca_args, connects in ((["--mqtt-ca", str(ca)], True), ([], False)):
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="edge.mqtt"):
+                rc = cli_main(["run", "--source", str(people_video), "--headless", "--jsonl", str(tmp_path / "r.jsonl"),
+                               "--mqtt", f"mqtts://127.0.0.1:{tls_port}/{PREFIX}", "--mqtt-device", DEVICE, *ca_args])
+            assert rc == 0
+            assert (f"connected to mqtts://127.0.0.1:{tls_port}" in caplog.text) == connects, caplog.text
+        assert "certificate verify failed" in caplog.text  # the second run: the system's CAs do not know ours
+        wait_for(lambda: sub.payloads("/status")[:2] == [b"online", b"offline"], "the TLS run's status")
+    finally:
+        sub.close()
         b.stop()
