@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WINDOW = "fer-edge"
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """Every `fer-edge run` option, parsed once from the command line."""
@@ -178,6 +175,7 @@ class _Run:
 
         self.config, self.spec, self.stop, self.summary, self.on_frame = config, spec, stop, summary, on_frame
         self.window = not config.headless
+        self.win = None  # the RunWindow, once open_outputs has opened it
         self.hud_window = config.hud if config.hud is not None else not spec.images
         # The frames/s of this run mean nothing in a file watched later: no HUD there unless asked.
         self.saved: SavedFrames = SavedFrames(hud=bool(config.hud), bars=config.bars)
@@ -216,17 +214,12 @@ class _Run:
             self.sinks.append(self.video)
         self.sinks.extend(open_remote(config, pipeline, capture))
         if self.window:
-            import cv2
+            from edge.run_window import RunWindow
 
-            from edge.console import use_system_fonts_for_qt
-
-            use_system_fonts_for_qt()
-            cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+            self.win = RunWindow(self.stop)
 
     def loop(self, stages, capture) -> CliError | None:
         """Frames until the source ends, a stop signal or the user quits; the source's error, if any."""
-        import cv2
-
         from edge.capture import EndOfStream, SourceError
 
         while not self.stop.is_set():
@@ -240,7 +233,7 @@ class _Run:
                 cs = capture.stats
                 log.info("%s", self.heartbeat.beat(now_s, cs.drops, cs.skipped, cs.reconnects).text())
             if result is None:
-                if self.window and (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):
+                if self.win is not None and self.win.poll_quit():
                     return None
                 continue
             if self.video is not None and self.video.frames == 0 and not self.config.fps and capture.media_fps:
@@ -251,6 +244,10 @@ class _Run:
 
     def frame(self, result: FrameResult) -> bool:
         """Count, write, show one result and keep to --max-fps; True when the user asked to quit."""
+        if self.spec.images:
+            from edge.run_window import renumbered
+
+            result = renumbered(result)  # each photo's faces are #1..#n, not a running count
         self.summary.add(result)
         self.heartbeat.add(len(result.faces))
         self.frames_with_faces += len(result.faces) > 0
@@ -262,7 +259,7 @@ class _Run:
         self.where = _where(self.spec, result.frame)
         for sink in self.sinks:
             sink.write(result)
-        if self.window and self._show(result):
+        if self.win is not None and self._show(result):
             return True
         if self.on_frame is not None:
             self.on_frame(result)
@@ -273,19 +270,21 @@ class _Run:
         return False
 
     def _show(self, result: FrameResult) -> bool:
-        import cv2
-
         from edge.overlay import draw
+        from edge.run_window import WINDOW, enlarged_still, still_hint
 
         frame = result.frame
-        hint = _still_hint(self.spec, frame.source) if self.spec.images else None
+        hint = still_hint(self.spec.paths, frame.source) if self.spec.images else None
         if hint is None and self.hud_window == self.saved.hud:
             shown = self.saved(result)  # the frame the saving sinks write, drawn once
         else:
-            shown = draw(frame.image, result, self.saved.fps, hud=self.hud_window, bars=self.config.bars, hint=hint)
+            if hint is not None:  # a small photo is drawn enlarged: room for its labels and the hint
+                result = enlarged_still(result)
+            shown = draw(result.frame.image, result, self.saved.fps, hud=self.hud_window, bars=self.config.bars,
+                         hint=hint)
         if hint:
-            cv2.setWindowTitle(WINDOW, f"{WINDOW}: {Path(frame.source).name} ({hint})")
-        return _show(shown, self.stop, still=self.spec.images)
+            self.win.title(f"{WINDOW}: {Path(frame.source).name} ({hint})")
+        return self.win.show(shown, still=self.spec.images)
 
     def close(self, capture) -> OSError | None:
         """Close every output and the window; the summary takes the capture's counters. Returns
@@ -298,11 +297,8 @@ class _Run:
                 sink.close()
             except OSError as exc:
                 failed = failed or exc
-        if self.window:
-            import cv2
-
-            cv2.destroyAllWindows()
-            cv2.waitKey(1)
+        if self.win is not None:
+            self.win.close()
         return failed
 
 
@@ -343,6 +339,8 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     if realtime and not config.headless and not config.realtime:
         log.info("playing %s at its own frame rate; --fast processes it as fast as possible", config.source)
     session = _Run(config, spec, stop, summary if summary is not None else RunSummary(), on_frame)
+    if spec.images:  # photos: counted as images; stepped through by key in a window, at no rate
+        session.summary.unit, session.summary.show_rate = "images", config.headless
     pipeline = open_pipeline(config.pipeline)
     capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps, realtime=realtime)
     error: CliError | None = None
@@ -432,14 +430,6 @@ def no_face_hint(frames: int, frames_with_faces: int, config: RunConfig) -> str 
             "people in view, try:\n" + "\n".join(f"  - {t}" for t in tips))
 
 
-def _still_hint(spec, source: str) -> str:
-    """The keys a still waits for, shown in its window (it waits for a key without saying so)."""
-    n = len(spec.paths)
-    k = spec.paths.index(source) + 1 if source in spec.paths else 0
-    where = f"image {k}/{n}: " if n > 1 and k else ""
-    return where + ("any key: next image   q or Esc: quit" if k < n else "any key or q: close")
-
-
 def _where(spec, frame) -> str:
     """The frame in words: "frame 35", or "image 3 of 213 (IMG_0042.jpg)" for photos."""
     if spec.images and frame.source:
@@ -447,22 +437,3 @@ def _where(spec, frame) -> str:
         k = spec.paths.index(frame.source) + 1 if frame.source in spec.paths else frame.index + 1
         return f"image {k} of {n} ({Path(frame.source).name})"
     return f"frame {frame.index}"
-
-
-def _show(annotated, stop: threading.Event, still: bool) -> bool:
-    """Show a frame; True when the user asked to quit (q, Esc, or closed the window)."""
-    import cv2
-
-    cv2.imshow(WINDOW, annotated)
-    while True:
-        key = cv2.waitKey(100 if still else 1) & 0xFF
-        if key in (ord("q"), 27):
-            return True
-        try:
-            if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                return True
-        except cv2.error:
-            return True
-        # A still stays up until a key (any key: next image) or a stop signal.
-        if not still or key != 255 or stop.is_set():
-            return False

@@ -305,6 +305,8 @@ class RunSummary:
     reconnects: int = 0
     wall_s: float = 0.0
     window: int = 10_000
+    unit: str = "frames"  # "images" for photo runs
+    show_rate: bool = True  # False where a person sets the pace (photos stepped through by key)
 
     def __post_init__(self):
         if self.window < 1:
@@ -343,12 +345,14 @@ class RunSummary:
                 "latency_frames": self.window_frames}
 
     def text(self) -> str:
-        head = (f"frames {self.frames}  faces {self.faces}  drops {self.drops}  skipped {self.skipped}  "
-                f"reconnects {self.reconnects}  {self.fps:.1f} frames/s over {self.wall_s:.1f} s")
+        pace = (f"{self.fps:.1f} {self.unit}/s over {self.wall_s:.1f} s" if self.show_rate
+                else f"shown for {self.wall_s:.1f} s")
+        head = (f"{self.unit} {self.frames}  faces {self.faces}  drops {self.drops}  skipped {self.skipped}  "
+                f"reconnects {self.reconnects}  {pace}")
         if not self.frames:
             return head
         p50, p95 = self.percentiles(50), self.percentiles(95)
-        span = f" (last {self.window_frames} frames)" if self.frames > self.window else ""
+        span = f" (last {self.window_frames} {self.unit})" if self.frames > self.window else ""
         lines = [head,
                  "latency ms   " + "  ".join(f"{s:>10}" for s in STAGES) + span,
                  "  p50        " + "  ".join(f"{p50[s]:10.2f}" for s in STAGES),
