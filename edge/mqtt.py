@@ -144,10 +144,11 @@ class MqttSink:
             self._client.connect(c.host, c.port, keepalive=30)
         except (OSError, ValueError) as exc:
             self._reason = _why(exc)
+            self._answered.set()
             self._client.connect_async(c.host, c.port, keepalive=30)  # paho's thread retries with backoff
         self._client.loop_start()
         self._sender.start()
-        self._answered.wait(CONNECT_WAIT_S)
+        self._answered.wait(CONNECT_WAIT_S)  # the broker's CONNACK: accepted, or refused (credentials)
         with self._cond:
             connected = self._connected
         if not connected:
