@@ -188,6 +188,9 @@ class MqttSink:
             log.warning("MQTT: %d events could not be delivered to %s before the end of the run", lost,
                         self.config.where)
         self._client.loop_stop()
+        st = self.stats()
+        log.info("MQTT: %d messages published, %d events, %d frame messages dropped, %d reconnects", st.published,
+                 st.events, st.dropped, st.reconnects)
 
     # --- the camera loop's side -----------------------------------------------------------------
 

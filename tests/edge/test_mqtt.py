@@ -198,11 +198,16 @@ def test_faces_every_s_throttles_frame_messages_by_frame_time(broker, people_vid
 def test_an_unreachable_broker_is_a_warning_and_the_run_goes_on(people_video, tmp_path, caplog):
     jsonl = tmp_path / "r.jsonl"
     port = free_port()  # nothing listens there
-    with caplog.at_level(logging.WARNING, logger="edge.mqtt"):
+    with caplog.at_level(logging.INFO, logger="edge.mqtt"):
         rc = cli_main(["run", "--source", str(people_video), "--headless", "--jsonl", str(jsonl),
-                       "--mqtt", f"mqtt://127.0.0.1:{port}/{PREFIX}", "--mqtt-device", DEVICE])
+                       "--mqtt", f"mqtt://127.0.0.1:{port}/{PREFIX}", "--mqtt-device", DEVICE, "--mqtt-queue", "10"])
     assert rc == 0
-    assert len(jsonl.read_text().splitlines()) == 175  # every frame processed
+    records = _records(jsonl)
+    assert len(records) == 175  # every frame processed
+    # The frame queue kept its newest 10 and counted the rest; every event was kept (and is reported undelivered).
+    n_events = len(expected_events(records))
+    assert f"{n_events} events could not be delivered" in caplog.text
+    assert f"0 messages published, {n_events} events, 165 frame messages dropped" in caplog.text
     text = caplog.text
     assert f"cannot connect to the MQTT broker at mqtt://127.0.0.1:{port} (connection refused" in text
     assert "the run goes on" in text
