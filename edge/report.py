@@ -466,6 +466,14 @@ def make_report(jsonl: str | Path, out_dir: str | Path, config: ReportConfig = R
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
+    if log.images:  # photos: a per-image table (edge.report_photos); no timeline, no tracks
+        from edge.report_photos import photo_markdown, write_images_csv
+
+        paths["summary"] = write_images_csv(log, out / "summary.csv", _atomic_write)
+        paths["frames"] = write_frames_csv(log, out / "frames.csv")
+        md = photo_markdown(log, config, {k: p.name for k, p in paths.items()})
+        paths["report"] = _atomic_write(out / "report.md", lambda f: f.write(md))
+        return ReportOutcome(log=log, summary=summary, paths=paths, shares=shares)
     if config.chart:
         paths["timeline"] = write_timeline_png(log, summary, out / "timeline.png", config)
     paths["summary"] = write_summary_csv(summary, out / "summary.csv")

@@ -91,7 +91,8 @@ def write_report(jsonl: str | Path, out_dir: str | Path, config, progress: bool 
     if log.n_bad > SHOWN_BAD_LINES:
         print(f"warning: {log.path}: {log.n_bad - SHOWN_BAD_LINES} more malformed line(s) skipped "
               f"(report.md lists up to {len(log.bad_lines)})", file=sys.stderr)
-    kept = f"{log.n_frames} frames, {log.n_faces} faces, {len(outcome.summary)} tracks"
+    kept = (f"{log.n_frames} images, {log.n_faces} faces" if log.images
+            else f"{log.n_frames} frames, {log.n_faces} faces, {len(outcome.summary)} tracks")
     print(f"report: {kept}" + (f"; {log.n_bad} malformed line(s) skipped" if log.n_bad else "")
           + f" -> {outcome.paths['report']}", file=sys.stderr)
     return outcome

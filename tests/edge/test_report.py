@@ -195,16 +195,22 @@ def test_runs_appended_to_one_file_are_separate_segments(tmp_path):
     assert "2 runs appended to one file" in md and "| 2:#1 |" in md
 
 
-def test_folder_runs_count_images_not_seconds(tmp_path):
+def test_folder_runs_get_a_per_image_table_and_no_timeline(tmp_path):
     path = tmp_path / "results.jsonl"
     with JsonlSink(path) as sink:
         for i, label in enumerate(["happy", "sad", "happy"]):
-            sink.write(result(i, float(i), [(10 + i, label, 300)], source=f"photos/img{i}.jpg"))
+            sink.write(result(i, float(i), [(1, label, 300)], source=f"photos/img{i}.jpg"))
     out = tmp_path / "r"
     outcome = make_report(path, out)
     assert outcome.log.images
+    assert sorted(p.name for p in out.iterdir()) == ["frames.csv", "report.md", "summary.csv"]  # no timeline
     assert [r["source"] for r in read_csv(out / "frames.csv")] == [f"photos/img{i}.jpg" for i in range(3)]
-    assert "| track | first images |" in (out / "report.md").read_text()
+    rows = read_csv(out / "summary.csv")
+    assert [(r["image"], r["file"], r["faces"], r["dominant"]) for r in rows] == [
+        ("1", "photos/img0.jpg", "1", "happy"), ("2", "photos/img1.jpg", "1", "sad"), ("3", "photos/img2.jpg", "1", "happy")]
+    md = (out / "report.md").read_text()
+    assert "3 images, 3 faces" in md and "| 2 | img1.jpg | 1 | sad 1 |" in md
+    assert "track" not in md and "Moments" not in md and "timeline" not in md
 
 
 def test_load_jsonl_returns_plain_columns_without_pandas(run_jsonl):
