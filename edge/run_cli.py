@@ -24,7 +24,9 @@ from edge.detector import DEFAULT_SCORE_THRESHOLD
 from edge.pipeline import PipelineConfig
 
 if TYPE_CHECKING:
+    from edge.capture import SourceSpec
     from edge.mqtt_config import MqttConfig
+    from edge.pipeline import Pipeline
     from edge.sinks import RunSummary, Sink
     from edge.types import FrameResult
 
@@ -303,11 +305,15 @@ class _Run:
 
 
 def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunSummary | None = None,
-        on_frame: Callable[[FrameResult], None] | None = None) -> int:
+        on_frame: Callable[[FrameResult], None] | None = None, spec: SourceSpec | None = None,
+        pipeline: Pipeline | None = None, quiet: bool = False) -> int:
     """The `fer-edge run` loop. Returns the exit code; raises CliError for user errors.
 
     `summary`: a RunSummary to fill (read it after the run); `on_frame(result)` is called after
-    each frame's outputs are written (`fer-edge bench soak` samples memory there).
+    each frame's outputs are written (`fer-edge bench soak` samples memory there). For a caller
+    that runs many sources (`fer-edge batch`): `spec`, the source already parsed (told apart by
+    content) instead of config.source; `pipeline`, an open Pipeline to use and leave open (its
+    models loaded once); `quiet`, no summary or hint on stderr.
     """
     from edge.capture import Capture, SourceError, parse_source
     from edge.pipeline import stages
@@ -317,7 +323,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     from edge.sinks import RunSummary
 
     try:
-        spec = parse_source(config.source)
+        spec = spec if spec is not None else parse_source(config.source)
     except SourceError as exc:
         raise CliError(str(exc)) from None
     _check_display(config, spec)
@@ -341,7 +347,9 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     session = _Run(config, spec, stop, summary if summary is not None else RunSummary(), on_frame)
     if spec.images:  # photos: counted as images; stepped through by key in a window, at no rate
         session.summary.unit, session.summary.show_rate = "images", config.headless
-    pipeline = open_pipeline(config.pipeline)
+    own_pipeline = pipeline is None
+    if own_pipeline:
+        pipeline = open_pipeline(config.pipeline)
     capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps, realtime=realtime)
     error: CliError | None = None
     t_start: float | None = None
@@ -361,14 +369,16 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
         failed = session.close(capture)
         if failed is not None and error is None:
             error = CliError(stopped_message(failed, "its end", session.sinks), exit_code=1)
-        pipeline.close()
-        if error is None or session.summary.frames:  # a source that never delivered ends with its error alone
+        if own_pipeline:
+            pipeline.close()
+        # A source that never delivered ends with its error alone.
+        if not quiet and (error is None or session.summary.frames):
             print(session.summary.text(), file=sys.stderr, flush=True)
     if report_config is not None:
         _write_run_report(config, report_config, error)
     if error is not None:
         raise error
-    hint = no_face_hint(session.summary.frames, session.frames_with_faces, config)
+    hint = None if quiet else no_face_hint(session.summary.frames, session.frames_with_faces, config)
     if hint:
         print(hint, file=sys.stderr, flush=True)
     return 0
