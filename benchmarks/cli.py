@@ -104,6 +104,8 @@ def register(sub) -> None:
                     help="also run the peer `fer` (auto: when installed)")
     ph.add_argument("--calibrate", action="store_true",
                     help="also search the crop policy on one half of the photos and report it on the other")
+    ph.add_argument("--negatives", action="store_true",
+                    help="also count faces found in face-free crops of the photos (the strips beside each face)")
     ph.add_argument("--out", default="reports/photos", help="output folder")
     ph.add_argument("--no-progress", action="store_true", help="no progress bars")
     ph.set_defaults(func=_cmd_photos)
@@ -177,7 +179,7 @@ def _cmd_photos(args) -> int:
     require("matplotlib", "bench")
     try:
         report = photos.run_photos(args.folder, config_from_args(args), peer=args.peer, calibrate=args.calibrate,
-                                   progress=not args.no_progress)
+                                   negatives=args.negatives, progress=not args.no_progress)
     except (photos.PhotosError, FileNotFoundError, ImportError) as exc:
         raise CliError(str(exc)) from None
     paths = photos.write_outputs(report, args.out)

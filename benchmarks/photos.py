@@ -8,6 +8,9 @@ disgust, fear, happy, neutral, sad, surprise). Every photo goes through the whol
 each photo counts, and a photo where no face is found counts as wrong. The peer `fer` runs on
 the same photos in the same way (its own Haar detector and model, largest face).
 
+`--negatives` also counts faces found in face-free crops of the same photos (the strips beside
+each photo's face), for the default detector and a plain whole-frame pass.
+
 `--calibrate` also searches the crop policy (margin, shift_y, align) that maximises macro recall
 on one half of the photos (a fixed hash of each file name picks the half) and reports it on the
 other half, so the chosen policy is never scored on the photos that chose it.
@@ -162,8 +165,64 @@ def calibrate_crop(photos: LabelledPhotos, pipeline: Pipeline, margins=DEFAULT_M
             "cells": cells}
 
 
+# Compared with the default detector on the negative crops: one whole-frame pass at these thresholds
+# (0.65: the whole-frame default before confirmation; 0.5: MediaPipe's usual one).
+NEGATIVE_BASELINES = (0.65, 0.5)
+NEGATIVE_MIN_SIDE = 32  # px: narrower strips beside a face hold too little to look at
+
+
+def negative_crops(image_bgr: np.ndarray, face_xyxy, margin: float = 0.1,
+                   min_side: int = NEGATIVE_MIN_SIDE) -> list[np.ndarray]:
+    """The parts of a photo that do not overlap its face: the strips left of, right of, above and
+    below the face box grown by `margin` of its side, at least min_side px across. The photos are
+    framed close, so these are mostly hair, forehead, ears, shoulders and background."""
+    h, w = image_bgr.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in face_xyxy)
+    m = margin * max(x2 - x1, y2 - y1)
+    x1, y1 = max(0, int(x1 - m)), max(0, int(y1 - m))
+    x2, y2 = min(w, int(np.ceil(x2 + m))), min(h, int(np.ceil(y2 + m)))
+    strips = [image_bgr[:, :x1], image_bgr[:, x2:], image_bgr[:y1, :], image_bgr[y2:, :]]
+    return [np.ascontiguousarray(c) for c in strips if min(c.shape[:2]) >= min_side]
+
+
+def run_negatives(photos: LabelledPhotos, config: PipelineConfig, progress: bool = True) -> dict:
+    """Face-free crops of real photos (`negative_crops` around each photo's face, which the
+    default detector locates; photos without a face are skipped): the share of crops in which
+    each detector finds a face, the default one and NEGATIVE_BASELINES' whole-frame passes."""
+    detectors = {"default": config.make_detector()}
+    for t in NEGATIVE_BASELINES:
+        detectors[f"whole frame, threshold {t:g}"] = replace(config, scan="frame", score_threshold=t,
+                                                             carry_frames=0).make_detector()
+    crops_n, hits, skipped = 0, {k: 0 for k in detectors}, 0
+    examples: dict[str, list[str]] = {k: [] for k in detectors}
+    try:
+        for path in tqdm(photos.paths, desc="negatives", unit="photo", disable=not progress):
+            image = _read(path)
+            finder = detectors["default"]
+            finder.reset()
+            faces = finder.detect(image)
+            if not len(faces):
+                skipped += 1
+                continue
+            for k, crop in enumerate(negative_crops(image, faces.xyxy[_largest(faces.xyxy)])):
+                crops_n += 1
+                for name, det in detectors.items():
+                    det.reset()  # every crop is a still of its own
+                    if len(det.detect(crop)):
+                        hits[name] += 1
+                        if len(examples[name]) < 10:
+                            examples[name].append(f"{path.parent.name}/{path.name} strip {k}")
+    finally:
+        for det in detectors.values():
+            det.close()
+    return {"crops": crops_n, "photos_without_face": skipped, "min_side_px": NEGATIVE_MIN_SIDE,
+            "rule": "strips beside the face box grown by a tenth of its side; a crop with any box counts",
+            "with_face": {k: v for k, v in hits.items()},
+            "rate": {k: (v / crops_n if crops_n else None) for k, v in hits.items()}, "examples": examples}
+
+
 def run_photos(folder: str | Path, config: PipelineConfig, *, peer: str = "auto", calibrate: bool = False,
-               progress: bool = True) -> dict:
+               negatives: bool = False, progress: bool = True) -> dict:
     """Score fer-edge (and the peer, when installed or asked for) on a labelled photo folder."""
     from benchmarks import peer as peer_mod
 
@@ -181,6 +240,8 @@ def run_photos(folder: str | Path, config: PipelineConfig, *, peer: str = "auto"
             report["fer_edge"][f"half{h}"] = scores(photos.labels[m], pred[m])
         if calibrate:
             report["calibration"] = calibrate_crop(photos, pipe, progress=progress)
+    if negatives:
+        report["negatives"] = run_negatives(photos, config, progress)
     if peer == "on" or (peer == "auto" and peer_mod.available()):
         p = peer_mod.FerPeer()
         ppred = predict_peer(photos, p, progress)
@@ -221,6 +282,14 @@ def markdown(report: dict) -> str:
                          f"{_pct(cell['fit']['macro_recall'])} | {_pct(cell['held_out']['accuracy'])} | "
                          f"{_pct(cell['held_out']['macro_recall'])} |")
         lines += ["", f"Chosen: {json.dumps(c['chosen'])} (the model's current policy: {json.dumps(c['current'])})."]
+    if "negatives" in report:
+        n = report["negatives"]
+        lines += ["", "## Face-free crops of the same photos", "",
+                  f"{n['crops']} crops ({n['rule']}; at least {n['min_side_px']} px across; "
+                  f"{n['photos_without_face']} photos without a face skipped). Share of crops in which a face is found:",
+                  "", "| detector | crops with a face |", "|---|---:|"]
+        for name, r in n["rate"].items():
+            lines.append(f"| {name} | {n['with_face'][name]} ({_pct(r or 0.0)}) |")
     return "\n".join(lines) + "\n"
 
 

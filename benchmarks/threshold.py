@@ -480,6 +480,9 @@ def register(sub) -> None:
     p.add_argument("--max-fp-rate", type=float, default=DEFAULT_MAX_FP_RATE,
                    help="the default is the lowest threshold with at most this share of face-free frames boxed")
     p.add_argument("--seed", type=int, default=0, help="seed of the videos")
+    p.add_argument("--thresholds", default=",".join(f"{t:g}" for t in THRESHOLDS),
+                   help="comma-separated score thresholds to measure (the default scan: the score from which a "
+                   "followed face is kept; a new one also needs a sure score or the second look)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_threshold)
 
@@ -493,7 +496,13 @@ def _cmd_threshold(args) -> int:
     if min(args.negative_videos, args.negative_frames, args.face_videos, args.face_frames) < 1:
         raise CliError("--negative-videos, --negative-frames, --face-videos and --face-frames must be >= 1")
     try:
-        report = run_threshold_benchmark(data=args.data, pipeline=config_from_args(args),
+        thresholds = tuple(float(t) for t in args.thresholds.split(",") if t.strip())
+    except ValueError:
+        raise CliError(f"--thresholds {args.thresholds!r}: expected numbers, e.g. 0.5,0.6,0.7") from None
+    if not thresholds or not all(0.0 < t < 1.0 for t in thresholds):
+        raise CliError("--thresholds: every threshold must lie in (0, 1)")
+    try:
+        report = run_threshold_benchmark(thresholds=thresholds, data=args.data, pipeline=config_from_args(args),
                                          negative_videos=args.negative_videos,
                                          negative_frames_n=args.negative_frames, face_videos=args.face_videos,
                                          face_frames=args.face_frames, seed=args.seed, extra=tuple(args.extra),

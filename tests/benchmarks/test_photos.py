@@ -137,3 +137,16 @@ def test_labelled_photos_half_is_stable():
     assert photos.half(0)[::-1].tolist() == again.half(0).tolist()
     assert 5 < photos.half(0).sum() < 35
     assert LABEL_INDEX["happy"] == LABELS.index("happy")
+
+
+@pytest.mark.parametrize("shape, box, want", [
+    ((350, 350), (100, 100, 250, 250), [(350, 85), (350, 85), (85, 350), (85, 350)]),  # all four strips
+    ((350, 350), (20, 40, 330, 350), []),  # the face fills the photo: nothing left
+    ((350, 350), (0, 80, 300, 350), [(50, 350)]),  # only the strip above
+])
+def test_negative_crops_never_overlap_the_face(shape, box, want):
+    from benchmarks.photos import negative_crops
+
+    image = np.zeros((*shape, 3), np.uint8)
+    crops = negative_crops(image, np.array(box), margin=0.1, min_side=32)
+    assert sorted(c.shape[:2] for c in crops) == sorted(want)

@@ -10,6 +10,7 @@ import pytest
 from benchmarks.threshold import (NEGATIVE_KINDS, chromium_fake_camera, choose_threshold, markdown,
                                   negative_frames, run_threshold_benchmark, write_outputs)
 from edge.detector import DEFAULT_SCORE_THRESHOLD, make_detector
+from edge.pipeline import PipelineConfig
 
 
 @pytest.mark.parametrize("kind", NEGATIVE_KINDS)
@@ -33,8 +34,10 @@ def test_the_benchmark_measures_false_positives_and_recall_per_threshold(fer_dat
     public = fer_data.split("public")
     faces = (public.images[:40], public.labels[:40])
     thresholds = (0.3, 0.5, 0.7, 0.95)
+    # The whole-frame pass: the network's own curve (the default scan confirms its candidates).
     report = run_threshold_benchmark(thresholds=thresholds, size=(640, 480), negative_videos=1, negative_frames_n=6,
-                                     face_videos=3, face_frames=4, face_px=(120, 200), faces=faces, chromium=False)
+                                     face_videos=3, face_frames=4, face_px=(120, 200), faces=faces, chromium=False,
+                                     pipeline=PipelineConfig(scan="frame"))
     rows = report["rows"]
     assert [r["threshold"] for r in rows] == list(thresholds)
     assert report["settings"]["face_free_frames"] == 6 * len(NEGATIVE_KINDS)
@@ -48,6 +51,13 @@ def test_the_benchmark_measures_false_positives_and_recall_per_threshold(fer_dat
     paths = write_outputs(report, tmp_path, "fer-edge bench threshold")
     assert paths["json"].is_file() and "| 0.30 |" in paths["md"].read_text()
     assert "(default)" in markdown(report) or report["chosen"] is None
+    # The default scan at the same thresholds: confirmation boxes no more face-free frames.
+    confirmed = run_threshold_benchmark(thresholds=(0.3, 0.5), size=(640, 480), negative_videos=1,
+                                        negative_frames_n=6, face_videos=1, face_frames=2, face_px=(120, 200),
+                                        faces=faces, chromium=False)
+    for row, plain in zip(confirmed["rows"], rows):
+        assert row["fp_frame_rate"] <= plain["fp_frame_rate"]
+    assert confirmed["rows"][0]["fp_frame_rate_by_kind"]["noise"] == 0
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium at /usr/bin/chromium")
