@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "convert.cli",  # convert
     "edge.run_cli",  # run
     "edge.report_cli",  # report
+    "edge.batch.cli",  # batch
     "edge.models_cli",  # models
     "benchmarks.cli",  # bench
     "edge.web.cli",  # serve
