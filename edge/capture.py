@@ -71,10 +71,12 @@ def parse_source(text: str) -> SourceSpec:
     if p.is_dir():
         paths = sorted(str(q) for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
         if not paths:
-            if _has_nested_image(p):
+            nested = _first_nested_image(p)
+            if nested is not None:
                 # Not walked: a folder tree can hold far more than the user meant to process.
                 raise SourceError(f"{text}: no images at the top of this folder, only in its sub-folders; "
-                                  f"pass a quoted glob to take them, e.g. --source '{p / '**' / '*.jpg'}'")
+                                  f"pass a quoted glob to take them, e.g. --source '{p / '**' / ('*' + nested.suffix)}' "
+                                  f"(or '{p / '**' / '*'}' for images of every type)")
             raise SourceError(f"{text}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
         return SourceSpec("folder", text, tuple(paths))
     if any(c in text for c in "*?["):
@@ -95,9 +97,9 @@ def parse_source(text: str) -> SourceSpec:
     )
 
 
-def _has_nested_image(folder: Path) -> bool:
-    """True when some sub-folder (at any depth) holds an image; stops at the first one."""
-    return any(q.suffix.lower() in IMAGE_SUFFIXES and q.is_file() for q in folder.rglob("*"))
+def _first_nested_image(folder: Path) -> Path | None:
+    """An image in some sub-folder (at any depth), the first one found; None when there is none."""
+    return next((q for q in folder.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file()), None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -217,7 +217,9 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if not _is_protected(request.path):
+        # An unknown path or method is answered in JSON anywhere: an API client that mistypes a
+        # path gets a parsable error. Other errors on the pages stay Flask's own.
+        if not _is_protected(request.path) and exc.code not in (404, 405):
             return exc
         if exc.code == 413:
             return _error(413, f"upload too large: the limit is {upload_mb:g} MB "

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import os
 import sys
+from pathlib import Path
 from dataclasses import replace
 
 from edge.cli import CliError, HelpFormatter, StopOnSignals
@@ -166,7 +167,8 @@ def _live_stream(args: argparse.Namespace, spec, live_pipeline, metrics=None):
         lambda result: face_records(result, with_ids=True),
         source_name=public_source_name(spec), jpeg_quality=args.jpeg_quality, max_clients=max_clients,
         max_fps=args.max_fps, stages=lambda capture: stages(live_pipeline, capture, fresh=fresh),
-        on_result=metrics.write if metrics is not None else None)
+        on_result=metrics.write if metrics is not None else None,
+        wait_for_viewer=spec.kind == "video")  # a file plays for its first viewer, not to an empty room
 
 
 def _create_server(args: argparse.Namespace, app, max_upload_bytes: int):
@@ -230,8 +232,9 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
     first = still_pipelines[0]
     stills = StillPool(still_pipelines, labels=first.labels, model_name=first.classifier.model_path.name)
     # Public: file names only, never where files live on this machine.
-    info = {"detector": args.detector, "range": args.range, "score_threshold": args.score_threshold,
-            "metrics": first.card.metrics}
+    info = {"detector": args.detector, "range": args.range,
+            "score_threshold": _effective_score_threshold(args.score_threshold),
+            "metrics": _public_metrics(first.card.metrics)}
     metrics = _metrics(args, first)
     live = _live_stream(args, spec, live_pipeline, metrics) if spec is not None else None
     if metrics is not None and live is not None:
@@ -263,3 +266,23 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
             live_pipeline.close()
         print("fer-edge serve: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _effective_score_threshold(flag: float | None) -> float:
+    """The threshold the detector uses: the flag, or the detector's default (never null)."""
+    from edge.detector import DEFAULT_SCORE_THRESHOLD
+
+    return float(DEFAULT_SCORE_THRESHOLD if flag is None else flag)
+
+
+def _public_metrics(metrics: dict) -> dict:
+    """The model card's metrics without where files lived on the training machine (a path keeps
+    its last part only, e.g. "fer2013")."""
+    def public(value):
+        if isinstance(value, str) and ("/" in value or os.sep in value):
+            return Path(value).name
+        if isinstance(value, dict):
+            return {k: public(v) for k, v in value.items()}
+        return value
+
+    return public(dict(metrics or {}))

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # Source states shown by /api/stats and the live page.
 STARTING, RUNNING, ENDED, FAILED, STOPPED = "starting", "running", "ended", "failed", "stopped"
+WAITING = "waiting"  # a file source, until its first viewer
 TERMINAL = frozenset({ENDED, FAILED, STOPPED})
 
 
@@ -55,6 +56,8 @@ class LiveStream:
     instead of `process`, so that detection can run on a second thread.
     on_result: optional FrameResult -> None, called on the live thread for every processed frame
     (the /metrics counters).
+    wait_for_viewer: open the source only once the first MJPEG viewer connects (a file: it
+    plays for someone, instead of running out before anyone opens the Live page).
     """
 
     def __init__(self, open_capture: Callable[[], object], process: Callable[[Frame], FrameResult],
@@ -62,8 +65,9 @@ class LiveStream:
                  to_records: Callable[[FrameResult], list], *, source_name: str = "",
                  jpeg_quality: int = 80, max_clients: int = 4, max_fps: float = 0.0,
                  join_timeout_s: float = 5.0, stages: Callable[[object], object] | None = None,
-                 on_result: Callable[[FrameResult], None] | None = None):
+                 on_result: Callable[[FrameResult], None] | None = None, wait_for_viewer: bool = False):
         self.source_name = source_name
+        self.wait_for_viewer = wait_for_viewer
         self._open_capture = open_capture
         self._process = process
         self._stages = stages
@@ -124,6 +128,15 @@ class LiveStream:
 
     def _run(self) -> None:
         final, error = ENDED, ""
+        if self.wait_for_viewer:
+            with self._cond:
+                self._state = WAITING
+                self._cond.wait_for(lambda: self._clients > 0 or self._stop.is_set())
+                if self._stop.is_set():
+                    self._state = STOPPED
+                    self._cond.notify_all()
+                    return
+                self._state = STARTING
         try:
             with self._open_capture() as capture:
                 self._set_state(RUNNING)
@@ -237,6 +250,7 @@ class LiveStream:
                                      f"(limit {self.max_clients}); close one or raise --threads")
             self._clients += 1
             self._clients_total += 1
+            self._cond.notify_all()  # a source waiting for its first viewer starts now
         try:
             yield
         finally:

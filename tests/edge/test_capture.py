@@ -77,16 +77,19 @@ def test_parse_source_rejects_with_a_clear_message(tmp_path, text, words):
         parse_source(text.format(tmp=tmp_path))
 
 
-def test_the_glob_that_the_nested_folder_error_suggests_finds_its_images(tmp_path):
+@pytest.mark.parametrize("suffix", [".jpg", ".tiff", ".PNG"])
+def test_the_globs_that_the_nested_folder_error_suggests_find_its_images(tmp_path, suffix):
     for sub in ("a", "b/c"):
         (tmp_path / sub).mkdir(parents=True)
-        cv2.imwrite(str(tmp_path / sub / "x.jpg"), np.zeros((8, 8, 3), np.uint8))
+        assert cv2.imwrite(str(tmp_path / sub / f"x{suffix}"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(SourceError) as err:
         parse_source(str(tmp_path))
-    suggested = str(err.value).split("--source '")[1].rstrip("'")
-    spec = parse_source(suggested)
-    assert spec.kind == "folder" and [Path(q).relative_to(tmp_path).as_posix() for q in spec.paths] == \
-        ["a/x.jpg", "b/c/x.jpg"]
+    suggested = str(err.value).split("'")[1::2]  # the quoted globs: this type, and every type
+    assert suggested == [str(tmp_path / "**" / f"*{suffix}"), str(tmp_path / "**" / "*")], str(err.value)
+    for glob_text in suggested:
+        spec = parse_source(glob_text)
+        assert spec.kind == "folder" and [Path(q).relative_to(tmp_path).as_posix() for q in spec.paths] == \
+            [f"a/x{suffix}", f"b/c/x{suffix}"]
 
 
 # --------------------------------------------------------------------------------- live: newest frame

@@ -106,6 +106,7 @@
     let text;
     if (s === "running") text = "Running: " + stats.fps.toFixed(1) + " frames/s.";
     else if (s === "starting") text = "Opening the source…";
+    else if (s === "waiting") text = "Starting the video for you…";
     else if (s === "ended") text = "Source ended: the last frame stays on screen.";
     else if (s === "failed") text = "Source failed: " + (stats.error || "unknown error");
     else text = "Stopped.";

@@ -64,11 +64,14 @@ def wait_for(predicate, timeout_s=30.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_stream_survives_viewers_coming_and_going_then_shows_the_end(server):
+def test_a_file_waits_for_its_first_viewer_then_survives_viewers_coming_and_going_then_shows_the_end(server):
     host, port = server.url[len("http://"):].rsplit(":", 1)
+    time.sleep(1.0)  # the server has been up a while: a file does not play to nobody
+    stats = _stats(server)
+    assert stats["state"] == "waiting" and stats["frames"] == 0, stats
     for _ in range(3):
-        assert _stats(server)["state"] == "running"  # the video lasts 8 s
         assert _mjpeg_parts(host, int(port), 2) == 2
+        assert _stats(server)["state"] == "running"  # the video lasts 8 s, from the first viewer on
         # The server notices the hang-up on its next write and frees the viewer's slot.
         wait_for(lambda: _stats(server)["clients"] == 0, what="the viewer to be counted out")
     wait_for(lambda: _stats(server)["state"] == "ended", what="the source to end")
@@ -208,3 +211,24 @@ def test_rejections_are_counted_and_logged_one_line_each(upload_server):
     lines = logged()
     assert len(lines) == 3, lines
     assert ": 413 upload too large" in lines[0] and ": 400 " in lines[1] and "TIFF" in lines[2]
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/nope"), ("GET", "/api/nope"), ("DELETE", "/api/health")])
+def test_unknown_paths_and_methods_are_answered_in_json(server, method, path):
+    host, port = server.url[len("http://"):].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status in (404, 405) and resp.getheader("Content-Type") == "application/json", body
+    assert json.loads(body)["error"]
+
+
+def test_health_names_no_folder_and_gives_the_threshold_in_use(server):
+    health = json.loads(server.get("/api/health", TOKEN)[2])
+    from edge.detector import DEFAULT_SCORE_THRESHOLD
+
+    assert health["score_threshold"] == DEFAULT_SCORE_THRESHOLD
+    text = json.dumps(health)
+    assert "/" not in text.replace("\\/", ""), text  # no path of this machine (nor of the training one)
