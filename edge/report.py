@@ -255,7 +255,9 @@ def load_jsonl(path: str | Path, *, as_frame: bool | None = None, strict: bool =
         import pandas as pd
     except ImportError:
         if as_frame:
-            raise ImportError(f"as_frame=True needs pandas: pip install 'fer-edge[{CHART_EXTRA}]'") from None
+            from edge.cli import install_hint
+
+            raise ImportError(f"as_frame=True needs pandas: {install_hint(CHART_EXTRA)}") from None
         return cols
     return pd.DataFrame(cols)
 

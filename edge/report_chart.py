@@ -15,7 +15,7 @@ import numpy as np
 from edge.atomic import atomic_write_bytes
 from edge.report_types import ReportConfig, RunLog, TrackSummary
 
-CHART_EXTRA = "report"  # pip install 'fer-edge[report]' brings matplotlib and pandas
+CHART_EXTRA = "report"  # the extra that brings matplotlib and pandas (edge.cli.install_hint says how)
 _MAX_POINTS = 2000  # per track on the chart; longer tracks are thinned after smoothing
 
 
@@ -48,8 +48,10 @@ def _import_pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        from edge.cli import install_hint
+
         raise MissingChartDependency(
-            f"timeline.png needs matplotlib: pip install 'fer-edge[{CHART_EXTRA}]' "
+            f"timeline.png needs matplotlib: {install_hint(CHART_EXTRA)} "
             "(or leave the chart out with --no-chart)") from None
     return plt
 

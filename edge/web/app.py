@@ -313,7 +313,8 @@ def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = N
     @app.get("/metrics")
     def prometheus_metrics():
         if metrics is None:
-            return _error(404, "no metrics: install prometheus-client (pip install '.[web]') and restart the server")
+            return _error(404, "no metrics: prometheus-client is not installed on the server (the [web] extra); "
+                               "install it and restart the server")
         return Response(metrics.text(), content_type=metrics.content_type)
 
     @app.get("/stream.mjpg")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from dataclasses import replace
 
-from edge.cli import CliError, HelpFormatter, StopOnSignals
+from edge.cli import CliError, HelpFormatter, StopOnSignals, install_hint
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def _metrics(args: argparse.Namespace, pipeline):
     try:
         from edge.metrics import Metrics
     except ImportError:
-        log.warning("no /metrics: prometheus-client is not installed (pip install '.[web]')")
+        log.warning("no /metrics: prometheus-client is not installed: %s", install_hint("web"))
         return None
     return Metrics(pipeline.labels, pipeline.classifier.model_path, detector=f"{args.detector} {args.range}")
 

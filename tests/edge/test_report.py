@@ -251,7 +251,7 @@ def test_without_matplotlib_the_chart_is_a_clear_error_that_says_what_to_install
     code = (f"from edge.cli import main\nraise SystemExit(main(['report', {str(run_jsonl)!r}, '--out', {str(out)!r}]))\n")
     proc = _python(code, ("matplotlib",))
     assert proc.returncode == 2
-    assert "timeline.png needs matplotlib: pip install 'fer-edge[report]'" in proc.stderr
+    assert "timeline.png needs matplotlib: pip install '.[report]' (in " in proc.stderr
     assert "--no-chart" in proc.stderr and "Traceback" not in proc.stderr
 
 
