@@ -367,6 +367,7 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
         "rows": rows,
         "chosen": choose_threshold(rows, max_fp_rate),
         "settings": {"max_fp_rate": max_fp_rate, "detector": pipeline.detector, "range": pipeline.range,
+                     "scan": pipeline.scan,
                      "size": list(size), "negative_kinds": list(neg), "negative_videos_per_kind": negative_videos,
                      "negative_frames_per_video": negative_frames_n,
                      "face_free_frames": sum(c[0].frames for c in neg.values()),
@@ -408,7 +409,12 @@ def markdown(report: dict, command: str = "") -> str:
     lines = ["# Detector score threshold: face-free false positives and recall", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
-    lines += [f"Detector {s['detector']} ({s['range']} range), {s['size'][0]}x{s['size'][1]}. Face-free: "
+    scan = s.get("scan", "frame")
+    what = ("the default scan: candidates from min(0.4, threshold), a followed face kept from the threshold, a "
+            "new one when it scores >= max(0.75, threshold) or passes the keypoint check and the second look"
+            if scan != "frame" else "one whole-frame pass, a box kept from the threshold")
+    lines += [f"Detector {s['detector']} ({s['range']} range, scan {scan}: {what}), {s['size'][0]}x{s['size'][1]}. "
+              "Face-free: "
               f"{s['face_free_frames']} frames of {len(kinds)} kinds. Faces: {s['placed_faces']} placed faces "
               f"({s['placed_faces_big']} of them >= {s['big_face_px']} px) from {s['faces_from']}, "
               f"{s['face_px'][0]}-{s['face_px'][1]} px, matched at IoU >= {s['iou']}.", "",
@@ -416,14 +422,14 @@ def markdown(report: dict, command: str = "") -> str:
               f"faces >= {s['big_face_px']} px | precision on face videos |",
               "|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        mark = " **(default)**" if r["threshold"] == chosen else ""
+        mark = " **(rule)**" if r["threshold"] == chosen else ""
         lines.append(f"| {r['threshold']:.2f}{mark} | {_p(r['fp_frame_rate'])} | {r['fp_boxes_per_1000_frames']:.1f} | "
                      f"{_p(r['recall'])} | {_p(r['recall_big'])} | {_p(r['precision'])} |")
     lines += ["", "Face-free frames with a box, by kind:", "",
               "| threshold | " + " | ".join(kinds) + " |", "|---:|" + "---:|" * len(kinds)]
     for r in rows:
         lines.append(f"| {r['threshold']:.2f} | " + " | ".join(_p(r["fp_frame_rate_by_kind"][k]) for k in kinds) + " |")
-    rule = (f"The default is the lowest threshold with face-free false positives in at most "
+    rule = (f"The rule's choice (**(rule)**) is the lowest threshold with face-free false positives in at most "
             f"{100 * s['max_fp_rate']:.1f} % of frames")
     lines += ["", (rule + f": **{chosen:.2f}**." if chosen is not None else rule + ": none qualifies."), ""]
     return "\n".join(lines)

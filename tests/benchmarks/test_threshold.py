@@ -50,7 +50,7 @@ def test_the_benchmark_measures_false_positives_and_recall_per_threshold(fer_dat
     assert report["chosen"] == choose_threshold(rows, report["settings"]["max_fp_rate"])
     paths = write_outputs(report, tmp_path, "fer-edge bench threshold")
     assert paths["json"].is_file() and "| 0.30 |" in paths["md"].read_text()
-    assert "(default)" in markdown(report) or report["chosen"] is None
+    assert "(rule)" in markdown(report) or report["chosen"] is None
     # The default scan at the same thresholds: confirmation boxes no more face-free frames.
     confirmed = run_threshold_benchmark(thresholds=(0.3, 0.5), size=(640, 480), negative_videos=1,
                                         negative_frames_n=6, face_videos=1, face_frames=2, face_px=(120, 200),
