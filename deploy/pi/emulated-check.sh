@@ -126,6 +126,7 @@ VIDEO_NAME=$(basename -- "$VIDEO")
 NAME=${VIDEO_NAME%.*}
 ROOT=$CACHE/$SUITE-arm64
 JSONL_IN_ROOT=$WORK/out/$NAME.jsonl
+VIDEO_OUT_IN_ROOT=$WORK/out/$NAME.annotated.mp4   # --save-video: H.264 through PyAV, as on a Pi
 if [ -n "$MODELS_DIR" ]; then
   PULL_URL_BASE=file://$WORK/mirror    # a local mirror: the same download path, sha256 checked
 else
@@ -140,7 +141,7 @@ README_INSTALL="cd ~/fer-edge && $VENV/bin/pip install ."
 README_PULL="$VENV/bin/fer-edge models pull --dest $MODELS"
 README_CHMOD="chmod -R a+rX $MODELS"
 PULL_CMD=$README_PULL${PULL_URL_BASE:+ --url-base $PULL_URL_BASE}
-RUN_CMD="FER_EDGE_MODEL_DIR=$MODELS $VENV/bin/fer-edge run --source $(printf %q "$WORK/$VIDEO_NAME") --headless --jsonl $(printf %q "$JSONL_IN_ROOT")"
+RUN_CMD="FER_EDGE_MODEL_DIR=$MODELS $VENV/bin/fer-edge run --source $(printf %q "$WORK/$VIDEO_NAME") --headless --jsonl $(printf %q "$JSONL_IN_ROOT") --save-video $(printf %q "$VIDEO_OUT_IN_ROOT")"
 
 APT_OPTS=()
 if command -v apt-config >/dev/null && apt-config dump 2>/dev/null | grep -q '^Acquire::Check-Valid-Until "false"'; then
@@ -153,7 +154,7 @@ plan() {
 plan: $PROG, emulated Raspberry Pi check (Debian $SUITE arm64 under qemu-user)
 video: $VIDEO -> $OUTDIR/$NAME.jsonl
 root: $ROOT (built once with mmdebstrap or debootstrap from $MIRROR, packages $ROOT_PACKAGES, user $PI_USER in group video)
-step 1 host: qemu-user-static binfmt-support mmdebstrap (apt-get install when missing); binfmt_misc mounted; qemu-aarch64 enabled
+step 1 host: qemu-user-static binfmt-support mmdebstrap arch-test debian-archive-keyring (apt-get install when missing); binfmt_misc mounted; qemu-aarch64 enabled
 cpu: $CPU_NAME as on a $PI_NAME (QEMU_CPU=$QEMU_CPU, and that Pi's /proc/cpuinfo)
 step 2 root: $( [ -d "$ROOT" ] && [ $REBUILD = 0 ] && echo "reuse $ROOT" || echo "build $ROOT" )${APT_OPTS:+ (apt option: ${APT_OPTS[*]})}
 step 3 copy: the checkout $REPO -> $SRC; the video -> $WORK/$VIDEO_NAME${MODELS_DIR:+; $MODELS_DIR/$DETECTOR_FILE -> $WORK/mirror/}
@@ -165,7 +166,7 @@ step 5 as $PI_USER: $PULL_CMD
 step 5 as $PI_USER: $README_CHMOD
 step 6 as $PI_USER: uname -m; versions; check that neither tensorflow nor mediapipe is installed
 step 7 as $PI_USER: $RUN_CMD
-step 8 host: counts from $NAME.jsonl; copy it and the logs to $OUTDIR
+step 8 host: counts from $NAME.jsonl, and the saved video's codec (H.264) and frames; copy them and the logs to $OUTDIR
 step 9 host: systemd-analyze verify --root=<the root> deploy/fer-edge.service, copied to /etc/systemd/system/ as the README says
 EOF
 }
@@ -195,6 +196,11 @@ step "1/9 host tools and binfmt (host: $HOST_ARCH)"
 need=()
 command -v unshare >/dev/null || need+=(util-linux)
 if ! command -v mmdebstrap >/dev/null && ! command -v debootstrap >/dev/null; then need+=(mmdebstrap); fi
+# mmdebstrap builds a foreign-architecture root only with arch-test, which it merely recommends
+# (and --no-install-recommends leaves out): without it, step 2 stops at "install arch-test".
+if command -v mmdebstrap >/dev/null || [[ " ${need[*]} " == *" mmdebstrap "* ]]; then
+  command -v arch-test >/dev/null || need+=(arch-test)
+fi
 # Ubuntu hosts lack Debian's signing keys, which the root's packages are checked against.
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 if [ "$HOST_ARCH" != aarch64 ]; then
@@ -341,7 +347,7 @@ step "6/9 what is installed, under aarch64"
 in_root "$PI_USER" "set -e; echo \"uname -m: \$(uname -m)\"; echo \"Debian: \$(cat /etc/debian_version)\"; \
   echo \"CPU: \$(grep -m1 '^CPU part' /proc/cpuinfo) (\$(grep -m1 '^Model' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))\"; \
   $VENV/bin/python --version; \
-  $VENV/bin/python -m pip list 2>/dev/null | grep -i -E '^(fer-edge|numpy|opencv[-a-z]*|ai-edge-litert|tflite-runtime|tqdm|psutil|tensorflow[-a-z]*|mediapipe) '; \
+  $VENV/bin/python -m pip list 2>/dev/null | grep -i -E '^(fer-edge|numpy|opencv[-a-z]*|ai-edge-litert|tflite-runtime|tqdm|psutil|av|tensorflow[-a-z]*|mediapipe) '; \
   $VENV/bin/python -c 'import cv2; gui = [l.split(\":\")[1].strip() for l in cv2.getBuildInformation().splitlines() if l.strip().startswith(\"GUI:\")]; print(\"import cv2: ok,\", cv2.__version__, \"GUI:\", *gui)'; \
   FER_EDGE_MODEL_DIR=$MODELS $VENV/bin/fer-edge models list"
 in_root "$PI_USER" "$VENV/bin/python -c 'import importlib.util as u, sys; bad=[m for m in (\"tensorflow\", \"mediapipe\") if u.find_spec(m)]; print(\"heavy packages:\", bad or \"none (no TensorFlow, no MediaPipe)\"); sys.exit(1 if bad else 0)'"
@@ -356,13 +362,16 @@ cp -- "$ROOT$WORK/out/run.stderr" "$OUTDIR/$NAME.run.log"
 sed -e 's/^/  | /' "$OUTDIR/$NAME.run.log" | tail -n 30
 [ $rc = 0 ] || die "fer-edge run exited $rc"
 [ -f "$ROOT$JSONL_IN_ROOT" ] || die "fer-edge run wrote no $JSONL_IN_ROOT"
+[ -f "$ROOT$VIDEO_OUT_IN_ROOT" ] || die "fer-edge run wrote no $VIDEO_OUT_IN_ROOT"
 cp -- "$ROOT$JSONL_IN_ROOT" "$OUTDIR/$NAME.jsonl"
+cp -- "$ROOT$VIDEO_OUT_IN_ROOT" "$OUTDIR/$NAME.annotated.mp4"
 
 step "8/9 results"
-in_root "$PI_USER" "$VENV/bin/python - $(printf '%q %q' "$JSONL_IN_ROOT" "$WORK/$VIDEO_NAME") $MIN_FACE_FRAMES" <<'PY'
+in_root "$PI_USER" "$VENV/bin/python - $(printf '%q %q %q' "$JSONL_IN_ROOT" "$WORK/$VIDEO_NAME" "$VIDEO_OUT_IN_ROOT") $MIN_FACE_FRAMES" <<'PY'
 import json, sys
+import av
 import cv2
-path, video, min_face_frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, video, saved, min_face_frames = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 cap = cv2.VideoCapture(video)
 decoded = 0
 while cap.read()[0]:
@@ -382,6 +391,12 @@ if frames != decoded or indices != list(range(decoded)):
     print("FAIL: the JSONL should hold one line per frame of the video, in order"); ok = False
 if with_face < min_face_frames:
     print(f"FAIL: fewer than {min_face_frames} frame(s) with a face"); ok = False
+with av.open(saved) as container:
+    codec = container.streams.video[0].codec_context.name
+    saved_frames = sum(1 for _ in container.decode(video=0))
+print(f"--save-video: {codec}, {saved_frames} frames (PyAV {av.__version__})")
+if codec != "h264" or saved_frames != frames:
+    print("FAIL: the saved video should be H.264 with one frame per JSONL line"); ok = False
 sys.exit(0 if ok else 1)
 PY
 fps=$(grep -o -E '[0-9.]+ frames/s over [0-9.]+ s' "$OUTDIR/$NAME.run.log" | tail -n 1 || true)
@@ -403,7 +418,7 @@ if command -v systemd-analyze >/dev/null; then
 else
   echo "skipped: no systemd-analyze on this host (apt-get install systemd)"
 fi
-echo "outputs: $OUTDIR/$NAME.jsonl, $OUTDIR/$NAME.run.log, $LOG"
+echo "outputs: $OUTDIR/$NAME.jsonl, $OUTDIR/$NAME.annotated.mp4, $OUTDIR/$NAME.run.log, $LOG"
 STEP=done
 echo "emulated check: OK"
 exit 0
