@@ -96,10 +96,13 @@ class Settings:
 
     def unpacked(self, cache_dir: str | os.PathLike | None = None) -> "Settings":
         """Settings whose model paths are local copies of the carried bytes (written once per
-        sha256 into cache_dir, default ~/.cache/fer-edge/batch-models); as they are when no bytes came."""
+        sha256 into cache_dir, default $XDG_CACHE_HOME/fer-edge/batch-models, beside the detector
+        cache); as they are when no bytes came."""
         if not any(m.data is not None for m in self.models):
             return self
-        root = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "fer-edge" / "batch-models"
+        from edge.models import cache_dir as model_cache
+
+        root = Path(cache_dir) if cache_dir else model_cache().parent / "batch-models"
         paths: dict[str, str] = {}
         for m in self.models:
             if m.data is None:
