@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -220,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"fer-edge {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`fer-edge evaluate ... | head`): what it wanted is printed; the
+        # outputs are written before anything is printed. Silence the interpreter's own flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def install_hint(extra: str) -> str:

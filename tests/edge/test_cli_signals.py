@@ -65,3 +65,21 @@ def test_int_pair(text, pair):
 def test_int_pair_rejects_three_numbers():
     with pytest.raises(argparse.ArgumentTypeError, match="N or A,B"):
         int_pair("1,2,3")
+
+
+def test_a_reader_that_goes_away_gets_no_traceback():
+    """`fer-edge models list | head -0`: the pipe closes before the output is written."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the first write raises BrokenPipeError
+    proc = subprocess.run([sys.executable, "-m", "edge", "models", "list"], stdout=write_end,
+                          stderr=subprocess.PIPE, text=True, cwd=repo, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(repo)))
+    os.close(write_end)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141
