@@ -1,0 +1,1 @@
+"""Tools that keep the documentation honest (tables generated from the committed reports)."""
