@@ -1,0 +1,106 @@
+"""The documentation against the reports: every generated table matches its JSON, a wrong figure
+is caught, and the user-facing pages carry no internal references."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from docs_tools import tables
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = tables.doc_files(REPO)
+
+
+def _table_names(path: Path) -> list[str]:
+    return [m["name"] for m in tables.MARKER.finditer(path.read_text())]
+
+
+def test_committed_tables_match_their_json():
+    assert tables.stale(REPO) == []
+
+
+def test_every_table_is_used_in_the_docs():
+    used = {name for path in DOCS for name in _table_names(path)}
+    assert set(tables.TABLES) <= used
+
+
+def _temp_checkout(tmp_path: Path) -> Path:
+    """README.md and docs/ copied; reports/ and models/ linked (the tables only read them)."""
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    shutil.copytree(REPO / "docs", tmp_path / "docs")
+    for name in ("reports", "models"):
+        (tmp_path / name).symlink_to(REPO / name)
+    return tmp_path
+
+
+def _check(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "docs_tools.tables", "--check", "--root", str(root)],
+                          cwd=REPO, capture_output=True, text=True)
+
+
+def test_a_wrong_figure_fails_the_check_and_the_script_fixes_it(tmp_path):
+    root = _temp_checkout(tmp_path)
+    readme = root / "README.md"
+    text = readme.read_text()
+    m = tables.MARKER.search(text)
+    assert m, "README.md has no generated table"
+    body = m["body"]
+    figure = re.search(r"\d+\.\d %", body)
+    wrong = body.replace(figure[0], "99.9 %", 1)
+    readme.write_text(text.replace(body, wrong, 1))
+
+    failed = _check(root)
+    assert failed.returncode == 1
+    assert f"README.md: table {m['name']}" in failed.stderr
+
+    fixed = subprocess.run([sys.executable, "-m", "docs_tools.tables", "--root", str(root)],
+                           cwd=REPO, capture_output=True, text=True)
+    assert fixed.returncode == 0, fixed.stderr
+    assert readme.read_text() == text
+    assert _check(root).returncode == 0
+
+
+def test_a_missing_report_is_an_error_that_names_it(tmp_path):
+    root = _temp_checkout(tmp_path)
+    (root / "reports").unlink()
+    done = _check(root)
+    assert done.returncode == 2
+    assert "is missing" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unknown_table_name_is_an_error(tmp_path):
+    root = _temp_checkout(tmp_path)
+    (root / "docs" / "extra.md").write_text("<!-- table:no-such-table -->\n<!-- /table -->\n")
+    done = _check(root)
+    assert done.returncode == 2
+    assert "no-such-table" in done.stderr
+
+
+USER_PAGES = [p for p in DOCS if p.name != "developing.md"]
+INTERNAL = re.compile(r"\b(issue|session)s? #?\d+|\.\./shared|/work/|/root/|\bcommit [0-9a-f]{7}", re.I)
+
+
+@pytest.mark.parametrize("path", USER_PAGES, ids=lambda p: p.name)
+def test_user_pages_carry_no_internal_references(path):
+    hits = [f"{i}: {line.strip()}" for i, line in enumerate(path.read_text().splitlines(), 1) if INTERNAL.search(line)]
+    assert hits == []
+
+
+def test_the_internal_reference_check_catches_one():
+    assert INTERNAL.search("measured in session 6 on ../shared/data")
+    assert INTERNAL.search("see issue 10")
+
+
+def test_readme_is_short():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 250
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_relative_links_resolve(path):
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
+    missing = [link for link in links if "://" not in link and not (path.parent / link).exists()]
+    assert missing == []
