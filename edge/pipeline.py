@@ -35,14 +35,13 @@ from edge.windows import uncertain
 log = logging.getLogger(__name__)
 
 
-# One interpreter thread each: at 128x128 and 24x24 the models are too small for threads to pay
-# off, and the capture thread needs the other core. Measured 640x480, 1 face: 339 frames/s with
-# 1 thread vs 294 with 2 (`fer-edge bench --threads 1|2`).
+# One interpreter thread each: the whole-frame detector and the emotion model are too small for
+# threads to pay off, and the capture thread needs the other core (`fer-edge bench --threads 1|2`
+# compares them; docs/benchmarks.md).
 DEFAULT_THREADS = 1
 # Threads that run the stages of the frame loop: 2 detects frame N+1 while frame N is classified,
-# tracked, drawn and written (see DetectAhead). Measured on 2 idle cores (`fer-edge bench
-# --workers 1|2`): 640x480 with 1 face 478 against 389 frames/s, 1080p with 8 faces 37.4 against
-# 35.5; the price is latency, p50 3.0 against 2.5 ms and 29.6 against 27.3 ms. --workers 1 for that.
+# tracked, drawn and written (see DetectAhead): more frames/s, at the price of some latency
+# (`fer-edge bench --workers 1|2`; docs/benchmarks.md). --workers 1 for the lowest latency.
 DEFAULT_WORKERS = 2
 
 

@@ -1,8 +1,8 @@
 """Small faces in large frames: short-range BlazeFace over a pyramid of windows, merged by weighted NMS.
 
 Letterboxed into 128x128, a 1080p frame shrinks 15x and a 90 px face becomes 6 px. Short-range
-BlazeFace needs a face of about 32 input pixels (on FER-2013 crops: 90 % found at 32 px, 48 % at
-24 px, 12 % at 20 px) and finds faces up to about 160 input pixels at one scale. The network is
+BlazeFace needs a face of about 32 input pixels (fewer and fewer are found below that) and finds
+faces up to about 160 input pixels at one scale. The network is
 fully convolutional, so it also runs on inputs larger than 128x128 (any multiple of 16), which
 scans a big region in one call without re-computing overlaps.
 
@@ -54,15 +54,14 @@ FACE_INPUT_PX = 32  # smallest face (input px) the short-range network finds rel
 LEVEL_RATIO = 3.0  # scale between pyramid levels; a level finds faces of 32-96 input px
 # Window overlap, input px: the largest face a level must see whole. A level's faces reach 96 px
 # before the next level sees them at 32 px; 128 leaves a margin, as faces of 96-128 px at 32-43 px
-# one level up were found in only ~70 % of group-scene frames.
+# one level up were missed in many group-scene frames.
 OVERLAP_PX = 128
 # A level no larger than this (input px) runs as one window: no overlap to pay for, no cut faces
 # (a 640x480 frame's 40 px level is 512x384; two overlapping 384 px tiles would cost 1.5x).
 ONE_WINDOW_PX = 2 * 384 * 384
 # Tiles scanned per streamed frame (after the first). Two: a 1080p cycle takes 10 frames instead
-# of 20, which on group scenes (before the motion prior) raised recall on faces >= 48 px by 1-2
-# points and on 32-47 px faces by 8, for ~25 % less speed; three found a little more but let
-# through more false positives (precision 94 %).
+# of 20, which on group scenes raised recall, most on 32-47 px faces, for some speed; three found
+# a little more but let through more false positives (`fer-edge bench crowd`).
 TILES_PER_FRAME = 2
 # A frame whose whole pyramid fits one frame's tile budget (640x480, 640x360: one window of ~17
 # coarse passes) is not rescanned every frame: its tiles run where the frame changed (outside the
@@ -74,11 +73,11 @@ REFRESH_FRAMES = 60
 MOTION_GAP_FRAMES = 15
 # Many windows see much background, and textures fire the network at scores 0.55-0.7. A face seen
 # for the first time is therefore looked at again (edge.windows.SecondLook), unless its own score
-# is already >= CONFIDENT_SCORE. On group scenes (seed 0, full scans) this cut false positives ~20x
-# at a cost of ~5 % of the faces, where raising the threshold alone to the same precision lost ~20 %.
+# is already >= CONFIDENT_SCORE. On group scenes this cut false positives far more cheaply than
+# raising the threshold alone, which lost many more faces for the same precision.
 CANDIDATE_SCORE = 0.4  # windows report detections from this score; confirmation decides
 # The default threshold for faces already seen (new ones need CONFIDENT_SCORE or the second look).
-# 0.65 here cut 1080p group-scene recall from 85 % to 70 % at the same precision (100 %).
+# A higher one here cost much 1080p group-scene recall at the same precision (`fer-edge bench threshold`).
 TILES_SCORE_THRESHOLD = 0.5
 MAX_REMEMBERED = 64  # bound on remembered faces (regions of interest per frame)
 # Tiles that waited this many round-robin cycles run first. When motion keeps the budget busy, they
@@ -242,9 +241,8 @@ class TiledDetector:
             raise ValueError(f"carry_frames must be >= 0, got {carry_frames}")
         self.carry_frames = int(carry_frames)
         self.stream = bool(stream)
-        # Unlike one 128x128 pass, a tiled frame is ~30 ms of network work, and XNNPACK splits it
-        # well over cores: 1080p with 8 faces ran at 35.5 frames/s with 2 interpreter threads here
-        # against 31.5 with 2 for the tiles only and 26.1 with 1 (`fer-edge bench`, idle 2 cores).
+        # Unlike one 128x128 pass, a tiled frame is much network work, and XNNPACK splits it well
+        # over cores: two interpreter threads beat one on tiled 1080p frames (`fer-edge bench`).
         self._num_threads = num_threads if num_threads is not None else min(2, os.cpu_count() or 1)
         self._logit_threshold = logit(min(CANDIDATE_SCORE, self.score_threshold))
         # Fails now, not on the first frame, when the model is the wrong one.

@@ -11,9 +11,8 @@ from edge.labels import NUM_CLASSES
 
 ARCHITECTURES = ("seed", "edge")
 # Input side per architecture: FER-2013's own 48x48, so a FER image reaches the model untouched
-# and camera crops are cut straight to it. Measured here, int8 on 1 thread, the edge net costs
-# 0.58 ms per face at 48x48 (0.41 ms at 40x40): far inside the 2 ms budget, so nothing is
-# gained by throwing away the sharp images' detail.
+# and camera crops are cut straight to it. The int8 edge net at 48x48 is well inside the 2 ms
+# per-face budget (docs/convert.md), so nothing is gained by throwing away the images' detail.
 INPUT_SIDE = {"seed": 48, "edge": 48}
 
 
@@ -45,8 +44,8 @@ def build_edge(input_shape=(48, 48, 1), num_classes: int = NUM_CLASSES,
     Plain 3x3 convolutions (no depthwise) because at these sizes they are what XNNPACK and
     oneDNN run fastest per FLOP, both in int8 inference and in training; ReLU and BatchNorm
     fold into the convs for int8. Global pooling keeps the head tiny. The last stage is held
-    to 256 channels so the float weights (1.7 M parameters, ~6.7 MB) stay under the 8 MB that a
-    committed model may take; its int8 form costs ~0.5 ms per face on one thread here.
+    to 256 channels so the float weights stay under the 8 MB that a committed model may take
+    (its int8 speed per face: docs/convert.md).
     """
     inputs = keras.Input(input_shape, name="image")
     x = inputs
