@@ -1,0 +1,226 @@
+"""Speed of `fer-edge batch`: engines against `fer-edge run` one video after another, resume, photos.
+
+Not a test: it measures. Every figure is one run of the real command in its own interpreter
+(wall clock from start to exit, interpreter start included), except where "work" is said: there
+the command runs inside an interpreter that has already imported fer-edge, and only its call is
+timed. The 1-minute load average is recorded before and after each figure, because the machine
+may be shared.
+
+- videos: 8 real-photo videos (benchmarks.photo_video, seeds 0-2, the first 8 of interview
+  640x360, clip 720x480, crowd 1920x1080 in turn, --frames each), through `fer-edge run --source V
+  --headless --jsonl` one after another, `fer-edge batch --engine local`, and `--engine ray`, on
+  a Ray head started beforehand on this machine (ray.cluster_utils.Cluster, shut down
+  afterwards) and on a Ray the command starts itself;
+- resume: the 8 videos and 92 photos (100 inputs) analysed, then the same command again;
+- photos: --photo-count distinct photos of the folder, default settings and --scan frame.
+
+    python -m benchmarks.batch --photos ../shared/data/wild --out reports/batch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Runs `fer-edge ARGS` after the imports and prints the seconds of the call alone (the "work").
+_TIMED = ("import sys, time\nimport edge.cli, edge.batch.cli, edge.batch.engines, edge.run_cli\n"
+          "t0 = time.perf_counter()\nrc = edge.cli.main(sys.argv[1:])\n"
+          "print(f'WORK_S {time.perf_counter() - t0:.4f}', file=sys.stderr)\nsys.exit(rc)\n")
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _timed(args: list[str], *, work: bool = False, env: dict | None = None) -> dict:
+    """One command; its wall seconds (and the work seconds), the load before and after."""
+    load0 = _load()
+    cmd = [sys.executable, "-c", _TIMED, *args] if work else [sys.executable, "-m", "edge", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0,):
+        raise RuntimeError(f"{' '.join(args[:3])}... exited {proc.returncode}: {proc.stderr[-2000:]}")
+    out = {"wall_s": round(wall, 3), "load_before": load0, "load_after": _load()}
+    if work:
+        line = next(x for x in proc.stderr.splitlines() if x.startswith("WORK_S "))
+        out["work_s"] = float(line.split()[1])
+    return out
+
+
+def _frames(out_dir: Path) -> int:
+    import csv
+
+    with open(out_dir / "index.csv", newline="") as f:
+        return sum(int(r["frames"] or 0) for r in csv.DictReader(f))
+
+
+def make_videos(photos: Path, folder: Path, frames: int) -> list[Path]:
+    from benchmarks.photo_video import make_all
+
+    paths: list[Path] = []
+    for seed in range(3):
+        paths += make_all(photos, folder / f"seed{seed}", n_frames=frames, seed=seed)
+    return paths[:8]
+
+
+def photo_list(photos: Path, count: int, path: Path) -> Path:
+    files = sorted(p for p in photos.rglob("*.jpg") if p.is_file())
+    if len(files) < count:
+        raise ValueError(f"{photos}: {len(files)} photos, {count} asked for")
+    path.write_text("".join(f"{p.resolve()}\n" for p in files[:count]))
+    return path
+
+
+class RayHead:
+    """A Ray head of `cpus` CPUs on this machine, started before the batch and shut down after it
+    (ray.cluster_utils.Cluster, which ends exactly the processes it started)."""
+
+    def __init__(self, cpus: int):
+        from ray.cluster_utils import Cluster
+
+        self.cluster = Cluster(initialize_head=True, connect=False,
+                               head_node_args={"num_cpus": cpus, "include_dashboard": False})
+        self.cluster.wait_for_nodes()
+        self.address = self.cluster.address
+
+    def stop(self) -> None:
+        self.cluster.shutdown()
+
+
+def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool) -> dict:
+    videos = make_videos(photos, work / "videos", frames)
+    listing = work / "videos.txt"
+    listing.write_text("".join(f"{v}\n" for v in videos))
+    result: dict = {"machine": {"cores": os.cpu_count()}, "videos": [v.name for v in videos]}
+
+    serial = {"wall_s": 0.0, "load_before": _load()}
+    frames_run = 0
+    for v in videos:
+        out = work / "serial" / f"{v.parent.name}_{v.stem}.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        r = _timed(["run", "--source", str(v), "--headless", "--jsonl", str(out)])
+        serial["wall_s"] += r["wall_s"]
+        frames_run += sum(1 for _ in open(out))
+    serial.update(load_after=_load(), frames=frames_run, fps=round(frames_run / serial["wall_s"], 2))
+    serial["wall_s"] = round(serial["wall_s"], 3)
+    result["run_one_after_another"] = serial
+
+    def engine(name: str, *extra: str, env: dict | None = None) -> dict:
+        out = work / name
+        shutil.rmtree(out, ignore_errors=True)
+        r = _timed(["batch", f"@{listing}", "--out", str(out), *extra], env=env)
+        n = _frames(out)
+        return r | {"frames": n, "fps": round(n / r["wall_s"], 2)}
+
+    result["batch_local"] = engine("local")
+    result["batch_local"]["x_run"] = round(result["batch_local"]["fps"] / serial["fps"], 2)
+    if ray:
+        head = RayHead(os.cpu_count() or 1)
+        try:
+            result["batch_ray_started_before"] = engine("ray_head", "--engine", "ray", "--address", head.address)
+        finally:
+            head.stop()
+        result["batch_ray_own"] = engine("ray_own", "--engine", "ray")
+        for key in ("batch_ray_started_before", "batch_ray_own"):
+            result[key]["of_local"] = round(result[key]["fps"] / result["batch_local"]["fps"], 3)
+
+    mixed = work / "mixed.txt"
+    extra_photos = photo_list(photos, 92, work / "photos92.txt").read_text()
+    mixed.write_text(listing.read_text() + extra_photos)
+    shutil.rmtree(work / "resume", ignore_errors=True)
+    first = _timed(["batch", f"@{mixed}", "--out", str(work / "resume")], work=True)
+    again = _timed(["batch", f"@{mixed}", "--out", str(work / "resume")], work=True)
+    result["resume_100_inputs"] = {"first": first, "again": again}
+
+    plist = photo_list(photos, photo_count, work / "photos.txt")
+    for label, extra in (("default", []), ("scan_frame", ["--scan", "frame"])):
+        out = work / f"photos_{label}"
+        shutil.rmtree(out, ignore_errors=True)
+        r = _timed(["batch", f"@{plist}", "--out", str(out), *extra], work=True)
+        result[f"photos_{label}"] = r | {"photos": photo_count, "photos_per_s": round(photo_count / r["wall_s"], 1),
+                                         "photos_per_work_s": round(photo_count / r["work_s"], 1)}
+    return result
+
+
+def markdown(r: dict, command: str) -> str:
+    s, loc = r["run_one_after_another"], r["batch_local"]
+    lines = [
+        "# `fer-edge batch`: speed", "",
+        f"Made by `{command}`. Wall clock of each command from start to exit (interpreter start included); "
+        "'work' excludes the interpreter's start and imports. Load: the 1-minute load average before / after, "
+        f"on {r['machine']['cores']} cores shared with other work.", "",
+        f"## 8 real-photo videos ({s['frames']} frames: {', '.join(r['videos'])})", "",
+        "| how | wall s | frames/s | vs run one after another | load |", "|---|---:|---:|---:|---|",
+        f"| `fer-edge run` one after another | {s['wall_s']:.1f} | {s['fps']:.1f} | 1.00x | "
+        f"{s['load_before']} / {s['load_after']} |",
+        f"| `fer-edge batch --engine local` | {loc['wall_s']:.1f} | {loc['fps']:.1f} | {loc['x_run']:.2f}x | "
+        f"{loc['load_before']} / {loc['load_after']} |",
+    ]
+    for key, what in (("batch_ray_started_before", "`--engine ray --address` (Ray started beforehand)"),
+                      ("batch_ray_own", "`--engine ray` (starts its own Ray)")):
+        if key in r:
+            e = r[key]
+            lines.append(f"| {what} | {e['wall_s']:.1f} | {e['fps']:.1f} | {e['fps'] / s['fps']:.2f}x "
+                         f"({100 * e['of_local']:.0f} % of local) | {e['load_before']} / {e['load_after']} |")
+    res = r["resume_100_inputs"]
+    lines += ["", "## Resume: 100 inputs (the 8 videos and 92 photos), finished, run again", "",
+              "| run | wall s | work s | load |", "|---|---:|---:|---|"]
+    for key in ("first", "again"):
+        e = res[key]
+        lines.append(f"| {key} | {e['wall_s']:.2f} | {e['work_s']:.2f} | {e['load_before']} / {e['load_after']} |")
+    lines += ["", "## Photos, `--engine local`", "",
+              "| settings | photos | wall s | photos/s | work s | photos/s of work | load |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    for key, what in (("photos_default", "default"), ("photos_scan_frame", "`--scan frame`")):
+        e = r[key]
+        lines.append(f"| {what} | {e['photos']} | {e['wall_s']:.1f} | {e['photos_per_s']:.1f} | {e['work_s']:.1f} | "
+                     f"{e['photos_per_work_s']:.1f} | {e['load_before']} / {e['load_after']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edge.cli import HelpFormatter
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.split("\n\n")[0],
+                                 formatter_class=HelpFormatter)
+    ap.add_argument("--photos", required=True, help="labelled photo folder: <class>/<image> (../shared/data/wild)")
+    ap.add_argument("--out", default="reports/batch", help="where batch.json and batch.md go")
+    ap.add_argument("--work", default=None, help="scratch folder for videos and outputs (default: a temporary one)")
+    ap.add_argument("--frames", type=int, default=150, help="frames per video (10 s at 15 fps)")
+    ap.add_argument("--photo-count", type=int, default=1000, help="photos for the photos/s figure")
+    ap.add_argument("--no-ray", action="store_true", help="leave out the Ray figures")
+    args = ap.parse_args(argv)
+    tmp = None if args.work else tempfile.TemporaryDirectory(prefix="fer-edge-batch-bench-")
+    work = Path(args.work or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.batch " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        result = measure(Path(args.photos), work, args.frames, args.photo_count, ray=not args.no_ray)
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    result["command"] = command
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "batch.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result, command)
+    (out / "batch.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
