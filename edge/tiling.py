@@ -70,7 +70,9 @@ TILES_PER_FRAME = 2
 # Remembered faces keep their own windows every frame. This is what keeps a webcam's one-face
 # frame near the cost of one whole-frame pass while faces from min_face_px are still found.
 REFRESH_FRAMES = 60
-MOTION_GAP_FRAMES = 15
+# 8 against 15 on the 640x480 group scenes (seed 1, HEAD_MARGIN 0.5): recall on faces >= 48 px
+# 91.4 % against 84.9 %, faces that appear later found after a median of 3 frames against 6.
+MOTION_GAP_FRAMES = 8
 # Many windows see much background, and textures fire the network at scores 0.55-0.7. A face seen
 # for the first time is therefore looked at again (edge.windows.SecondLook), unless its own score
 # is already >= CONFIDENT_SCORE. On group scenes this cut false positives far more cheaply than
