@@ -45,16 +45,26 @@ def _timed(args: list[str], *, work: bool = False, env: dict | None = None) -> d
     """One command; its wall seconds (and the work seconds), the load before and after."""
     load0 = _load()
     cmd = [sys.executable, "-c", _TIMED, *args] if work else [sys.executable, "-m", "edge", *args]
+    cpu0 = _children_cpu_s()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t0
     if proc.returncode not in (0,):
         raise RuntimeError(f"{' '.join(args[:3])}... exited {proc.returncode}: {proc.stderr[-2000:]}")
-    out = {"wall_s": round(wall, 3), "load_before": load0, "load_after": _load()}
+    # CPU of the command and the processes it waited for (its pool); Ray's workers are the raylet's, not counted.
+    out = {"wall_s": round(wall, 3), "cpu_s": round(_children_cpu_s() - cpu0, 2), "load_before": load0,
+           "load_after": _load()}
     if work:
         line = next(x for x in proc.stderr.splitlines() if x.startswith("WORK_S "))
         out["work_s"] = float(line.split()[1])
     return out
+
+
+def _children_cpu_s() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _frames(out_dir: Path) -> int:
@@ -103,16 +113,17 @@ def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool) 
     listing.write_text("".join(f"{v}\n" for v in videos))
     result: dict = {"machine": {"cores": os.cpu_count()}, "videos": [v.name for v in videos]}
 
-    serial = {"wall_s": 0.0, "load_before": _load()}
+    serial = {"wall_s": 0.0, "cpu_s": 0.0, "load_before": _load()}
     frames_run = 0
     for v in videos:
         out = work / "serial" / f"{v.parent.name}_{v.stem}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
         r = _timed(["run", "--source", str(v), "--headless", "--jsonl", str(out)])
         serial["wall_s"] += r["wall_s"]
+        serial["cpu_s"] += r["cpu_s"]
         frames_run += sum(1 for _ in open(out))
     serial.update(load_after=_load(), frames=frames_run, fps=round(frames_run / serial["wall_s"], 2))
-    serial["wall_s"] = round(serial["wall_s"], 3)
+    serial["wall_s"], serial["cpu_s"] = round(serial["wall_s"], 3), round(serial["cpu_s"], 2)
     result["run_one_after_another"] = serial
 
     def engine(name: str, *extra: str, env: dict | None = None) -> dict:
@@ -157,21 +168,23 @@ def markdown(r: dict, command: str) -> str:
     lines = [
         "# `fer-edge batch`: speed", "",
         f"Made by `{command}`. Wall clock of each command from start to exit (interpreter start included); "
-        "'work' excludes the interpreter's start and imports. Load: the 1-minute load average before / after, "
+        "'work' excludes the interpreter's start and imports. CPU s: the CPU time of the command and its "
+        "worker processes. Load: the 1-minute load average before / after, "
         f"on {r['machine']['cores']} cores shared with other work.", "",
         f"## 8 real-photo videos ({s['frames']} frames: {', '.join(r['videos'])})", "",
-        "| how | wall s | frames/s | vs run one after another | load |", "|---|---:|---:|---:|---|",
-        f"| `fer-edge run` one after another | {s['wall_s']:.1f} | {s['fps']:.1f} | 1.00x | "
+        "| how | wall s | frames/s | vs run one after another | CPU s | load |", "|---|---:|---:|---:|---:|---|",
+        f"| `fer-edge run` one after another | {s['wall_s']:.1f} | {s['fps']:.1f} | 1.00x | {s['cpu_s']:.1f} | "
         f"{s['load_before']} / {s['load_after']} |",
         f"| `fer-edge batch --engine local` | {loc['wall_s']:.1f} | {loc['fps']:.1f} | {loc['x_run']:.2f}x | "
-        f"{loc['load_before']} / {loc['load_after']} |",
+        f"{loc['cpu_s']:.1f} | {loc['load_before']} / {loc['load_after']} |",
     ]
     for key, what in (("batch_ray_started_before", "`--engine ray --address` (Ray started beforehand)"),
                       ("batch_ray_own", "`--engine ray` (starts its own Ray)")):
         if key in r:
             e = r[key]
             lines.append(f"| {what} | {e['wall_s']:.1f} | {e['fps']:.1f} | {e['fps'] / s['fps']:.2f}x "
-                         f"({100 * e['of_local']:.0f} % of local) | {e['load_before']} / {e['load_after']} |")
+                         f"({100 * e['of_local']:.0f} % of local) | (Ray's workers) | {e['load_before']} / "
+                         f"{e['load_after']} |")
     res = r["resume_100_inputs"]
     lines += ["", "## Resume: 100 inputs (the 8 videos and 92 photos), finished, run again", "",
               "| run | wall s | work s | load |", "|---|---:|---:|---|"]
@@ -179,12 +192,13 @@ def markdown(r: dict, command: str) -> str:
         e = res[key]
         lines.append(f"| {key} | {e['wall_s']:.2f} | {e['work_s']:.2f} | {e['load_before']} / {e['load_after']} |")
     lines += ["", "## Photos, `--engine local`", "",
-              "| settings | photos | wall s | photos/s | work s | photos/s of work | load |",
-              "|---|---:|---:|---:|---:|---:|---|"]
+              "| settings | photos | wall s | photos/s | work s | photos/s of work | CPU s | photos per CPU s | load |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for key, what in (("photos_default", "default"), ("photos_scan_frame", "`--scan frame`")):
         e = r[key]
         lines.append(f"| {what} | {e['photos']} | {e['wall_s']:.1f} | {e['photos_per_s']:.1f} | {e['work_s']:.1f} | "
-                     f"{e['photos_per_work_s']:.1f} | {e['load_before']} / {e['load_after']} |")
+                     f"{e['photos_per_work_s']:.1f} | {e['cpu_s']:.1f} | {e['photos'] / e['cpu_s']:.1f} | "
+                     f"{e['load_before']} / {e['load_after']} |")
     return "\n".join(lines) + "\n"
 
 

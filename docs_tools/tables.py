@@ -274,6 +274,35 @@ def workers(root: Path) -> str:
     return table(["video", "`--workers 1`: frames/s, latency p50 / p95", "`--workers 2` (default)", "CPU, 1 / 2"], rows)
 
 
+def batch(root: Path) -> str:
+    """`fer-edge batch` against `fer-edge run` one video after another, resume and photos (benchmarks.batch)."""
+    r = load(root, "reports/batch/batch.json")
+    serial, local = r["run_one_after_another"], r["batch_local"]
+
+    def load_cell(e: dict) -> str:
+        return f"{e['load_before']:.1f} / {e['load_after']:.1f}"
+
+    rows = [[f"{len(r['videos'])} real-photo videos, {serial['frames']} frames: `fer-edge run` one after another",
+             f"{num(serial['fps'])} frames/s", "1.00x", load_cell(serial)],
+            ["the same, `fer-edge batch` (local engine)", f"**{num(local['fps'])}** frames/s", f"{local['x_run']:.2f}x",
+             load_cell(local)]]
+    for key, what in (("batch_ray_started_before", "the same, `--engine ray` on a Ray started beforehand"),
+                      ("batch_ray_own", "the same, `--engine ray` starting its own Ray")):
+        if key in r:
+            e = r[key]
+            rows.append([what, f"{num(e['fps'])} frames/s", f"{e['fps'] / serial['fps']:.2f}x "
+                         f"({100 * e['of_local']:.0f} % of local)", load_cell(e)])
+    again = r["resume_100_inputs"]["again"]
+    rows.append(["a finished batch of 100 inputs, run again", f"{again['work_s']:.2f} s of work "
+                 f"({again['wall_s']:.2f} s with the interpreter's start)", "", load_cell(again)])
+    for key, what in (("photos_default", "photos, default settings"), ("photos_scan_frame", "photos, `--scan frame`")):
+        e = r[key]
+        rows.append([f"{e['photos']:,} {what}", f"{num(e['photos_per_s'])} photos/s ({num(e['photos_per_work_s'])} "
+                     "after the interpreter's start)", "", load_cell(e)])
+    return table(["what", "speed", "vs `fer-edge run`", "load average before / after"], rows,
+                 ["---", "---", "---", "---"])
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "results": results,
     "results-full": results_full,
@@ -286,6 +315,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "crowd-targets": crowd_targets,
     "photo-videos": photo_videos,
     "workers": workers,
+    "batch": batch,
 }
 
 
