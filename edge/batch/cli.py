@@ -110,9 +110,6 @@ def _settings(pipeline) -> Settings:
 
 
 def _out_dir(out: str) -> BatchDir:
-    from edge.run_outputs import check_output_path
-
-    check_output_path("--out", out, folder=True)
     store = BatchDir(out)
     try:
         store.prepare()
@@ -160,14 +157,17 @@ def _chunks(tasks: list[Task]):
 def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", jobs: int | None = None,
               address: str | None = None, retries: int = 3, force: bool = False) -> int:
     """The batch; its exit status (0 all done, 1 some failed, 128+N stopped by signal N)."""
-    store = _out_dir(out)
+    from edge.run_outputs import check_output_path
+
+    check_output_path("--out", out, folder=True)
     try:
-        found = expand(inputs, skip=[store.root])
+        found = expand(inputs, skip=[out])
     except InputError as exc:
         raise CliError(str(exc)) from None
     if not found:
         raise CliError("no videos or images in " + " ".join(inputs))
     settings = _settings(pipeline)
+    store = _out_dir(out)  # made only once the inputs and the models are known to be there
     key = settings.key
     tasks = _tasks(found)
     rows: dict[str, dict] = {}  # by output name: one run per content, however often it is listed
