@@ -21,6 +21,7 @@ def cluster(tmp_path, monkeypatch):
     monkeypatch.delenv("FER_EDGE_MODEL_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("RAY_DEDUP_LOGS", "0")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no report to Ray's servers from a test
     c = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0, "include_dashboard": False})
     c.add_node(num_cpus=1)
     c.wait_for_nodes()
