@@ -49,7 +49,7 @@ DEFAULT_WORKERS = 2
 class PipelineConfig:
     detector: str = "blazeface"  # blazeface (LiteRT) | mediapipe (MediaPipe Tasks)
     range: str = "short"  # short (faces within ~2 m) | full (up to ~5 m)
-    # auto: whole frame up to 960 px on the long side, tiles above | frame | tiles (edge.tiling)
+    # auto: tiles (edge.tiling) with the short-range blazeface detector, else frame | frame | tiles
     scan: str = "auto"
     min_face_px: float = 40.0  # smallest face side the tiles look for, frame px
     tiles_per_frame: int = TILES_PER_FRAME  # tiles scanned per streamed frame (edge.tiling)

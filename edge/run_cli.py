@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 from edge.cli import CliError, HelpFormatter, StopOnSignals
 from edge.detector import DEFAULT_SCORE_THRESHOLD
+from edge.tiling import TILES_SCORE_THRESHOLD
 from edge.pipeline import PipelineConfig
 
 if TYPE_CHECKING:
@@ -426,11 +427,16 @@ def no_face_hint(frames: int, frames_with_faces: int, config: RunConfig) -> str 
         return None
     tips = []
     pc = config.pipeline
-    if pc.scan != "tiles" and pc.detector == "blazeface":
-        tips.append(f"--scan tiles, when faces are small or far away (a frame up to 960 px wide is seen whole "
-                    f"at 128x128 pixels, so it finds only faces wider than about a quarter of the frame; tiles "
-                    f"find faces down to --min-face-px, now {pc.min_face_px:g} px, at a higher cost)")
-    threshold = DEFAULT_SCORE_THRESHOLD if pc.score_threshold is None else pc.score_threshold
+    whole_frame = pc.scan == "frame" or pc.range != "short" or pc.detector != "blazeface"
+    if whole_frame and pc.detector == "blazeface":
+        tips.append(f"--scan auto --range short, when faces are small or far away (one whole-frame pass "
+                    f"finds only faces wider than about a quarter of the frame; the default scan finds faces "
+                    f"down to --min-face-px, now {pc.min_face_px:g} px)")
+    elif not whole_frame:
+        tips.append(f"--min-face-px {max(24, int(pc.min_face_px * 0.75))} (now {pc.min_face_px:g}), when faces "
+                    "are smaller still, at a higher cost per frame")
+    default_threshold = DEFAULT_SCORE_THRESHOLD if whole_frame else TILES_SCORE_THRESHOLD
+    threshold = default_threshold if pc.score_threshold is None else pc.score_threshold
     if threshold > 0.5:
         tips.append(f"--score-threshold 0.5 (now {threshold:g}) finds fainter faces, "
                     "at the cost of more false ones")

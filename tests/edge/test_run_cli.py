@@ -264,11 +264,13 @@ def test_a_run_that_finds_almost_no_faces_says_what_to_try(tmp_path, detector_di
     empty = _face_free_video(tmp_path / "wall.avi")
     assert cli_main(["run", "--headless", "--source", str(empty), "--jsonl", str(tmp_path / "o.jsonl")]) == 0
     err = capsys.readouterr().err
-    assert "hint: faces were found in 0 of 20 frames" in err and "--scan tiles" in err
-    assert cli_main(["run", "--headless", "--source", str(empty), "--scan", "tiles",
+    # The default scan already looks for small faces: smaller still, not another scan.
+    assert "hint: faces were found in 0 of 20 frames" in err and "--min-face-px 30" in err and "--scan" not in err
+    assert "--score-threshold" not in err  # the default scan keeps followed faces from 0.5 already
+    assert cli_main(["run", "--headless", "--source", str(empty), "--scan", "frame",
                      "--jsonl", str(tmp_path / "o.jsonl")]) == 0
     err = capsys.readouterr().err
-    assert "hint:" in err and "--scan tiles" not in err  # only advice that applies
+    assert "hint:" in err and "--scan auto" in err and "--score-threshold 0.5" in err  # only advice that applies
 
 
 def test_no_face_hint_threshold():
