@@ -149,6 +149,22 @@ def training(root: Path) -> str:
                   "epochs", "mean epoch", "wall time"], rows)
 
 
+def ferplus_curve(root: Path) -> str:
+    """The FER+ vote-share curve that `python -m train.curve` wrote (PublicTest and real photos)."""
+    points = load(root, "models/edge/ferplus/curve.json")
+    if isinstance(points, dict):
+        points = points["points"]
+    rows = []
+    for p in points:
+        w = p.get("wild") or {}
+        rows.append([f"`{p['run']}`", f"{p['ferplus_weight']:.2f}", str(p["epochs"]),
+                     pct(p["public_accuracy"], 2), pct(p["public_ferplus_accuracy"], 2),
+                     pct(w.get("faces_found")), pct(w.get("accuracy")), pct(w.get("macro_recall")),
+                     *(pct((w.get("recall") or {}).get(c), 0) for c in ("disgust", "surprise", "neutral"))])
+    return table(["run", "FER+ share", "epochs", "PublicTest, original labels", "PublicTest, FER+ majority",
+                  "real photos: found", "accuracy", "macro recall", "disgust", "surprise", "neutral"], rows)
+
+
 def per_class_f1(root: Path) -> str:
     ev = load(root, "models/edge/int8_private.json")
     return table(list(LABELS), [[f"{ev['per_class'][k]['f1']:.2f}" for k in LABELS]])
@@ -308,6 +324,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "results-full": results_full,
     "training": training,
     "per-class-f1": per_class_f1,
+    "ferplus-curve": ferplus_curve,
     "convert-verify": convert_verify,
     "scenes": scenes,
     "photos": photos,

@@ -71,7 +71,7 @@ def plot_curve(points: list[CurvePoint], png: Path) -> None:
 
     pts = sorted(points, key=lambda p: p.ferplus_weight)
     x = [p.ferplus_weight for p in pts]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
     ax.plot(x, [p.public_accuracy for p in pts], "o-", label="PublicTest, original labels")
     ax.plot(x, [p.public_ferplus_accuracy for p in pts], "s-", label="PublicTest, FER+ majority")
     if all(p.wild for p in pts):
@@ -80,7 +80,7 @@ def plot_curve(points: list[CurvePoint], png: Path) -> None:
     ax.set(xlabel="FER+ vote share in the training target", ylabel="accuracy / recall",
            title="Training targets: original label vs FER+ votes")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=110)
