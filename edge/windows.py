@@ -14,7 +14,9 @@ faces (confirmation instead of one global threshold):
 
 - a candidate that continues a face of the last frames (a known track) is kept from `keep_score`;
 - a new one is kept when it scores >= `sure_score`, or when its keypoints look like a face's (the
-  eyes far enough apart for its box, `face_geometry`) and the second look confirms it.
+  eyes far enough apart for its box, `face_geometry`) and the second look confirms it; under
+  `keep_score` (the caller's candidates start lower), the second look must also find it in a
+  window in which it is only `SMALL_LOOK_PX` wide, the smallest face the network finds reliably.
 
 `uncertain` marks faces turned too far for an expression label (a profile), from the keypoints.
 """
@@ -44,6 +46,9 @@ ALIGN = 16  # the network's largest stride: input sides are multiples of it
 # of ~5 % of the faces, where raising the threshold alone to the same precision lost ~20 %.
 VERIFY_SCORE = 0.6
 VERIFY_FACE_PX = (48, 72)
+# A new candidate under the score threshold must also be found in a window in which it is this
+# small: a real face is, while the text of a test card that passes both windows above is not.
+SMALL_LOOK_PX = (32,)
 # The cheap face check on BlazeFace's keypoints: the distance between the eyes, over the box
 # width. Real faces: 0.39 or more in 99 % of the real photos (shared wild set), 0.32 or more in 98 %
 # of upscaled FER-2013 crops; the clock of a green test card, which the second look confirmed,
@@ -227,8 +232,9 @@ class SecondLook:
         self._logit = logit(self.verify_score)
         self.looks = 0  # windows run so far (for reports)
 
-    def confirms(self, image_bgr: np.ndarray, box: np.ndarray) -> bool:
-        for px in self.face_px:  # stops at the first window that does not find it
+    def confirms(self, image_bgr: np.ndarray, box: np.ndarray, face_px: tuple[float, ...] | None = None) -> bool:
+        """face_px: the windows' face widths, input px (None: the second look's own)."""
+        for px in self.face_px if face_px is None else face_px:  # stops at the first window that does not find it
             self.looks += 1
             found, _, _ = self.nets.run(image_bgr, roi_window(box, px), self._logit)
             if not (len(found) and (iou_matrix(np.asarray(box, np.float32)[None], found)[0] > TRACK_IOU).any()):
@@ -259,7 +265,8 @@ def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scor
     """(n,) bool: which candidates (boxes (n, 4) and keypoints (n, 6, 2) frame px, scores (n,)) are
     faces. A candidate that overlaps a known face (known_xyxy (m, 4): faces of the last frames) by
     TRACK_IOU continues it from keep_score; a new one needs sure_score, or the keypoint check
-    (MIN_EYE_RATIO) and the second look (None: never confirmed)."""
+    (MIN_EYE_RATIO) and the second look (None: never confirmed); one under keep_score must also be
+    found in a window in which it is SMALL_LOOK_PX wide."""
     keep = np.zeros(len(scores), bool)
     known = np.zeros(len(scores), bool)
     if len(known_xyxy) and len(scores):
@@ -273,4 +280,9 @@ def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scor
         elif second_look is not None and eye_ratio[i] >= MIN_EYE_RATIO:
             # the caller's candidates may start below keep_score
             keep[i] = second_look.confirms(image_bgr, boxes[i])
+            if keep[i] and scores[i] < keep_score:
+                # Under keep_score the two looks are not enough (the timestamp of Chromium's fake
+                # camera passes them): a face is still found when it is small in its window, a
+                # texture that fires the network at one zoom is not.
+                keep[i] = second_look.confirms(image_bgr, boxes[i], SMALL_LOOK_PX)
     return keep
