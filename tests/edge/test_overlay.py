@@ -19,6 +19,7 @@ from edge.labels import LABELS
 from edge.overlay import (FONT, HUD_BG, PALETTE, PANEL_BG, Metrics, contrast_ratio, draw, label_color, layout,
                           text_color_on, text_size)
 from edge.types import Faces, Frame, FrameResult, StageTimings
+from xvfb_helpers import xvfb_display
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -215,31 +216,10 @@ def _longest_run(mask: np.ndarray) -> int:
     return int((ends[1] - starts[1]).max()) if len(starts[1]) else 0
 
 
-def _free_display() -> int:
-    for n in range(90, 400):
-        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
-            return n
-    pytest.skip("no free X display number")
-
-
 @pytest.fixture
 def xvfb():
-    missing = [tool for tool in ("Xvfb", "import") if not shutil.which(tool)]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (apt-get install -y xvfb x11-apps imagemagick)")
-    n = _free_display()
-    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Xvfb :{n} did not start")
-            time.sleep(0.05)
-        yield f":{n}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with xvfb_display((1024, 768), ("Xvfb", "import"), "xvfb x11-apps imagemagick") as display:
+        yield display
 
 
 def _gray_scene_video(path: Path, faces_dir: Path, n_frames: int = 200) -> Path:

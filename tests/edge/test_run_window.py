@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 
 from edge.run_window import MAX_UNKNOWN_SCREEN, fit, still_hint
 from edge_runtime_helpers import fer_faces
+from xvfb_helpers import xvfb_display
 
 REPO = Path(__file__).resolve().parents[2]
 SCREEN = (1280, 800)
@@ -44,25 +44,8 @@ def test_still_hint_says_image_k_of_n():
 
 @pytest.fixture
 def xvfb():
-    missing = [tool for tool in ("Xvfb", "xwininfo", "xprop", "import") if not shutil.which(tool)]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (apt-get install -y xvfb x11-utils imagemagick)")
-    n = next((n for n in range(140, 240) if not os.path.exists(f"/tmp/.X11-unix/X{n}")
-              and not os.path.exists(f"/tmp/.X{n}-lock")), None)
-    if n is None:
-        pytest.skip("no free X display number")
-    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Xvfb :{n} did not start")
-            time.sleep(0.05)
-        yield f":{n}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with xvfb_display(SCREEN, ("Xvfb", "xwininfo", "xprop", "import"), "xvfb x11-utils imagemagick") as display:
+        yield display
 
 
 def _windows(display: str) -> list[tuple[str, str, int, int]]:
