@@ -49,6 +49,9 @@ VERIFY_FACE_PX = (48, 72)
 # A new candidate under the score threshold must also be found in a window in which it is this
 # small: a real face is, while the text of a test card that passes both windows above is not.
 SMALL_LOOK_PX = (32,)
+# Only candidates at least this many frame px wide get that window: smaller real faces (a crowd's)
+# have too little detail left at 32 input px, and shrinking them costs many of them.
+SMALL_LOOK_MIN_PX = 64
 # The cheap face check on BlazeFace's keypoints: the distance between the eyes, over the box
 # width. Real faces: 0.39 or more in 99 % of the real photos (shared wild set), 0.32 or more in 98 %
 # of upscaled FER-2013 crops; the clock of a green test card, which the second look confirmed,
@@ -274,13 +277,14 @@ def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scor
         known[det] = True
     keep[known] = scores[known] >= keep_score
     eye_ratio = face_geometry(boxes, keypoints)[0] if len(scores) else np.zeros(0, np.float32)
+    box_side = np.max(boxes[:, 2:4] - boxes[:, 0:2], axis=1) if len(scores) else np.zeros(0, np.float32)
     for i in np.flatnonzero(~known):
         if scores[i] >= sure_score:
             keep[i] = True
         elif second_look is not None and eye_ratio[i] >= MIN_EYE_RATIO:
             # the caller's candidates may start below keep_score
             keep[i] = second_look.confirms(image_bgr, boxes[i])
-            if keep[i] and scores[i] < keep_score:
+            if keep[i] and scores[i] < keep_score and box_side[i] >= SMALL_LOOK_MIN_PX:
                 # Under keep_score the two looks are not enough (the timestamp of Chromium's fake
                 # camera passes them): a face is still found when it is small in its window, a
                 # texture that fires the network at one zoom is not.
