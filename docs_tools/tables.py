@@ -319,6 +319,16 @@ def batch(root: Path) -> str:
                  ["---", "---", "---", "---"])
 
 
+def mqtt_overhead(root: Path) -> str:
+    """What `--mqtt` costs a headless run: alternating pairs against a real broker (benchmarks.mqtt_overhead)."""
+    r = load(root, "reports/mqtt/mqtt.json")
+    rows = [[str(i), num(p["plain"]["fps"]), num(p["mqtt"]["fps"]), f"{p['ratio']:.3f}"]
+            for i, p in enumerate(r["pairs"], 1)]
+    rows.append(["**median**", num(r["median_fps_plain"]), num(r["median_fps_mqtt"]), f"**{r['median_ratio']:.3f}**"])
+    rows.append(["process CPU, all rounds", f"{num(r['cpu_s_plain'])} s", f"{num(r['cpu_s_mqtt'])} s", ""])
+    return table(["round", "without MQTT (frames/s)", "with `--mqtt` (frames/s)", "ratio"], rows)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "results": results,
     "results-full": results_full,
@@ -333,6 +343,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "photo-videos": photo_videos,
     "workers": workers,
     "batch": batch,
+    "mqtt-overhead": mqtt_overhead,
 }
 
 
