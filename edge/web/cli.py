@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import os
 import sys
@@ -171,22 +172,58 @@ def _live_stream(args: argparse.Namespace, spec, live_pipeline, metrics=None):
         wait_for_viewer=spec.kind == "video")  # a file plays for its first viewer, not to an empty room
 
 
+def _json_error_channel(max_upload_bytes: int):
+    """A waitress channel whose own errors (a body over its cap, a malformed request) are JSON
+    like the app's, so that an API client parses every answer the same way."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    from edge.web.app import MB
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self) -> None:
+            err = self.request.error
+            if err.code == 413:
+                message = (f"upload too large: the limit is {max_upload_bytes / MB:g} MB "
+                           "(fer-edge serve --max-upload-mb)")
+            else:
+                message = f"{err.reason.lower()}: {err.body}"
+            body = json.dumps({"error": message}).encode()
+            self.status = f"{err.code} {err.reason}"
+            self.response_headers.extend([("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(body)))])
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(HTTPChannel):
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
+
+
 def _create_server(args: argparse.Namespace, app, max_upload_bytes: int):
     import waitress
 
     from edge.web.app import MB
 
     # Bodies up to twice the upload cap reach Flask, which answers 413 with a JSON error; beyond
-    # that waitress refuses them itself (plain-text 413) from the Content-Length alone. inbuf_overflow
+    # that waitress refuses them itself from the Content-Length alone, in JSON too. inbuf_overflow
     # above that cap keeps request bodies in memory: waitress would otherwise spool bodies over
     # 512 KB to a temporary file, and nothing from a request may touch the disk. connection_limit
     # bounds the memory that buffering can take.
     body_cap = 2 * max_upload_bytes + MB
     try:
-        return waitress.create_server(
+        server = waitress.create_server(
             app, host=args.host, port=args.port, threads=args.http_threads, ident="fer-edge",
             max_request_body_size=body_cap, inbuf_overflow=body_cap + 1, connection_limit=32,
             expose_tracebacks=False, clear_untrusted_proxy_headers=True)
+        channel_class = _json_error_channel(max_upload_bytes)
+        # One listening socket gives one server; several (a name with IPv4 and IPv6) a map of them.
+        for listener in [server, *getattr(server, "map", {}).values()]:
+            if hasattr(listener, "channel_class"):
+                listener.channel_class = channel_class
+        return server
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
 

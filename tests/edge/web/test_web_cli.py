@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 
 import cv2
@@ -107,6 +108,37 @@ def test_predict_over_http(server, face_scene):
 def test_oversized_upload_gets_413_json_through_waitress(server):
     status, headers, body = server.post_image("/api/predict", b"\xff\xd8\xff" + bytes(11 * MB), TOKEN)
     assert status == 413 and "10 MB" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("announced_mb, raw", [
+    (25, b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"),
+    (1024, b"PUT /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"),
+])
+def test_upload_far_over_the_cap_is_refused_in_json_before_the_body(server, announced_mb, raw):
+    """Over twice the cap, waitress refuses from the Content-Length alone, before any byte of
+    the body arrives; the answer is still the API's JSON."""
+    host, port = server.url.split("//")[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(raw % (announced_mb * MB))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body) == {"error": "upload too large: the limit is 10 MB (fer-edge serve --max-upload-mb)"}
+
+
+def test_malformed_request_gets_json_error(server):
+    host, port = server.url.split("//")[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: nonsense\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert "error" in json.loads(body)
 
 
 def test_bad_image_over_http(server):
