@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.outputs import write_report_files
+from benchmarks.common.outputs import write_report_files
 from benchmarks.synthetic import make_scene_image
 from edge.atomic import atomic_write_text
 from edge.boxes import match_boxes

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.pipeline import SCHEMA
-from benchmarks.samples import summarize
+from benchmarks.common.samples import summarize
 from edge.machine import machine_info
 from train.data import DATA_ENV
 
@@ -163,7 +163,7 @@ def bench_classifier(model_paths: list[Path], crops: np.ndarray, labels: np.ndar
               "batch_size": batch_size, "iters": iters, "n_crops": int(len(crops)), "variants": variants,
               "peer": None}
     if peer != "off":
-        from benchmarks import peer as peer_mod
+        from benchmarks.common import peer as peer_mod
 
         if peer_mod.available():
             report["peer"] = peer_mod.peer_accuracy(crops, labels if labels is not None

@@ -32,8 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.outputs import write_report_files
-from benchmarks.samples import rate
+from benchmarks.common.outputs import write_report_files
+from benchmarks.common.samples import rate
 from benchmarks.synthetic import (BACKGROUNDS, DEFAULT_FEATHER, MATCH_IOU, FaceTrack, SceneFace, SceneTruth,
                                   make_background, match_placed_faces, open_writer, paste_face, ring_px,
                                   truth_frames, truth_path, write_truth)

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.outputs import pyplot, save_figure
+from benchmarks.common.outputs import pyplot, save_figure
 from edge.labels import LABEL_INDEX, LABELS
 from edge.pipeline import Pipeline, PipelineConfig
 from edge.preprocess import CropPolicy, crop_face, to_gray
@@ -224,7 +224,7 @@ def run_negatives(photos: LabelledPhotos, config: PipelineConfig, progress: bool
 def run_photos(folder: str | Path, config: PipelineConfig, *, peer: str = "auto", calibrate: bool = False,
                negatives: bool = False, progress: bool = True) -> dict:
     """Score fer-edge (and the peer, when installed or asked for) on a labelled photo folder."""
-    from benchmarks import peer as peer_mod
+    from benchmarks.common import peer as peer_mod
 
     photos = load_labelled_folder(folder)
     config = replace(config, smooth=False)  # one still per photo: no tracking, no smoothing

@@ -13,7 +13,7 @@ same short file serves a 10,000-frame soak.
 
 CPU % is the process's user + system CPU time over the wall time of the counted frames (100 %
 = one core busy); RSS is sampled after every frame. When the peer (`fer`) is installed it runs
-on the same frames in the same process right after ours (see benchmarks/peer.py).
+on the same frames in the same process right after ours (see benchmarks/common/peer.py).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from benchmarks.outputs import pyplot, save_figure
-from benchmarks.samples import RunSamples, run_interleaved, samples_report
+from benchmarks.common.outputs import pyplot, save_figure
+from benchmarks.common.samples import RunSamples, run_interleaved, samples_report
 from edge.capture import CvReader
 from edge.machine import machine_info
 from edge.pipeline import PipelineConfig
@@ -335,7 +335,7 @@ def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 
     """
     from edge.pipeline import Pipeline
 
-    from benchmarks import peer as peer_mod
+    from benchmarks.common import peer as peer_mod
 
     with_peer = config.peer == "on" or (config.peer == "auto" and peer_mod.available())
     if config.peer == "on" and not peer_mod.available():

@@ -43,7 +43,7 @@ def _detectors():
     """Detect functions image_bgr -> face count: ours (BlazeFace) and the peer's Haar when installed."""
     from edge.detector import make_detector
 
-    from benchmarks import peer as peer_mod
+    from benchmarks.common import peer as peer_mod
 
     fns = [lambda img, d=make_detector(): len(d.detect(img))]
     if peer_mod.available():
@@ -227,7 +227,7 @@ def results_markdown(pipeline_reports: dict, cls_report: dict, soak_report: dict
     lines += ["", "Targets: frames/s >= 10x the peer's on the same video in the same run; p95 <= 10 ms per frame "
                   "with one face at 640x480; RSS growth < 20 MB over 10,000 frames.", ""]
     if not peer_name:
-        from benchmarks.peer import install_hint
+        from benchmarks.common.peer import install_hint
 
         lines += [f"The peer did not run: {install_hint()}.", ""]
     else:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.samples import rate
+from benchmarks.common.samples import rate
 from benchmarks.scenes_report import scene_markdown, summary_rows, write_scene_report
 from benchmarks.synthetic import (DEFAULT_FEATHER, MATCH_IOU, make_scene_video, match_placed_faces, truth_frames,
                                   truth_path)

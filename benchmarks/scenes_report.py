@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.outputs import pyplot, save_figure, write_report_files
+from benchmarks.common.outputs import pyplot, save_figure, write_report_files
 
 
 def _p(v) -> str:

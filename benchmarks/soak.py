@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from benchmarks.outputs import pyplot, save_figure
+from benchmarks.common.outputs import pyplot, save_figure
 from benchmarks.pipeline import SCHEMA, BenchConfig, BenchError, FrameReader, _thin, model_info, to_json
 from edge.machine import machine_info
 
@@ -80,7 +80,7 @@ def run_soak(config: BenchConfig, progress: bool = True, jsonl: str = os.devnull
 
     from edge.cli import CliError
     from edge.run_cli import RunConfig, run
-    from edge.sinks import RunSummary
+    from edge.loop import RunSummary
 
     if config.duration_s is not None:
         raise BenchError("the soak counts frames: use --frames, not --duration")

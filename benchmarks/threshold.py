@@ -34,8 +34,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from benchmarks.outputs import pyplot, save_figure, write_report_files
-from benchmarks.samples import rate
+from benchmarks.common.outputs import pyplot, save_figure, write_report_files
+from benchmarks.common.samples import rate
 from edge.pipeline import PipelineConfig
 from train.data import default_data_path
 

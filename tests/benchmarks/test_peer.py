@@ -1,11 +1,11 @@
-"""benchmarks/peer.py: fer's FER(mtcnn=False) on a few real frames, when fer is installed."""
+"""benchmarks/common/peer.py: fer's FER(mtcnn=False) on a few real frames, when fer is installed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks import peer
+from benchmarks.common import peer
 from benchmarks.pipeline import FrameReader
 from benchmarks.synthetic import make_scene_image, make_scene_video
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import pipeline as bp
-from benchmarks.samples import STAGES
+from benchmarks.common.samples import STAGES
 from benchmarks.synthetic import make_scene_video
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -83,7 +83,7 @@ def test_the_other_sides_block_is_not_our_latency(video):
     that wait must not count as our latency (it did: p99 ~600 ms in the 2-face run)."""
     import time
 
-    from benchmarks.samples import RunSamples, run_interleaved
+    from benchmarks.common.samples import RunSamples, run_interleaved
     from edge.pipeline import Pipeline, PipelineConfig
 
     pause_s = 1.5
@@ -113,7 +113,7 @@ def test_the_peers_warm_up_is_not_our_latency(video):
     loads for seconds); that wait is not our latency either (it was: p99 5 s in a crowd run)."""
     import time
 
-    from benchmarks.samples import run_interleaved
+    from benchmarks.common.samples import run_interleaved
     from edge.pipeline import Pipeline, PipelineConfig
 
     pause_s = 1.5

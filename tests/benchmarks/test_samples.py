@@ -1,11 +1,11 @@
-"""benchmarks/samples.py: latency statistics, preallocated series, and the interleaved measuring loop."""
+"""benchmarks/common/samples.py: latency statistics, preallocated series, and the interleaved measuring loop."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.samples import RunSamples, Series, run_interleaved, samples_report, summarize
+from benchmarks.common.samples import RunSamples, Series, run_interleaved, samples_report, summarize
 
 
 @pytest.mark.parametrize("values, expected", [

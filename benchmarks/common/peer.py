@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.samples import RunSamples, run_interleaved, samples_report
+from benchmarks.common.samples import RunSamples, run_interleaved, samples_report
 
 log = logging.getLogger(__name__)
 
