@@ -2,7 +2,7 @@
 
     python .ci/scene_video.py OUT.mp4 [--frames N]
 
-Made with OpenCV (benchmarks.synthetic), as the tests make theirs; it prints the path written
+Made with OpenCV (benchmarks.scenes.synthetic), as the tests make theirs; it prints the path written
 (an .avi when this OpenCV cannot write .mp4).
 """
 
@@ -21,7 +21,7 @@ def main() -> int:
     ap.add_argument("out", type=Path, help="the video to write (.mp4)")
     ap.add_argument("--frames", type=int, default=30, help="frames to write (default: %(default)s)")
     args = ap.parse_args()
-    from benchmarks.synthetic import make_scene_video
+    from benchmarks.scenes.synthetic import make_scene_video
     from tests.edge.edge_runtime_helpers import fer_faces
 
     faces, labels = fer_faces(REPO / "tests" / "fixtures" / "faces", per_class=1)

@@ -124,15 +124,16 @@ def register(sub) -> None:
     a.add_argument("--soak-frames", type=int, default=0, help="also a soak of N frames (0: skip)")
     a.add_argument("--peer", choices=("auto", "on", "off"), default="auto", help="also run the peer `fer`")
     a.add_argument("--scenes", choices=("auto", "off"), default="auto",
-                   help="end-to-end accuracy on synthetic scenes (benchmarks.scenes); off skips it")
+                   help="end-to-end accuracy on synthetic scenes (benchmarks.scenes.accuracy); off skips it")
     a.add_argument("--limit", type=int, default=None,
                    help="use only the first N PrivateTest crops, for quick runs (default: all)")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.set_defaults(func=_cmd_all)
 
-    from benchmarks import calibrate, crowd, gil, scenes, threshold
+    from benchmarks import gil
+    from benchmarks.scenes import accuracy, calibrate, crowd, threshold
 
-    for module in (threshold, scenes, calibrate, crowd, gil):
+    for module in (threshold, accuracy, calibrate, crowd, gil):
         module.register(bsub)
 
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.overlay_shots --out reports/overlay
 
-The crowd is a synthetic still (benchmarks.synthetic) with 12 FER-2013 PublicTest faces. BlazeFace
+The crowd is a synthetic still (benchmarks.scenes.synthetic) with 12 FER-2013 PublicTest faces. BlazeFace
 short range cannot see faces this small in a whole 1280x720 frame, so each face is found by the
 real pipeline on a window twice its size around the place it was pasted, and the boxes are
 mapped back to the frame: the boxes, labels and probabilities are the pipeline's, only the
@@ -104,7 +104,7 @@ def check_layout(result: FrameResult, shape, fps=None, *, bars=True, hud=True, h
 
 
 def run(out: Path, data: str, seed: int, pipeline: PipelineConfig | None = None) -> dict:
-    from benchmarks.synthetic import make_scene_image, make_scene_video
+    from benchmarks.scenes.synthetic import make_scene_image, make_scene_video
     from edge.capture import read_video_frames
     from edge.overlay import draw
     from edge.pipeline import Pipeline

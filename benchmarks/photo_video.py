@@ -3,7 +3,7 @@
     python -m benchmarks.photo_video --photos ../shared/data/wild --out reports/photo_videos
     fer-edge bench --source reports/photo_videos/interview_640x360.mp4 --peer on
 
-The synthetic scene videos (benchmarks.synthetic) paste tight 48x48 FER-2013 crops on flat
+The synthetic scene videos (benchmarks.scenes.synthetic) paste tight 48x48 FER-2013 crops on flat
 rooms: BlazeFace misses many of them when they are small, and the peer's Haar cascade runs
 faster on those plain frames than on camera footage. These videos put whole labelled photos
 (`root/<class>/<image>`, e.g. ../shared/data/wild) on a blurred fill of themselves, as a video
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from benchmarks.photos import load_labelled_folder
-from benchmarks.synthetic import open_writer
+from benchmarks.scenes.synthetic import open_writer
 
 
 @dataclass(frozen=True)

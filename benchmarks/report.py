@@ -2,11 +2,11 @@
 
     fer-edge bench all --out reports/
 
-1. Writes two benchmark videos from FER-2013 PrivateTest crops with benchmarks.synthetic
+1. Writes two benchmark videos from FER-2013 PrivateTest crops with benchmarks.scenes.synthetic
    (OUT/videos/one_face_640x480.mp4: one face; OUT/videos/two_faces_640x360.mp4: two faces).
 2. Runs the pipeline benchmark on both (and the peer `fer` on the same frames when installed).
 3. Runs the classifier micro-benchmark on every model variant (and the peer's classifier).
-4. Runs the end-to-end scenes accuracy (benchmarks.scenes; --scenes off skips it), and a soak on request.
+4. Runs the end-to-end scenes accuracy (benchmarks.scenes.accuracy; --scenes off skips it), and a soak on request.
 5. Writes OUT/RESULTS.md (the table) and one JSON (+ .md, .png) per benchmark.
 
 The default run takes a few minutes on two cores.
@@ -66,7 +66,7 @@ def make_videos(out_dir: Path, crops: np.ndarray, labels: np.ndarray, seed: int 
     (ours, and the peer's Haar cascade when installed) finds all placed faces in, so that both
     sides do the whole per-face work; faces per frame are reported beside every figure.
     """
-    from benchmarks.synthetic import make_scene_video
+    from benchmarks.scenes.synthetic import make_scene_video
     from edge.capture import read_video_frames
 
     paths = {}
@@ -144,7 +144,7 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, 
 
     scenes_report = None
     if scenes == "auto":
-        from benchmarks.scenes import run_scenes_bench
+        from benchmarks.scenes.accuracy import run_scenes_bench
 
         scenes_report = run_scenes_bench(out / "scenes", data=data, pipeline=pipeline, progress=progress)
 

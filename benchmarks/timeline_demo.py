@@ -57,13 +57,13 @@ class TwoFaceTruth:
 
 
 def _room(size: tuple[int, int], seed: int) -> np.ndarray:
-    from benchmarks.synthetic import make_background
+    from benchmarks.scenes.synthetic import make_background
 
     return make_background("room", size, np.random.default_rng(seed))
 
 
 def _two_face_frame(background: np.ndarray, faces: dict[str, np.ndarray], i: int, rng=None) -> np.ndarray:
-    from benchmarks.synthetic import paste_face
+    from benchmarks.scenes.synthetic import paste_face
 
     image = background.copy()
     for k, (name, face) in enumerate(sorted(faces.items())):
@@ -117,7 +117,7 @@ def confident_faces(fer_test: Path, model: str | None = None, detector_model: st
 def make_two_face_video(fer_test: Path, path: Path, model: str | None = None,
                         detector_model: str | None = None) -> TwoFaceTruth:
     """Write the two-face video; ValueError when the model is confident on too few faces."""
-    from benchmarks.synthetic import open_writer
+    from benchmarks.scenes.synthetic import open_writer
 
     confident = confident_faces(fer_test, model, detector_model)
     usable = sorted((c for c, v in confident.items() if len(v) >= 2), key=lambda c: -len(confident[c]))
@@ -176,7 +176,7 @@ def _photos(data: Path, person: str, labels: tuple[str, ...], found) -> list[np.
 
 def _paste(frame: np.ndarray, photo: np.ndarray, x: int, y: int) -> None:
     """Blend the photo in with soft edges, so no hard square frames the face."""
-    from benchmarks.synthetic import feather_mask
+    from benchmarks.scenes.synthetic import feather_mask
 
     alpha = feather_mask(SIDE, SIDE * 0.08)[..., None]
     roi = frame[y:y + SIDE, x:x + SIDE].astype(np.float32)
@@ -185,7 +185,7 @@ def _paste(frame: np.ndarray, photo: np.ndarray, x: int, y: int) -> None:
 
 def make_panel_video(data: Path, path: Path, model: str | None = None) -> tuple[Path, float]:
     """Write the panel video; returns (the file written, its length in seconds)."""
-    from benchmarks.synthetic import open_writer
+    from benchmarks.scenes.synthetic import open_writer
     from edge.pipeline import Pipeline
 
     background = _room(PANEL_SIZE, 11)

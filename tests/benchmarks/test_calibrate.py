@@ -1,4 +1,4 @@
-"""benchmarks/calibrate.py: crop-policy calibration on a handful of placed faces."""
+"""benchmarks/scenes/calibrate.py: crop-policy calibration on a handful of placed faces."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.calibrate import _Placed, geometry, markdown, register, run_calibration, write_report
+from benchmarks.scenes.calibrate import _Placed, geometry, markdown, register, run_calibration, write_report
 from edge.pipeline import PipelineConfig
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.synthetic import make_scene_video
+from benchmarks.scenes.synthetic import make_scene_video
 from edge.cli import build_parser, main
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/crowd.py: group scenes whose truth lines up with the pixels, and the one-table report."""
+"""benchmarks/scenes/crowd.py: group scenes whose truth lines up with the pixels, and the one-table report."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.crowd import (BANDS, band_of, crowd_markdown, make_group_video, run_crowd_benchmark, tile_edges,
-                              write_crowd_report)
-from benchmarks.synthetic import read_truth, upscale_face
+from benchmarks.scenes.crowd import (BANDS, band_of, crowd_markdown, make_group_video, run_crowd_benchmark,
+                                     tile_edges, write_crowd_report)
+from benchmarks.scenes.synthetic import read_truth, upscale_face
 from edge.boxes import iou_matrix
 from edge.capture import read_video_frames
 from edge.pipeline import PipelineConfig

@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.common import peer
 from benchmarks.pipeline import FrameReader
-from benchmarks.synthetic import make_scene_image, make_scene_video
+from benchmarks.scenes.synthetic import make_scene_image, make_scene_video
 
 pytestmark = pytest.mark.skipif(not peer.available(),
                                 reason=f"the peer `fer` is not installed ({peer.install_hint()})")

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import pipeline as bp
 from benchmarks.common.samples import STAGES
-from benchmarks.synthetic import make_scene_video
+from benchmarks.scenes.synthetic import make_scene_video
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,11 +1,10 @@
-"""benchmarks/scenes.py and scenes_report.py: the scene benchmark on a few short synthetic videos."""
+"""benchmarks/scenes/accuracy.py: the scene benchmark on a few short synthetic videos."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.scenes import run_scene_benchmark
-from benchmarks.scenes_report import scene_markdown, summary_rows, write_scene_report
+from benchmarks.scenes.accuracy import run_scene_benchmark, scene_markdown, summary_rows, write_scene_report
 from edge.pipeline import PipelineConfig
 
 

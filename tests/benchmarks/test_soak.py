@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import soak
 from benchmarks.pipeline import BenchConfig, BenchError
-from benchmarks.synthetic import make_scene_video
+from benchmarks.scenes.synthetic import make_scene_video
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""benchmarks/synthetic.py: the synthetic scenes' truth must line up with the pixels written."""
+"""benchmarks/scenes/synthetic.py: the synthetic scenes' truth must line up with the pixels written."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.synthetic import (
+from benchmarks.scenes.synthetic import (
     BACKGROUNDS,
     feather_mask,
     make_scene_image,

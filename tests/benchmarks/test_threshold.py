@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.threshold import (NEGATIVE_KINDS, chromium_fake_camera, choose_threshold, markdown,
-                                  negative_frames, run_threshold_benchmark, write_outputs)
+from benchmarks.scenes.threshold import (NEGATIVE_KINDS, chromium_fake_camera, choose_threshold, markdown,
+                                         negative_frames, run_threshold_benchmark, write_outputs)
 from edge.detector import DEFAULT_SCORE_THRESHOLD, make_detector
 from edge.pipeline import PipelineConfig
 

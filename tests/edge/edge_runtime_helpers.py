@@ -27,8 +27,8 @@ def fer_faces(faces_dir: Path, per_class: int = 2) -> tuple[np.ndarray, np.ndarr
 
 def scene_video(path: Path, faces_dir: Path, *, n_frames: int = 30, size=(640, 360), faces_per_frame=1,
                 face_px=(120, 180), seed: int = 0, per_class: int = 2, fps: float = 15.0):
-    """A real video file of upscaled FER faces at known places (benchmarks.synthetic); returns (truth, faces)."""
-    from benchmarks.synthetic import make_scene_video
+    """A real video file of upscaled FER faces at known places (benchmarks.scenes.synthetic); returns (truth, faces)."""
+    from benchmarks.scenes.synthetic import make_scene_video
 
     faces, labels = fer_faces(faces_dir, per_class)
     truth = make_scene_video(path, faces, labels, n_frames=n_frames, size=size, faces_per_frame=faces_per_frame,

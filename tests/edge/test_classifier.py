@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.synthetic import make_scene_image
+from benchmarks.scenes.synthetic import make_scene_image
 from edge import Pipeline
 from edge.classifier import EmotionClassifier
 from edge_runtime_helpers import fer_faces

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmarks.synthetic import make_scene_image
+from benchmarks.scenes.synthetic import make_scene_image
 from edge import Pipeline
 from edge.classifier import EmotionClassifier
 from edge.preprocess import crop_face, to_gray, to_model_input

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.synthetic import paste_face
+from benchmarks.scenes.synthetic import paste_face
 from edge import motion
 from edge.capture import read_video_frames
 from edge.detector import BlazeFaceDetector

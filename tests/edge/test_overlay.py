@@ -224,7 +224,7 @@ def xvfb():
 
 def _gray_scene_video(path: Path, faces_dir: Path, n_frames: int = 200) -> Path:
     """Faces on a flat gray wall: no saturated colour anywhere until the overlay draws it."""
-    from benchmarks.synthetic import paste_face
+    from benchmarks.scenes.synthetic import paste_face
     from edge_runtime_helpers import fer_faces
 
     faces, _ = fer_faces(faces_dir, per_class=1)
@@ -310,7 +310,7 @@ def _find_frame(screen: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
 
 
 def test_run_window_on_an_image_folder_shows_which_keys_it_waits_for(xvfb, tmp_path, faces_dir, detector_dir):
-    from benchmarks.synthetic import make_scene_image
+    from benchmarks.scenes.synthetic import make_scene_image
     from edge_runtime_helpers import fer_faces
 
     faces, labels = fer_faces(faces_dir, per_class=1)

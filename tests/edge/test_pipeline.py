@@ -39,7 +39,7 @@ def fer_framed_model(scene, pipeline, emotion_model, tmp_path_factory):
     """The shipped model with a sidecar whose crop policy reproduces this scene's FER framing.
 
     The placed square is the FER-2013 crop; BlazeFace's box is tighter. Fitting margin and
-    shift_y from the truth (what benchmarks.calibrate does for the shipped sidecar) makes the
+    shift_y from the truth (what benchmarks.scenes.calibrate does for the shipped sidecar) makes the
     pipeline's crops comparable with the original 48x48 faces whatever the shipped policy is.
     """
     _, truth, _, frames = scene

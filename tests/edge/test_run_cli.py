@@ -139,7 +139,7 @@ def test_headless_writes_jsonl_to_stdout_and_the_summary_to_stderr(video, detect
 
 
 def test_image_folder_writes_annotated_images_and_jsonl_to_out_dir(tmp_path, faces_dir, detector_dir, capsys):
-    from benchmarks.synthetic import make_scene_image
+    from benchmarks.scenes.synthetic import make_scene_image
 
     faces, labels = fer_faces(faces_dir, per_class=2)
     src = tmp_path / "photos"
@@ -221,7 +221,7 @@ def test_help_shows_defaults_and_flags_parse_into_run_config():
 
 
 def _face_free_video(path: Path, n_frames: int = 20, size=(320, 240)) -> Path:
-    from benchmarks.synthetic import make_background
+    from benchmarks.scenes.synthetic import make_background
 
     rng = np.random.default_rng(1)
     base = make_background("room", size, rng)
@@ -295,7 +295,7 @@ def _top_left_is_black(image: np.ndarray) -> bool:
 @pytest.mark.parametrize("hud_flag, expect_hud", [([], False), (["--hud"], True)])
 def test_saved_images_and_videos_carry_the_hud_only_when_asked(hud_flag, expect_hud, tmp_path, video, faces_dir,
                                                                 detector_dir, capsys):
-    from benchmarks.synthetic import make_scene_image
+    from benchmarks.scenes.synthetic import make_scene_image
 
     faces, labels = fer_faces(faces_dir, per_class=1)
     src = tmp_path / "photos"

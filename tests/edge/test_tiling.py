@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.crowd import make_group_video, tile_edges
-from benchmarks.synthetic import make_scene_image, paste_face
+from benchmarks.scenes.crowd import make_group_video, tile_edges
+from benchmarks.scenes.synthetic import make_scene_image, paste_face
 from edge.capture import read_video_frames
 from edge.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
 from edge.boxes import iou_matrix, match_boxes

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.synthetic import make_scene_image
-from benchmarks.threshold import negative_frames
+from benchmarks.scenes.synthetic import make_scene_image
+from benchmarks.scenes.threshold import negative_frames
 from edge.detector import BlazeFaceDetector, make_detector
 from edge.windows import MIN_EYE_RATIO, UNCERTAIN_YAW, SecondLook, WindowNets, accept, face_geometry, uncertain
 from edge_runtime_helpers import fer_faces

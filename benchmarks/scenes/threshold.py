@@ -2,7 +2,7 @@
 faces, for a range of score thresholds; the default threshold is read off this curve.
 
 Face-free videos (nothing in them is a face, so every box is a false positive):
-  - scenes without people: the synthetic backgrounds of benchmarks.synthetic (a room, a textured
+  - scenes without people: the synthetic backgrounds of benchmarks.scenes.synthetic (a room, a textured
     wall, blurred shapes, gradients), seen by a slowly panning camera with sensor grain;
   - test patterns: colour bars, a rotating checkerboard, a zone plate, a page of text, a green
     test card with a rotating wedge and a running clock;
@@ -122,7 +122,7 @@ def _green_card(w: int, h: int, i: int, fps: float) -> np.ndarray:
 
 def _ovals(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     """Skin-toned shaded ovals (featureless head shapes) on a plain wall."""
-    from benchmarks.synthetic import make_background
+    from benchmarks.scenes.synthetic import make_background
 
     img = make_background("room", (w, h), rng).astype(np.float32)
     for _ in range(int(rng.integers(2, 5))):
@@ -142,7 +142,7 @@ def _ovals(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 def negative_frames(kind: str, size: tuple[int, int], n_frames: int, seed: int, fps: float = 15.0,
                     grain: float = 2.0) -> Iterator[np.ndarray]:
     """n_frames (H, W, 3) uint8 BGR frames of one face-free kind (see NEGATIVE_KINDS)."""
-    from benchmarks.synthetic import BACKGROUNDS, make_background
+    from benchmarks.scenes.synthetic import BACKGROUNDS, make_background
 
     w, h = size
     rng = np.random.default_rng(seed)
@@ -279,7 +279,7 @@ def _face_recall(detectors, images, labels, *, face_videos: int, face_frames: in
     """Every detector (one per threshold) on the same synthetic face videos, matched to the truth."""
     import tempfile
 
-    from benchmarks.synthetic import make_scene_video, match_placed_faces, truth_frames
+    from benchmarks.scenes.synthetic import make_scene_video, match_placed_faces, truth_frames
 
     k = len(detectors)
     out = _Recall(np.zeros(k, np.int64), np.zeros(k, np.int64), np.zeros(k, np.int64))

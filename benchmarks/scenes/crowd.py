@@ -1,7 +1,7 @@
 """Group scenes: synthetic 640x480, 720p and 1080p videos of 4-12 faces of 32-160 px, for every detector mode.
 
 The ground truth for crowds (issue 10). Each video holds FER-2013 PrivateTest faces pasted
-with `benchmarks.synthetic.paste_face` at known squares, with sides drawn evenly from the size bands
+with `benchmarks.scenes.synthetic.paste_face` at known squares, with sides drawn evenly from the size bands
 32-47, 48-63, 64-95 and 96-160 px, so that small faces are as well represented as large ones:
 
 - about a quarter of the faces are partly hidden: an occluder (a shoulder or a head in front, a
@@ -16,8 +16,8 @@ with `benchmarks.synthetic.paste_face` at known squares, with sides drawn evenly
 detector mode and reports, in one table, per face-size band the recall and the agreement of the
 label with the classifier on the face's original 48x48 crop, plus precision, false positives
 per frame, recall of occluded and border faces, frames until a late face is found, and the
-detector's time per frame. Truth files use `benchmarks.synthetic`'s format; the squares are
-matched to detections with `benchmarks.synthetic.match_placed_faces` (IoU >= 0.3, or a detection
+detector's time per frame. Truth files use `benchmarks.scenes.synthetic`'s format; the squares are
+matched to detections with `benchmarks.scenes.synthetic.match_placed_faces` (IoU >= 0.3, or a detection
 inside the square), as in the scene benchmark; recall at IoU >= 0.3 alone is kept for comparison.
 """
 
@@ -34,9 +34,9 @@ import numpy as np
 
 from benchmarks.common.outputs import write_report_files
 from benchmarks.common.samples import rate
-from benchmarks.synthetic import (BACKGROUNDS, DEFAULT_FEATHER, MATCH_IOU, FaceTrack, SceneFace, SceneTruth,
-                                  make_background, match_placed_faces, open_writer, paste_face, ring_px,
-                                  truth_frames, truth_path, write_truth)
+from benchmarks.scenes.synthetic import (BACKGROUNDS, DEFAULT_FEATHER, MATCH_IOU, FaceTrack, SceneFace,
+                                         SceneTruth, make_background, match_placed_faces, open_writer, paste_face,
+                                         ring_px, truth_frames, truth_path, write_truth)
 from edge.boxes import match_boxes
 from edge.cli import HelpFormatter
 from edge.labels import dataset_index
@@ -448,7 +448,7 @@ def crowd_markdown(report: dict, command: str = "") -> str:
               f"faces each (placed squares {s['face_px'][0]}-{s['face_px'][1]} px, from {s['source']}); about a quarter "
               "of the faces partly occluded, a quarter across a tile edge, a quarter appearing later. A face is found "
               f"when a detection overlaps its square by IoU >= {s['iou_threshold']}, or lies inside it and is at least "
-              "a third of its side (a FER-2013 crop is not a face box: `benchmarks.synthetic.match_placed_faces`). "
+              "a third of its side (a FER-2013 crop is not a face box: `benchmarks.scenes.synthetic.match_placed_faces`). "
               "Each band cell is recall / label "
               "agreement (the pipeline's label, smoothing off, against the classifier on the face's original 48x48 "
               "crop, over the found faces). Detect ms is per frame, p50 / p95.", ""]

@@ -12,7 +12,7 @@ deterministic given the seed.
 The placed square IS the FER-2013 framing: a crop of the frame at `box` resized to 48x48
 gives back the source crop (up to interpolation and codec loss). A detector box is usually
 smaller than that square (FER crops are tight, with some margin around the face), which is
-what `benchmarks.calibrate` measures. So `match_placed_faces` counts a detection as a placed face
+what `benchmarks.scenes.calibrate` measures. So `match_placed_faces` counts a detection as a placed face
 when it overlaps the square by IoU >= 0.3, or when it lies inside the square and is at least a
 third of its side: in a loosely framed crop (hands on the cheeks, a profile, a small face in a
 wide photo) the face fills half the square, and a tight box on it overlaps by IoU 0.1-0.3 while

@@ -6,7 +6,7 @@ BlazeFace box, so the model sees other faces than it was trained on unless the c
 and shifted. This module measures by how much:
 
 1. Faces from FER-2013 **PublicTest** (never PrivateTest: every choice here is made on the
-   validation split) are pasted into synthetic stills (`benchmarks.synthetic`) at known squares,
+   validation split) are pasted into synthetic stills (`benchmarks.scenes.synthetic`) at known squares,
    some rotated by +-15 degrees, and the detector runs on each still.
 2. Geometry: for each upright matched face, the margin and vertical shift that turn the
    detector box into the placed square (the true FER framing) exactly:
@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from benchmarks.common.outputs import write_report_files
-from benchmarks.synthetic import make_scene_image
+from benchmarks.scenes.synthetic import make_scene_image
 from edge.atomic import atomic_write_text
 from edge.boxes import match_boxes
 from edge.labels import LABELS
