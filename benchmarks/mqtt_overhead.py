@@ -28,7 +28,7 @@ from benchmarks.soak import looped_copy
 from edge.atomic import atomic_write_text
 from edge.cli import build_parser
 from edge.run_cli import RunConfig, run
-from edge.sinks import RunSummary
+from edge.loop import RunSummary
 
 
 def free_port() -> int:

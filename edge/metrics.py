@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from edge.atomic import sha256_file
-from edge.sinks import STAGES
+from edge.loop import STAGES
 from edge.types import FrameResult
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST  # of `text()`

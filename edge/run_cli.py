@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from edge.capture import SourceSpec
     from edge.mqtt_config import MqttConfig
     from edge.pipeline import Pipeline
-    from edge.sinks import RunSummary, Sink
+    from edge.loop import FrameLoop, RunSummary
+    from edge.sinks import Sink
     from edge.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -190,8 +191,7 @@ class _Run:
         self.sinks: list[Sink] = []
         self.frames_with_faces = 0
         self.heartbeat = Heartbeat(config.stats_interval_s if config.headless else 0.0, time.monotonic())
-        self._min_dt = 1.0 / config.max_fps if config.max_fps > 0 else 0.0
-        self._t_prev: float | None = None
+        self._t_prev: float | None = None  # for the HUD's frames/s
         self.where = "its start"  # the frame being written, for an output that fails mid-run
 
     def open_outputs(self, pipeline=None, capture=None) -> None:
@@ -221,37 +221,38 @@ class _Run:
 
             self.win = RunWindow(self.stop)
 
-    def loop(self, stages, capture) -> CliError | None:
+    def loop(self, loop: FrameLoop, capture) -> CliError | None:
         """Frames until the source ends, a stop signal or the user quits; the source's error, if any."""
-        from edge.capture import EndOfStream, SourceError
+        from edge.capture import SourceError
 
-        while not self.stop.is_set():
-            try:
-                result = stages.next()
-            except EndOfStream:
-                return None
-            except SourceError as exc:
-                return _source_error(self.spec, exc)
-            if self.heartbeat.due(now_s := time.monotonic()):  # also while a camera is stalled
-                cs = capture.stats
-                log.info("%s", self.heartbeat.beat(now_s, cs.drops, cs.skipped, cs.reconnects).text())
-            if result is None:
-                if self.win is not None and self.win.poll_quit():
-                    return None
-                continue
-            if self.video is not None and self.video.frames == 0 and not self.config.fps and capture.media_fps:
-                self.video.fps = capture.media_fps
-            if self.frame(result):
-                return None
+        def on_result(result: FrameResult) -> bool:
+            self._beat(capture)
+            return self.frame(result, capture)
+
+        def on_idle() -> bool:
+            self._beat(capture)  # also while a camera is stalled
+            return self.win is not None and self.win.poll_quit()
+
+        try:
+            loop.run(on_result, on_idle)
+        except SourceError as exc:
+            return _source_error(self.spec, exc)
         return None
 
-    def frame(self, result: FrameResult) -> bool:
-        """Count, write, show one result and keep to --max-fps; True when the user asked to quit."""
+    def _beat(self, capture) -> None:
+        """The headless 'alive' line, when due."""
+        if self.heartbeat.due(now_s := time.monotonic()):
+            cs = capture.stats
+            log.info("%s", self.heartbeat.beat(now_s, cs.drops, cs.skipped, cs.reconnects).text())
+
+    def frame(self, result: FrameResult, capture) -> bool:
+        """Count, write and show one result; True when the user asked to quit."""
+        if self.video is not None and self.video.frames == 0 and not self.config.fps and capture.media_fps:
+            self.video.fps = capture.media_fps
         if self.spec.images:
             from edge.run_window import renumbered
 
             result = renumbered(result)  # each photo's faces are #1..#n, not a running count
-        self.summary.add(result)
         self.heartbeat.add(len(result.faces))
         self.frames_with_faces += len(result.faces) > 0
         now = time.perf_counter()
@@ -266,10 +267,6 @@ class _Run:
             return True
         if self.on_frame is not None:
             self.on_frame(result)
-        if self._min_dt:
-            wait = self._t_prev + self._min_dt - time.perf_counter()
-            if wait > 0 and self.stop.wait(wait):
-                return True
         return False
 
     def _show(self, result: FrameResult) -> bool:
@@ -289,11 +286,9 @@ class _Run:
             self.win.title(f"{WINDOW}: {Path(frame.source).name} ({hint})")
         return self.win.show(shown, still=self.spec.images)
 
-    def close(self, capture) -> OSError | None:
-        """Close every output and the window; the summary takes the capture's counters. Returns
-        the first output that failed to close (a full disk at the video's last packets), if any."""
-        stats = capture.stats
-        self.summary.drops, self.summary.skipped, self.summary.reconnects = stats.drops, stats.skipped, stats.reconnects
+    def close(self) -> OSError | None:
+        """Close every output and the window. Returns the first output that failed to close (a
+        full disk at the video's last packets), if any."""
         failed: OSError | None = None
         for sink in self.sinks:
             try:
@@ -317,11 +312,10 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     models loaded once); `quiet`, no summary or hint on stderr.
     """
     from edge.capture import Capture, SourceError, parse_source
-    from edge.pipeline import stages
+    from edge.loop import FrameLoop, RunSummary
     from edge.pipeline_cli import open_pipeline
     from edge.run_outputs import check_output_paths, stopped_message
     from edge.remote_cli import check_remote
-    from edge.sinks import RunSummary
 
     try:
         spec = spec if spec is not None else parse_source(config.source)
@@ -353,21 +347,17 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
         pipeline = open_pipeline(config.pipeline)
     capture = Capture.from_spec(spec, width=config.width, height=config.height, fps=config.fps, realtime=realtime)
     error: CliError | None = None
-    t_start: float | None = None
     try:
         session.open_outputs(pipeline, capture)
         # Unrelated stills: no remembered faces, tracks or smoothing across them.
         fresh = (lambda _frame: True) if spec.images else None
-        t_start = time.perf_counter()
-        with StopOnSignals(stop), capture, stages(pipeline, capture, fresh=fresh) as loop:
+        with StopOnSignals(stop), capture, FrameLoop(pipeline, capture, stop, max_fps=config.max_fps, fresh=fresh,
+                                                     summary=session.summary) as loop:
             error = session.loop(loop, capture)
-        session.summary.wall_s = time.perf_counter() - t_start
     except OSError as exc:  # an output that cannot be written (full disk, no permission): its reason, no traceback
         error = CliError(stopped_message(exc, session.where, session.sinks), exit_code=1)
     finally:
-        if t_start is not None and not session.summary.wall_s:  # the run ended on an error
-            session.summary.wall_s = time.perf_counter() - t_start
-        failed = session.close(capture)
+        failed = session.close()
         if failed is not None and error is None:
             error = CliError(stopped_message(failed, "its end", session.sinks), exit_code=1)
         if own_pipeline:

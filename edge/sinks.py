@@ -1,4 +1,4 @@
-"""Where results go: JSON Lines, an annotated video, annotated images, and the run summary.
+"""Where results go: JSON Lines, an annotated video and annotated images.
 
 Every output of `fer-edge run` is a Sink: `write(result)` per processed frame, `close()` at
 the end. The video and image sinks save the annotated frame that their `annotate(result)`
@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Protocol
 
@@ -44,9 +43,6 @@ from edge.types import FrameResult
 from edge.video_writer import VIDEO_SUFFIXES  # noqa: F401  (re-exported: the names --save-video takes)
 
 log = logging.getLogger(__name__)
-
-STAGES = ("detect", "preprocess", "classify", "track", "total")
-
 
 def frame_record(result: FrameResult, source: str | None = None) -> dict:
     """The JSON-ready dict for one processed frame (see the module docstring)."""
@@ -287,74 +283,3 @@ class ImageDirSink:
 
     def close(self) -> None:
         """Each image is complete when written: nothing to flush."""
-
-
-@dataclass
-class RunSummary:
-    """Counts and per-stage latencies of a run; `text()` is what the CLI prints at exit.
-
-    Latencies are kept for the last `window` frames only, in one preallocated array, so a run
-    of a week holds as much as a run of a minute; the percentiles describe that window (the
-    text says so once the run is longer). The counts cover the whole run.
-    """
-
-    frames: int = 0
-    faces: int = 0
-    drops: int = 0
-    skipped: int = 0
-    reconnects: int = 0
-    wall_s: float = 0.0
-    window: int = 10_000
-    unit: str = "frames"  # "images" for photo runs
-    show_rate: bool = True  # False where a person sets the pace (photos stepped through by key)
-
-    def __post_init__(self):
-        if self.window < 1:
-            raise ValueError(f"window must be >= 1 frame, not {self.window}")
-        # Filled now, so that its pages are resident from the start and never show up as growth.
-        self._ms = np.full((len(STAGES), self.window), np.nan, np.float32)
-
-    def add(self, result: FrameResult) -> None:
-        t = result.timings
-        self._ms[:, self.frames % self.window] = (t.detect_ms, t.preprocess_ms, t.classify_ms, t.track_ms,
-                                                  t.total_ms)
-        self.frames += 1
-        self.faces += len(result.faces)
-
-    @property
-    def window_frames(self) -> int:
-        """How many frames the percentiles cover: the last min(frames, window)."""
-        return min(self.frames, self.window)
-
-    def percentiles(self, q: float) -> dict[str, float]:
-        """Per stage, the q-th percentile in ms over the window (NaN when no frames)."""
-        n = self.window_frames
-        if not n:
-            return {s: float("nan") for s in STAGES}
-        values = np.percentile(self._ms[:, :n].astype(np.float64), q, axis=1)
-        return {s: float(v) for s, v in zip(STAGES, values)}
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
-
-    def to_json(self) -> dict:
-        return {"frames": self.frames, "faces": self.faces, "drops": self.drops, "skipped": self.skipped,
-                "reconnects": self.reconnects, "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
-                "latency_ms": {"p50": self.percentiles(50), "p95": self.percentiles(95)},
-                "latency_frames": self.window_frames}
-
-    def text(self) -> str:
-        pace = (f"{self.fps:.1f} {self.unit}/s over {self.wall_s:.1f} s" if self.show_rate
-                else f"shown for {self.wall_s:.1f} s")
-        head = (f"{self.unit} {self.frames}  faces {self.faces}  drops {self.drops}  skipped {self.skipped}  "
-                f"reconnects {self.reconnects}  {pace}")
-        if not self.frames:
-            return head
-        p50, p95 = self.percentiles(50), self.percentiles(95)
-        span = f" (last {self.window_frames} {self.unit})" if self.frames > self.window else ""
-        lines = [head,
-                 "latency ms   " + "  ".join(f"{s:>10}" for s in STAGES) + span,
-                 "  p50        " + "  ".join(f"{p50[s]:10.2f}" for s in STAGES),
-                 "  p95        " + "  ".join(f"{p95[s]:10.2f}" for s in STAGES)]
-        return "\n".join(lines)

@@ -256,7 +256,7 @@ def _run(task: Task, settings: Settings, stem: Path, stop) -> Outcome:
     from edge.cli import CliError
     from edge.report import label_shares, read_run, summarize, write_summary_csv
     from edge.run_cli import RunConfig, run
-    from edge.sinks import RunSummary
+    from edge.loop import RunSummary
 
     image = task.kind == "image"
     spec = SourceSpec("image", task.path, (task.path,)) if image else SourceSpec("video", task.path)

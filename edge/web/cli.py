@@ -154,7 +154,6 @@ def _live_stream(args: argparse.Namespace, spec, live_pipeline, metrics=None):
     second thread while the previous one is drawn and encoded."""
     from edge.capture import Capture
     from edge.overlay import draw
-    from edge.pipeline import stages
     from edge.web.app import face_records
     from edge.web.live import LiveStream
 
@@ -164,10 +163,10 @@ def _live_stream(args: argparse.Namespace, spec, live_pipeline, metrics=None):
     # Files play at their own frame rate (realtime), dropping frames when the CPU falls behind.
     return LiveStream(
         lambda: Capture.from_spec(spec, width=args.width, height=args.height, fps=args.fps, realtime=True),
-        live_pipeline.process_frame, lambda image, result, fps: draw(image, result, fps),
+        live_pipeline, lambda image, result, fps: draw(image, result, fps),
         lambda result: face_records(result, with_ids=True),
         source_name=public_source_name(spec), jpeg_quality=args.jpeg_quality, max_clients=max_clients,
-        max_fps=args.max_fps, stages=lambda capture: stages(live_pipeline, capture, fresh=fresh),
+        max_fps=args.max_fps, fresh=fresh,
         on_result=metrics.write if metrics is not None else None,
         wait_for_viewer=spec.kind == "video")  # a file plays for its first viewer, not to an empty room
 

@@ -14,13 +14,17 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
 
+from edge.loop import FrameLoop
 from edge.types import Frame, FrameResult
 from edge.web.shares import LabelShares
+
+if TYPE_CHECKING:
+    from edge.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -46,39 +50,37 @@ class TooManyClients(RuntimeError):
 
 
 class LiveStream:
-    """`with LiveStream(open_capture, process, draw, to_records) as live: live.wait_newer(seq)`.
+    """`with LiveStream(open_capture, pipeline, draw, to_records) as live: live.wait_newer(seq)`.
 
     open_capture: () -> an entered-able edge.capture.Capture (opened on the live thread).
-    process: Frame -> FrameResult (the live pipeline; only this thread calls it).
+    pipeline: the live edge.pipeline.Pipeline (only this thread, and its detection thread, use
+    it), run by the frame loop (edge.loop.FrameLoop) with `workers`, `fresh` and `max_fps`.
     draw: (image_bgr, FrameResult, fps or None) -> annotated image_bgr.
     to_records: FrameResult -> list of API face records.
-    stages: optional capture -> a frame-loop driver with `next()` (edge.pipeline.stages), used
-    instead of `process`, so that detection can run on a second thread.
     on_result: optional FrameResult -> None, called on the live thread for every processed frame
     (the /metrics counters).
     wait_for_viewer: open the source only once the first MJPEG viewer connects (a file: it
     plays for someone, instead of running out before anyone opens the Live page).
     """
 
-    def __init__(self, open_capture: Callable[[], object], process: Callable[[Frame], FrameResult],
+    def __init__(self, open_capture: Callable[[], object], pipeline: Pipeline,
                  draw: Callable[[np.ndarray, FrameResult, float | None], np.ndarray],
                  to_records: Callable[[FrameResult], list], *, source_name: str = "",
                  jpeg_quality: int = 80, max_clients: int = 4, max_fps: float = 0.0,
-                 join_timeout_s: float = 5.0, stages: Callable[[object], object] | None = None,
+                 join_timeout_s: float = 5.0, workers: int | None = None,
+                 fresh: Callable[[Frame], bool] | None = None,
                  on_result: Callable[[FrameResult], None] | None = None, wait_for_viewer: bool = False):
         self.source_name = source_name
         self.wait_for_viewer = wait_for_viewer
         self._open_capture = open_capture
-        self._process = process
-        self._stages = stages
+        self._pipeline = pipeline
+        self._workers, self._fresh, self._max_fps = workers, fresh, max_fps
         self._draw = draw
         self._to_records = to_records
         self._on_result = on_result
         self._jpeg_params = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
         self.max_clients = max_clients
         self._join_timeout_s = join_timeout_s
-        # A cap on processed frames/s leaves CPU for API requests (a Pi); live sources drop the rest.
-        self._min_dt_s = 1.0 / max_fps if max_fps > 0 else 0.0
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._latest: LiveFrame | None = None
@@ -141,13 +143,10 @@ class LiveStream:
             with self._open_capture() as capture:
                 self._set_state(RUNNING)
                 try:
-                    for result, t_frame in self._results(capture):
-                        self._publish(result, t_frame)
-                        if self._min_dt_s:
-                            wait = t_frame + self._min_dt_s - time.perf_counter()
-                            if wait > 0 and self._stop.wait(wait):
-                                break
-                        self._capture_stats = capture.stats
+                    # A cap on processed frames/s leaves CPU for API requests (a Pi); live sources drop the rest.
+                    with FrameLoop(self._pipeline, capture, self._stop, max_fps=self._max_fps, fresh=self._fresh,
+                                   workers=self._workers) as loop:
+                        loop.run(lambda result: self._publish(result, capture))
                 finally:
                     self._capture_stats = capture.stats
             self._encode_unwatched_last()  # a viewer who joins after the end still sees the last frame
@@ -158,31 +157,14 @@ class LiveStream:
             final, error = FAILED, str(exc) or type(exc).__name__
         self._set_state(final, error)
 
-    def _results(self, capture) -> Iterator[tuple[FrameResult, float]]:
-        """(result, perf_counter when its processing started), until the end or a stop."""
-        if self._stages is None:
-            for frame in capture.frames(stop=self._stop):
-                t0 = time.perf_counter()
-                yield self._process(frame), t0
-            return
-        from edge.capture import EndOfStream
-
-        with self._stages(capture) as loop:
-            while not self._stop.is_set():
-                try:
-                    result = loop.next()
-                except EndOfStream:
-                    return
-                if result is not None:
-                    # Detection may have run ahead on another thread: count the stages' own time.
-                    yield result, time.perf_counter() - result.timings.total_ms / 1e3
-
     def _encode(self, image: np.ndarray, result: FrameResult, fps: float) -> bytes | None:
         annotated = self._draw(image, result, fps if fps > 0 else None)
         ok, buf = cv2.imencode(".jpg", annotated, self._jpeg_params)
         return buf.tobytes() if ok else None
 
-    def _publish(self, result: FrameResult, t0: float) -> None:
+    def _publish(self, result: FrameResult, capture) -> None:
+        t0 = time.perf_counter()
+        self._capture_stats = capture.stats
         frame = result.frame
         fps = self.fps()
         with self._cond:
@@ -204,7 +186,8 @@ class LiveStream:
             seq = self._latest.seq + 1 if self._latest is not None else 0
             self._latest = LiveFrame(seq=seq, jpeg=jpeg, width=w, height=h,
                                      faces=self._to_records(result),
-                                     latency_ms=(time.perf_counter() - t0) * 1000.0, t=now)
+                                     latency_ms=result.timings.total_ms + (time.perf_counter() - t0) * 1e3,
+                                     t=now)
             self._frames += 1
             self._publish_times.append(now)
             self._cond.notify_all()

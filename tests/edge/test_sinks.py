@@ -1,4 +1,4 @@
-"""Outputs: the JSONL record builder, the JSONL/video/image sinks and the run summary."""
+"""Outputs: the JSONL record builder and the JSONL/video/image sinks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.sinks import ImageDirSink, JsonlSink, OutputError, RunSummary, SavedFrames, Sink, VideoSink, frame_record
+from edge.sinks import ImageDirSink, JsonlSink, OutputError, SavedFrames, Sink, VideoSink, frame_record
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
 
@@ -146,62 +146,3 @@ def test_saving_sinks_share_one_annotated_frame_per_result(tmp_path):
     assert sinks[1].frames == 2 and len((tmp_path / "r.jsonl").read_text().splitlines()) == 2
     with pytest.raises(TypeError, match="annotate"):
         VideoSink(tmp_path / "w.avi").write(first)
-
-
-def test_run_summary_percentiles_and_text():
-    s = RunSummary()
-    for k in range(1, 101):
-        r = make_result(1)
-        object.__setattr__(r, "timings", StageTimings(detect_ms=k, preprocess_ms=0, classify_ms=1,
-                                                        track_ms=0, total_ms=k + 1))
-        s.add(r)
-    s.drops, s.skipped, s.wall_s = 4, 2, 10.0
-    assert s.percentiles(50)["detect"] == pytest.approx(50.5)
-    assert s.percentiles(95)["total"] == pytest.approx(96.05)
-    assert s.fps == pytest.approx(10.0)
-    text = s.text()
-    for words in ("frames 100", "drops 4", "skipped 2", "10.0 frames/s", "p50", "p95", "detect", "classify"):
-        assert words in text
-    assert RunSummary().text().startswith("frames 0")  # no frames: the counts, no NaN table
-
-
-def _timed(ms: float):
-    r = make_result(1)
-    object.__setattr__(r, "timings", StageTimings(detect_ms=ms, preprocess_ms=0, classify_ms=1, track_ms=0,
-                                                    total_ms=ms + 1))
-    return r
-
-
-def test_run_summary_memory_is_bounded_by_its_window():
-    """A long run holds no more than a short one: a fixed window of latencies, whole-run counts."""
-    import tracemalloc
-
-    s = RunSummary(window=1000)
-    result = _timed(5.0)
-    tracemalloc.start()
-    try:
-        for _ in range(1000):
-            s.add(result)
-        after_window, _ = tracemalloc.get_traced_memory()
-        for _ in range(20_000):
-            s.add(result)
-        after_long_run, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert after_long_run - after_window < 1024, (after_window, after_long_run)
-    assert s.frames == 21_000 and s.faces == 21_000 and s.window_frames == 1000
-
-
-def test_run_summary_percentiles_describe_the_last_window():
-    s = RunSummary(window=100)
-    for k in range(1, 301):
-        s.add(_timed(float(k)))
-    assert s.frames == 300
-    assert s.percentiles(50)["detect"] == pytest.approx(250.5)  # frames 201..300 only
-    assert s.percentiles(95)["total"] == pytest.approx(296.05)  # totals 202..301
-    text = s.text()
-    assert "frames 300" in text and "(last 100 frames)" in text
-    assert s.to_json()["latency_frames"] == 100
-    short = RunSummary(window=100)
-    short.add(_timed(1.0))
-    assert "last" not in short.text()

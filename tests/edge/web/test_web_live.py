@@ -25,7 +25,7 @@ def live_pipeline(detector_dir, emotion_model):
 
 def make_live(path, pipeline, realtime=True, max_clients=4, max_fps=0.0) -> LiveStream:
     spec = parse_source(str(path))
-    return LiveStream(lambda: Capture.from_spec(spec, realtime=realtime), pipeline.process_frame,
+    return LiveStream(lambda: Capture.from_spec(spec, realtime=realtime), pipeline,
                       lambda image, result, fps: draw(image, result, fps),
                       lambda result: face_records(result, with_ids=True),
                       source_name=str(path), max_clients=max_clients, max_fps=max_fps)
@@ -160,7 +160,7 @@ def test_nothing_is_drawn_or_encoded_while_nobody_watches(tmp_path, fer_faces, l
         return draw(image, result, fps)
 
     spec = parse_source(str(video))
-    live = LiveStream(lambda: Capture.from_spec(spec, realtime=True), live_pipeline.process_frame, counting_draw,
+    live = LiveStream(lambda: Capture.from_spec(spec, realtime=True), live_pipeline, counting_draw,
                       lambda result: face_records(result, with_ids=True), source_name=str(video))
     with live:
         wait_for(lambda: live.latest() is not None and live.latest().seq >= 2, what="three frames")
@@ -177,10 +177,9 @@ def test_nothing_is_drawn_or_encoded_while_nobody_watches(tmp_path, fer_faces, l
         assert image is not None and image.shape == (240, 320, 3)
 
 
-def test_a_stages_driver_publishes_every_frame_in_order(tmp_path, fer_faces, live_pipeline):
-    """With `stages` (detection possibly on a second thread), frames still come out in order."""
-    from edge.pipeline import stages
-
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_frame_is_published_in_order_with_either_worker_count(tmp_path, fer_faces, live_pipeline, workers):
+    """Detection on this thread or one frame ahead on a second: frames still come out in order."""
     video = write_video(tmp_path / "v.avi", fer_faces, n_frames=12)
     live_pipeline.reset()
     spec = parse_source(str(video))
@@ -190,9 +189,9 @@ def test_a_stages_driver_publishes_every_frame_in_order(tmp_path, fer_faces, liv
         seen.append(result.frame.index)
         return face_records(result, with_ids=True)
 
-    live = LiveStream(lambda: Capture.from_spec(spec, realtime=False), live_pipeline.process_frame,
+    live = LiveStream(lambda: Capture.from_spec(spec, realtime=False), live_pipeline,
                       lambda image, result, fps: draw(image, result, fps), records, source_name=str(video),
-                      stages=lambda capture: stages(live_pipeline, capture, 2))
+                      workers=workers)
     with live:
         wait_for(lambda: live.finished, what="the end of the video")
         assert live.stats()["state"] == ENDED and live.stats()["frames"] == 12
