@@ -6,7 +6,7 @@ the command runs inside an interpreter that has already imported fer-edge, and o
 timed. The 1-minute load average is recorded before and after each figure, because the machine
 may be shared.
 
-- videos: 8 real-photo videos (benchmarks.photo_video, seeds 0-2, the first 8 of interview
+- videos: 8 real-photo videos (benchmarks.photos.videos, seeds 0-2, the first 8 of interview
   640x360, clip 720x480, crowd 1920x1080 in turn, --frames each), through `fer-edge run --source V
   --headless --jsonl` one after another, `fer-edge batch --engine local`, and `--engine ray`, on
   a Ray head started beforehand on this machine (ray.cluster_utils.Cluster, shut down
@@ -75,7 +75,7 @@ def _frames(out_dir: Path) -> int:
 
 
 def make_videos(photos: Path, folder: Path, frames: int) -> list[Path]:
-    from benchmarks.photo_video import make_all
+    from benchmarks.photos.videos import make_all
 
     paths: list[Path] = []
     for seed in range(3):

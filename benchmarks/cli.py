@@ -173,7 +173,7 @@ def _cmd_soak(args) -> int:
 
 
 def _cmd_photos(args) -> int:
-    from benchmarks import photos
+    from benchmarks.photos import accuracy as photos
 
     from edge.cli import CliError, require
 

@@ -28,7 +28,7 @@ CHANGE_MIN_PX = 6  # changed thumbnail pixels from which a part of the frame has
 # A sure face whose surroundings stand still keeps its detection for at most this many frames in
 # a row: a still crowd (a classroom) then runs about a third of its tiled windows, and the network
 # ran on 35 % of the frames of a one-face video of a real photo in slow pan and zoom (the interview
-# stand-in of benchmarks.photo_video). (Unsure faces are looked at again on every frame, so a
+# stand-in of benchmarks.photos.videos). (Unsure faces are looked at again on every frame, so a
 # false detection is not carried.)
 CARRY_FRAMES = 2
 # Carried faces are at least this wide: in the 8x thumbnail a smaller face spans too few pixels for

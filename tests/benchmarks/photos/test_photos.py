@@ -1,4 +1,4 @@
-"""benchmarks/photos.py: the end-to-end scorer of a labelled photo folder."""
+"""benchmarks/photos/accuracy.py: the end-to-end scorer of a labelled photo folder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.photos import LabelledPhotos, PhotosError, load_labelled_folder, run_photos, scores, write_outputs
+from benchmarks.photos.accuracy import (LabelledPhotos, PhotosError, load_labelled_folder, run_photos, scores,
+                                         write_outputs)
 from edge.labels import LABEL_INDEX, LABELS
 from edge.pipeline import Pipeline, PipelineConfig
 
@@ -145,7 +146,7 @@ def test_labelled_photos_half_is_stable():
     ((350, 350), (0, 80, 300, 350), [(50, 350)]),  # only the strip above
 ])
 def test_negative_crops_never_overlap_the_face(shape, box, want):
-    from benchmarks.photos import negative_crops
+    from benchmarks.photos.accuracy import negative_crops
 
     image = np.zeros((*shape, 3), np.uint8)
     crops = negative_crops(image, np.array(box), margin=0.1, min_side=32)

@@ -1,4 +1,4 @@
-"""benchmarks.photo_video: benchmark videos made of labelled photos."""
+"""benchmarks.photos.videos: benchmark videos made of labelled photos."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.photo_video import VIDEOS, main, make_all
+from benchmarks.photos.videos import VIDEOS, main, make_all
 
 
 @pytest.fixture

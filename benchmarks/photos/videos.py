@@ -1,6 +1,6 @@
 """Benchmark videos made of real photographs, for speed comparisons on real faces and backgrounds.
 
-    python -m benchmarks.photo_video --photos ../shared/data/wild --out reports/photo_videos
+    python -m benchmarks.photos.videos --photos ../shared/data/wild --out reports/photo_videos
     fer-edge bench --source reports/photo_videos/interview_640x360.mp4 --peer on
 
 The synthetic scene videos (benchmarks.scenes.synthetic) paste tight 48x48 FER-2013 crops on flat
@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.photos import load_labelled_folder
+from benchmarks.photos.accuracy import load_labelled_folder
 from benchmarks.scenes.synthetic import open_writer
 
 
@@ -132,7 +132,7 @@ def make_all(photos_root: str | Path, out_dir: str | Path, *, n_frames: int = 15
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.photo_video", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.photos.videos", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--photos", required=True, help="labelled photo folder: <class>/<image>")
     ap.add_argument("--out", default="reports/photo_videos", help="output folder")
