@@ -35,7 +35,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser, frames: int, json_help: str) 
 
 
 def _config(args, peer: str):
-    from benchmarks.pipeline import BenchConfig
+    from benchmarks.speed.pipeline import BenchConfig
 
     from edge.cli import CliError
 
@@ -130,8 +130,8 @@ def register(sub) -> None:
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
     a.set_defaults(func=_cmd_all)
 
-    from benchmarks import gil
     from benchmarks.scenes import accuracy, calibrate, crowd, threshold
+    from benchmarks.speed import gil
 
     for module in (threshold, accuracy, calibrate, crowd, gil):
         module.register(bsub)
@@ -144,7 +144,7 @@ def _print_outputs(paths: dict) -> None:
 
 def _measure(args, peer: str, run, module, prefix: str) -> int:
     """Run a benchmark of the pipeline on --source; write, print and list its outputs."""
-    from benchmarks.pipeline import BenchError
+    from benchmarks.speed.pipeline import BenchError
 
     from edge.cli import CliError, require
 
@@ -161,13 +161,13 @@ def _measure(args, peer: str, run, module, prefix: str) -> int:
 
 
 def _cmd_pipeline(args) -> int:
-    from benchmarks import pipeline as bp
+    from benchmarks.speed import pipeline as bp
 
     return _measure(args, args.peer, bp.run_pipeline_bench, bp, "bench")
 
 
 def _cmd_soak(args) -> int:
-    from benchmarks import soak
+    from benchmarks.speed import soak
 
     return _measure(args, "off", soak.run_soak, soak, "soak")
 
@@ -214,7 +214,7 @@ def _models_dir(arg: str | None) -> Path:
 
 
 def _cmd_classifier(args) -> int:
-    from benchmarks import classifier as bc
+    from benchmarks.speed import classifier as bc
 
     from edge.cli import CliError
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.soak import looped_copy
+from benchmarks.speed.soak import looped_copy
 from edge.atomic import atomic_write_text
 from edge.cli import build_parser
 from edge.run_cli import RunConfig, run

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import classifier as bc
-from benchmarks import pipeline as bp
+from benchmarks.speed import classifier as bc
+from benchmarks.speed import pipeline as bp
 from edge.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, 
 
     soak_report = None
     if soak_frames > 0:
-        from benchmarks import soak
+        from benchmarks.speed import soak
 
         video = videos[VIDEOS[0][0]]
         soak_report = soak.run_soak(bp.BenchConfig(source=str(video), pipeline=pipeline, frames=soak_frames,
@@ -242,7 +242,7 @@ def results_markdown(pipeline_reports: dict, cls_report: dict, soak_report: dict
         lines += [bp.markdown(rep).replace("### ", "## ", 1), f"![per-stage latency](pipeline_{name}.png)", ""]
     lines += [bc.markdown(cls_report).replace("### ", "## ", 1), ""]
     if soak_report:
-        from benchmarks import soak
+        from benchmarks.speed import soak
 
         lines += [soak.markdown(soak_report).replace("### ", "## ", 1), "![RSS over time](soak.png)", ""]
     if isinstance(scenes_report, dict) and scenes_report.get("markdown"):

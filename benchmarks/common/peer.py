@@ -120,7 +120,7 @@ class FerPeer:
 
 
 class PeerSide:
-    """The peer on one reader (a benchmarks.pipeline.FrameReader): `step()` measures one frame.
+    """The peer on one reader (a benchmarks.speed.pipeline.FrameReader): `step()` measures one frame.
 
     Stages: decode; detect (gray conversion + Haar: fer's `find_faces`); classify (fer's
     `detect_emotions` given those boxes: gray conversion, padding, crop, resize, normalise,

@@ -1,7 +1,7 @@
 """Per-frame samples of a benchmark run, their statistics, and the interleaved measuring loop.
 
 `run_interleaved` measures one or more "sides" (objects with `step()`, `samples` and `name`:
-fer-edge's pipeline in benchmarks.pipeline, the peer in benchmarks.common.peer) in alternating
+fer-edge's pipeline in benchmarks.speed.pipeline, the peer in benchmarks.common.peer) in alternating
 blocks of frames, accounting wall time, CPU time and RSS per side; `samples_report` turns
 one side's RunSamples into the report's numbers.
 """

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.common import peer
-from benchmarks.pipeline import FrameReader
+from benchmarks.speed.pipeline import FrameReader
 from benchmarks.scenes.synthetic import make_scene_image, make_scene_video
 
 pytestmark = pytest.mark.skipif(not peer.available(),
@@ -66,7 +66,7 @@ def test_peer_accuracy_schema(private):
 
 
 def test_side_by_side_in_one_run(private, tmp_path):
-    from benchmarks import pipeline as bp
+    from benchmarks.speed import pipeline as bp
 
     crops, labels = private
     truth = make_scene_video(tmp_path / "v.mp4", crops, labels, n_frames=8, size=(320, 240), faces_per_frame=1,

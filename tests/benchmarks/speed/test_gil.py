@@ -1,10 +1,10 @@
-"""benchmarks/gil.py: what it measures over a stage's work, and its table."""
+"""benchmarks/speed/gil.py: what it measures over a stage's work, and its table."""
 
 from __future__ import annotations
 
 import time
 
-from benchmarks.gil import gil_markdown, python_progress
+from benchmarks.speed.gil import gil_markdown, python_progress
 
 
 def test_progress_is_measured_over_the_work_and_reported():

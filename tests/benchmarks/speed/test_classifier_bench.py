@@ -1,4 +1,4 @@
-"""benchmarks/classifier.py: the micro-benchmark on the shipped model, tiny iteration counts."""
+"""benchmarks/speed/classifier.py: the micro-benchmark on the shipped model, tiny iteration counts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks import classifier as bc
+from benchmarks.speed import classifier as bc
 from edge.labels import LABELS
 
 

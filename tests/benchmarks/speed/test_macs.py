@@ -1,10 +1,10 @@
-"""benchmarks/macs.py: MACs counted from a .tflite graph, checked against a network whose MACs are known."""
+"""benchmarks/speed/macs.py: MACs counted from a .tflite graph, checked against a network whose MACs are known."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.macs import count_macs, main
+from benchmarks.speed.macs import count_macs, main
 
 
 def test_counts_conv_depthwise_and_dense_macs_of_a_real_converted_model(tmp_path):

@@ -1,4 +1,4 @@
-"""benchmarks/pipeline.py: a short real run on a video written here -> JSON, markdown, PNG."""
+"""benchmarks/speed/pipeline.py: a short real run on a video written here -> JSON, markdown, PNG."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import pipeline as bp
+from benchmarks.speed import pipeline as bp
 from benchmarks.common.samples import STAGES
 from benchmarks.scenes.synthetic import make_scene_video
 

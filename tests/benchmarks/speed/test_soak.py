@@ -1,4 +1,4 @@
-"""benchmarks/soak.py: the loop of `fer-edge run` over many frames, RSS growth and slope, outputs."""
+"""benchmarks/speed/soak.py: the loop of `fer-edge run` over many frames, RSS growth and slope, outputs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import cv2
 import pytest
 
-from benchmarks import soak
-from benchmarks.pipeline import BenchConfig, BenchError
+from benchmarks.speed import soak
+from benchmarks.speed.pipeline import BenchConfig, BenchError
 from benchmarks.scenes.synthetic import make_scene_video
 
 

@@ -3,7 +3,7 @@
 The base of the README's Raspberry Pi estimate: a Pi's speed is not measured here, so it is
 estimated from the work per frame and published per-core figures.
 
-    python -m benchmarks.macs models/emotion_int8.tflite $FER_EDGE_MODEL_DIR/blaze_face_short_range.tflite
+    python -m benchmarks.speed.macs models/emotion_int8.tflite $FER_EDGE_MODEL_DIR/blaze_face_short_range.tflite
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def count_macs(path: str) -> ModelMacs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.macs", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed.macs", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help=".tflite files")
     args = parser.parse_args(argv)
     for path in args.models:

@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 
 from benchmarks.common.outputs import pyplot, save_figure
-from benchmarks.pipeline import SCHEMA, BenchConfig, BenchError, FrameReader, _thin, model_info, to_json
+from benchmarks.speed.pipeline import SCHEMA, BenchConfig, BenchError, FrameReader, _thin, model_info, to_json
 from edge.machine import machine_info
 
 SLOPE_FRAMES = 10_000  # the slope is reported per this many frames

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.pipeline import SCHEMA
+from benchmarks.speed.pipeline import SCHEMA
 from benchmarks.common.samples import summarize
 from edge.machine import machine_info
 from train.data import DATA_ENV
