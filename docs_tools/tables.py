@@ -291,7 +291,8 @@ def workers(root: Path) -> str:
 
 
 def batch(root: Path) -> str:
-    """`fer-edge batch` against `fer-edge run` one video after another, resume and photos (benchmarks.batch)."""
+    """`fer-edge batch` against `fer-edge run` one video after another, resume and photos
+    (benchmarks.commands.batch)."""
     r = load(root, "reports/batch/batch.json")
     serial, local = r["run_one_after_another"], r["batch_local"]
 
@@ -320,7 +321,8 @@ def batch(root: Path) -> str:
 
 
 def mqtt_overhead(root: Path) -> str:
-    """What `--mqtt` costs a headless run: alternating pairs against a real broker (benchmarks.mqtt_overhead)."""
+    """What `--mqtt` costs a headless run: alternating pairs against a real broker
+    (benchmarks.commands.mqtt_overhead)."""
     r = load(root, "reports/mqtt/mqtt.json")
     rows = [[str(i), num(p["plain"]["fps"]), num(p["mqtt"]["fps"]), f"{p['ratio']:.3f}"]
             for i, p in enumerate(r["pairs"], 1)]

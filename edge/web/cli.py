@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_ENV = "FER_EDGE_TOKEN"
 # Still-image pipelines. One behind a lock measured as fast as a pool of two on 2 cores (each
-# interpreter already uses the cores; two only contend): see benchmarks/web_load.py.
+# interpreter already uses the cores; two only contend): see benchmarks/commands/web_load.py.
 DEFAULT_PIPELINES = 1
 
 

@@ -1,4 +1,4 @@
-"""benchmarks.mqtt_overhead: pairs of real runs against a real mosquitto, and the report they give."""
+"""benchmarks.commands.mqtt_overhead: pairs of real runs against a real mosquitto, and the report they give."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytest.importorskip("paho.mqtt.client", reason="needs paho-mqtt: pip install '.[
 if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
     pytest.skip("needs Debian's mosquitto package (apt-get install mosquitto)", allow_module_level=True)
 
-from benchmarks.mqtt_overhead import main  # noqa: E402
+from benchmarks.commands.mqtt_overhead import main  # noqa: E402
 
 
 def _video(path: Path, faces: np.ndarray, frames: int = 40) -> Path:

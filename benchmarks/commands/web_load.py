@@ -6,8 +6,8 @@ keep-alive connections for --duration-s seconds, and reports requests/s, latency
 errors, and the server's RSS (psutil) before and after. `--pipelines 1,2` compares one pipeline
 behind a lock with a pool of two.
 
-    python -m benchmarks.web_load --clients 20 --duration-s 60 --pipelines 1,2
-    python -m benchmarks.web_load --url http://127.0.0.1:8000 --token T   # an already running server
+    python -m benchmarks.commands.web_load --clients 20 --duration-s 60 --pipelines 1,2
+    python -m benchmarks.commands.web_load --url http://127.0.0.1:8000 --token T   # an already running server
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def stop_server(proc) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.web_load", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.commands.web_load", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default=None, help="benchmark this running server instead of starting one")
     p.add_argument("--token", default=None, help="bearer token for --url")

@@ -4,7 +4,7 @@ A real broker (Debian's mosquitto, started here on a free loopback port) receive
 record. The runs alternate, with and without MQTT, so that a machine whose load drifts shifts
 both sides alike; the report gives each pair's ratio and their median.
 
-    python -m benchmarks.mqtt_overhead --source VIDEO --frames 3000 --rounds 6 --out reports/mqtt
+    python -m benchmarks.commands.mqtt_overhead --source VIDEO --frames 3000 --rounds 6 --out reports/mqtt
 
 `--frames` plays the video over and over to that length first (a copy in a temporary folder), so
 that the connection at the start and the flush at the end weigh little against the frames.
@@ -116,7 +116,7 @@ def markdown(r: dict, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.mqtt_overhead", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.commands.mqtt_overhead", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", required=True, help="a video file")
     ap.add_argument("--frames", type=int, default=3000,
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         r = measure(source, args.rounds, Path(tmp))
     r["source"] = args.source
     r["frames_per_run"] = r["pairs"][0]["plain"]["frames"]
-    command = (f"python -m benchmarks.mqtt_overhead --source {args.source} --frames {args.frames} "
+    command = (f"python -m benchmarks.commands.mqtt_overhead --source {args.source} --frames {args.frames} "
                f"--rounds {args.rounds} --out {args.out}")
     r["command"] = command
     args.out.mkdir(parents=True, exist_ok=True)

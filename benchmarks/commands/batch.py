@@ -14,7 +14,7 @@ may be shared.
 - resume: the 8 videos and 92 photos (100 inputs) analysed, then the same command again;
 - photos: --photo-count distinct photos of the folder, default settings and --scan frame.
 
-    python -m benchmarks.batch --photos ../shared/data/wild --out reports/batch
+    python -m benchmarks.commands.batch --photos ../shared/data/wild --out reports/batch
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def markdown(r: dict, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     from edge.cli import HelpFormatter
 
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.commands.batch", description=__doc__.split("\n\n")[0],
                                  formatter_class=HelpFormatter)
     ap.add_argument("--photos", required=True, help="labelled photo folder: <class>/<image> (../shared/data/wild)")
     ap.add_argument("--out", default="reports/batch", help="where batch.json and batch.md go")
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="fer-edge-batch-bench-")
     work = Path(args.work or tmp.name)
     work.mkdir(parents=True, exist_ok=True)
-    command = "python -m benchmarks.batch " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.commands.batch " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         result = measure(Path(args.photos), work, args.frames, args.photo_count, ray=not args.no_ray)
     except (RuntimeError, ValueError, OSError) as exc:
