@@ -1,7 +1,7 @@
 """End to end: `fer-edge run` on a real video of two FER-2013 faces whose expressions change at
 known times, then `fer-edge report`; and `fer-edge run --report` stopped by a real signal.
 
-The video comes from benchmarks.timeline_demo: its faces are chosen at test time by running the
+The video comes from benchmarks.demos.timeline: its faces are chosen at test time by running the
 pipeline on each candidate where the video will show it, keeping those it labels correctly and
 confidently, so the test holds for any model that recognises some faces well, not only today's.
 """
@@ -29,7 +29,7 @@ EMOTION_MODEL = REPO / "models" / "emotion_int8.tflite"
 
 @pytest.fixture(scope="module")
 def two_face_video(tmp_path_factory, faces_dir, detector_dir):
-    from benchmarks.timeline_demo import make_two_face_video
+    from benchmarks.demos.timeline import make_two_face_video
 
     path = tmp_path_factory.mktemp("two_faces") / "two_faces.mp4"
     return make_two_face_video(faces_dir, path, model=str(EMOTION_MODEL), detector_model=str(detector_dir))

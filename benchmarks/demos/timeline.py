@@ -1,7 +1,7 @@
 """Videos with known expression changes, for `fer-edge report` (its end-to-end test and README chart).
 
-    python -m benchmarks.timeline_demo two-faces --out reports/timeline/two_faces
-    python -m benchmarks.timeline_demo panel --out reports/timeline/panel
+    python -m benchmarks.demos.timeline two-faces --out reports/timeline/two_faces
+    python -m benchmarks.demos.timeline panel --out reports/timeline/panel
 
 `two-faces`: two FER-2013 PublicTest faces on a 1280x720 room, each switching from label X to
 label Y at a known time (A at 5 s, B at 3 s, of 8 s). The faces are chosen by running the
@@ -225,7 +225,7 @@ def make_panel_video(data: Path, path: Path, model: str | None = None) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.timeline_demo", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m benchmarks.demos.timeline", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("scene", choices=("two-faces", "panel"))
     p.add_argument("--out", required=True, help="the report folder (timeline.png, ...) and the video")

@@ -1,6 +1,6 @@
 """Screenshots of the overlay on a crowd and on a one-face video, with a layout check.
 
-    python -m benchmarks.overlay_shots --out reports/overlay
+    python -m benchmarks.demos.overlay_shots --out reports/overlay
 
 The crowd is a synthetic still (benchmarks.scenes.synthetic) with 12 FER-2013 PublicTest faces. BlazeFace
 short range cannot see faces this small in a whole 1280x720 frame, so each face is found by the
@@ -144,7 +144,7 @@ def run(out: Path, data: str, seed: int, pipeline: PipelineConfig | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.overlay_shots", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m benchmarks.demos.overlay_shots", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("--out", default="reports/overlay", help="folder for the JPEGs and overlay.json")
     p.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 folder (PublicTest faces)")
