@@ -233,7 +233,7 @@ def _cmd_classifier(args) -> int:
 
 
 def _cmd_all(args) -> int:
-    from benchmarks import report as br
+    from benchmarks import results as br
 
     from edge.cli import CliError, require
 
