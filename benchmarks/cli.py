@@ -1,4 +1,5 @@
-"""`fer-edge bench`: the pipeline benchmark, and its subcommands (classifier, soak, all, scenes, calibrate).
+"""`fer-edge bench`: the pipeline benchmark, and its subcommands (classifier, soak, photos, all; and from
+their own modules threshold, scenes, calibrate, crowd, gil).
 
     fer-edge bench --source video.mp4 --frames 300 --json reports/bench.json
     fer-edge bench classifier --models-dir models

@@ -1,6 +1,9 @@
 """The documentation against the reports: every generated table matches its JSON, a wrong figure
-is caught, and the user-facing pages carry no internal references."""
+is caught, the user-facing pages carry no internal references, and every command the docs and
+the committed reports name exists."""
 
+import argparse
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -104,3 +107,60 @@ def test_relative_links_resolve(path):
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
     missing = [link for link in links if "://" not in link and not (path.parent / link).exists()]
     assert missing == []
+
+
+# `python -m MODULE` and `fer-edge bench SUBCOMMAND`, also where a line break splits them.
+COMMAND = re.compile(r"python -m\s+([A-Za-z_][\w.]*\w)|fer-edge bench\s+([a-z][\w-]*)")
+
+
+def _bench_subcommands() -> set[str]:
+    from edge.cli import build_parser
+
+    def subparsers(parser: argparse.ArgumentParser) -> dict:
+        return next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    return set(subparsers(subparsers(build_parser())["bench"]))
+
+
+def _runnable(module: str) -> bool:
+    """True when `python -m module` would run something: a module with a __main__ block, or a
+    package with a __main__ module."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        return False
+    if spec is None:
+        return False
+    if spec.submodule_search_locations is not None:
+        return _runnable(module + ".__main__")
+    return spec.origin is not None and (not spec.origin.endswith(".py") or "__main__" in Path(spec.origin).read_text())
+
+
+def unknown_commands(text: str, bench: set[str]) -> list[str]:
+    """The commands in text that do not exist: a module `python -m` cannot run, or a `fer-edge
+    bench` subcommand that is not registered."""
+    return [m[0] for m in COMMAND.finditer(text)
+            if (m[1] and not _runnable(m[1])) or (m[2] and m[2] not in bench)]
+
+
+def _committed_reports() -> list[Path]:
+    """The committed reports' text files (reports/ is ignored; its committed files are force-added)."""
+    listed = subprocess.run(["git", "ls-files", "reports"], cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip(f"not a git checkout: {listed.stderr.strip()}")
+    return [REPO / name for name in listed.stdout.splitlines() if name.endswith((".md", ".json"))]
+
+
+def test_every_command_in_the_docs_and_the_committed_reports_exists():
+    bench = _bench_subcommands()
+    found = {f"{path.relative_to(REPO)}: {cmd}" for path in DOCS + _committed_reports()
+             for cmd in unknown_commands(path.read_text(), bench)}
+    assert sorted(found) == []
+
+
+def test_the_command_check_catches_a_removed_module_and_subcommand():
+    bench = _bench_subcommands()
+    assert {"scenes", "photos", "all"} <= bench
+    text = ("`python -m benchmarks.speed.macs M` and `fer-edge bench crowd`, but also\n"
+            "`python -m\n  benchmarks.report_speed --frames 10` and `fer-edge bench timeline`")
+    assert unknown_commands(text, bench) == ["python -m\n  benchmarks.report_speed", "fer-edge bench timeline"]
