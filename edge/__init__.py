@@ -22,7 +22,7 @@ _EXPORTS = {
     "FrameResult": "edge.types",
     "StageTimings": "edge.types",
     "draw": "edge.overlay",
-    "frame_record": "edge.sinks",
+    "frame_record": "edge.record",
 }
 
 __all__ = sorted(_EXPORTS)

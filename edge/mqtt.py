@@ -4,7 +4,7 @@
         sink.write(result)                                           # per frame: queues, returns at once
 
 Messages (topics: edge.mqtt_config.MqttConfig.topic):
-- PREFIX/DEVICE/faces: edge.sinks.frame_record of a frame, every frame or every --mqtt-every-s;
+- PREFIX/DEVICE/faces: edge.record.frame_record of a frame, every frame or every --mqtt-every-s;
 - PREFIX/DEVICE/events: edge.events.PresenceEvent as JSON, plus "seq" (0, 1, 2... per run, so a
   subscriber sees a gap) and "ts" (wall-clock seconds since the epoch);
 - PREFIX/DEVICE/state: {"faces": n, "emotion": label}, retained, sent when it changes;
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from edge.events import PresenceEvents, frame_state
 from edge.mqtt_config import MqttConfig
-from edge.sinks import frame_record
+from edge.record import frame_record
 from edge.types import FrameResult
 
 log = logging.getLogger(__name__)

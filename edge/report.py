@@ -24,13 +24,13 @@ TrackSummary, ReportConfig, ...) live in edge.report_types.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from edge.atomic import atomic_path
+from edge.record import parse_record
 from edge.report_chart import CHART_EXTRA, check_chart_dependency, write_timeline_png
 from edge.report_types import Moment, ReportConfig, ReportOutcome, RunLog, TrackSummary
 
@@ -43,22 +43,6 @@ class ReportError(ValueError):
 
 
 # ------------------------------------------------------------------------------------- reading
-
-
-_NUMBER_TYPES = frozenset({int, float})  # bool is an int subclass, and not a number here
-
-
-def _numbers(values, what: str) -> list:
-    """values (a list) when every item is an int or float, else ValueError naming `what`."""
-    if not _NUMBER_TYPES.issuperset(map(type, values)):
-        raise ValueError(f"{what} holds a value that is not a number")
-    return values
-
-
-def _number(value, what: str) -> float:
-    if type(value) not in _NUMBER_TYPES:
-        raise ValueError(f"{what} is not a number")
-    return float(value)
 
 
 class _Columns:
@@ -97,59 +81,22 @@ class _Columns:
 
 def _parse_record(line: str, cols: _Columns) -> None:
     """Append one record's frame and faces to cols, or raise ValueError and append nothing."""
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
-    if type(rec) is not dict:
-        raise ValueError("not a JSON object")
-    for key in ("frame", "t", "faces"):
-        if key not in rec:
-            raise ValueError(f"no {key!r} field (is this the JSONL of `fer-edge run`?)")
-    frame = rec["frame"]
-    if type(frame) is not int:
-        raise ValueError("'frame' is not an integer")
-    t = _number(rec["t"], "'t'")
-    faces = rec["faces"]
-    if type(faces) is not list:
-        raise ValueError("'faces' is not a list")
+    rec = parse_record(line)
     parsed = []
-    for j, face in enumerate(faces):
-        where = f"face {j}"
-        if type(face) is not dict:
-            raise ValueError(f"{where} is not an object")
-        try:
-            probs, emotion, box = face["probs"], face["emotion"], face["box"]
-        except KeyError as exc:
-            raise ValueError(f"{where} has no {exc.args[0]!r}") from None
-        if type(probs) is not dict or not probs:
-            raise ValueError(f"{where}: 'probs' is not a label -> probability object")
+    for j, face in enumerate(rec.faces):
         if cols.labels is None:
-            cols.labels = tuple(probs)
+            cols.labels = tuple(face.probs)
             cols.label_index = {name: k for k, name in enumerate(cols.labels)}
-        elif tuple(probs) != cols.labels:
-            raise ValueError(f"{where}: 'probs' labels {list(probs)} differ from the file's {list(cols.labels)}")
-        li = cols.label_index.get(emotion) if type(emotion) is str else None
-        if li is None:
-            raise ValueError(f"{where}: emotion {emotion!r} is not one of the labels")
-        if type(box) is not list or len(box) != 4:
-            raise ValueError(f"{where}: 'box' is not [x1, y1, x2, y2]")
-        tid = face.get("id", -1)
-        if type(tid) is not int:
-            raise ValueError(f"{where}: 'id' is not an integer")
-        p = _numbers(list(probs.values()), f"{where}: 'probs'")
-        _numbers(box, f"{where}: 'box'")
-        conf = _number(face.get("confidence", probs[emotion]), f"{where}: 'confidence'")
-        score = face.get("score")
-        score = math.nan if score is None else _number(score, f"{where}: 'score'")
-        parsed.append((tid, box, score, li, conf, p))
+        elif tuple(face.probs) != cols.labels:
+            raise ValueError(f"face {j}: 'probs' labels {list(face.probs)} differ from the file's {list(cols.labels)}")
+        parsed.append((face.id, face.box, face.score, cols.label_index[face.emotion], face.confidence,
+                       list(face.probs.values())))
     # Only a whole valid line is kept: its frame and all its faces, or nothing.
     fi = cols.n_frames
     cols.n_frames += 1
-    cols.frame.append(frame)
-    cols.t.append(t)
-    src = rec.get("source", "")
-    cols.source.append(src if type(src) is str else str(src))
+    cols.frame.append(rec.frame)
+    cols.t.append(rec.t)
+    cols.source.append(rec.source)
     for tid, box, score, li, conf, p in parsed:
         cols.row_frame.append(fi)
         cols.track_id.append(tid)

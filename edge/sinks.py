@@ -1,34 +1,13 @@
 """Where results go: JSON Lines, an annotated video and annotated images.
 
 Every output of `fer-edge run` is a Sink: `write(result)` per processed frame, `close()` at
-the end. The video and image sinks save the annotated frame that their `annotate(result)`
-draws; `SavedFrames` draws it once for all of them.
-
-`frame_record(result)` is THE record builder (the CLI's JSONL, the web API and the benchmarks
-all use it), one object per processed frame:
-
-    {"frame": int, "t": float,
-     "faces": [{"id": int, "box": [x1, y1, x2, y2], "score": float, "state": "face" | "uncertain",
-                "emotion": str, "confidence": float, "held": bool,
-                "probs": {label: float}, "probs_raw": {label: float}}],
-     "latency_ms": {"detect": float, "classify": float, "total": float}}
-
-plus "source": path in image/folder mode. Boxes are integer pixels of the source frame;
-"classify" is crop + inference (the preprocess and classify stages). Per face:
-
-- "score": the detector's confidence in the box;
-- "probs": the smoothed probabilities (an EMA over the face's track), which the label comes from;
-  "probs_raw": this frame's own classifier output. With smoothing off the two are equal;
-- "emotion" and "confidence": the label shown and its value in "probs". It is the largest of
-  "probs", except while label hysteresis holds the previous label for a few frames: then "held"
-  is true;
-- "state": "uncertain" when the face is turned too far (a profile, from the detector's
-  keypoints) for the label to be trusted; the overlay draws such faces in grey with a "?".
+the end. The JSON Lines sink writes edge.record's record, one line per frame. The video and
+image sinks save the annotated frame that their `annotate(result)` draws; `SavedFrames` draws
+it once for all of them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -39,47 +18,11 @@ import cv2
 import numpy as np
 
 from edge.overlay import draw
+from edge.record import frame_record, record_line
 from edge.types import FrameResult
 from edge.video_writer import VIDEO_SUFFIXES  # noqa: F401  (re-exported: the names --save-video takes)
 
 log = logging.getLogger(__name__)
-
-def frame_record(result: FrameResult, source: str | None = None) -> dict:
-    """The JSON-ready dict for one processed frame (see the module docstring)."""
-    faces = result.faces
-    idx = result.label_index
-    labels = result.labels
-    out_faces = []
-    raw, unsure = result.probs_raw, result.is_uncertain
-    for i in range(len(faces)):
-        p = result.probs[i]
-        li = int(idx[i])
-        out_faces.append({
-            "id": int(result.track_ids[i]) if len(result.track_ids) > i else -1,
-            "box": [int(v) for v in faces.xyxy[i]],
-            "score": round(float(faces.score[i]), 4),
-            "state": "uncertain" if unsure[i] else "face",
-            "emotion": labels[li],
-            "confidence": round(float(p[li]), 4),
-            "held": bool(p[li] < p.max()),
-            "probs": {labels[k]: round(float(p[k]), 4) for k in range(len(labels))},
-            "probs_raw": {labels[k]: round(float(raw[i, k]), 4) for k in range(len(labels))},
-        })
-    t = result.timings
-    record = {
-        "frame": int(result.frame.index),
-        "t": round(float(result.frame.t), 4),
-        "faces": out_faces,
-        "latency_ms": {
-            "detect": round(t.detect_ms, 3),
-            "classify": round(t.preprocess_ms + t.classify_ms, 3),
-            "total": round(t.total_ms, 3),
-        },
-    }
-    src = source if source is not None else result.frame.source
-    if src:
-        record["source"] = src
-    return record
 
 
 class Sink(Protocol):
@@ -151,11 +94,11 @@ class JsonlSink:
         self.lines = 0
 
     def write(self, result: FrameResult) -> None:
-        """The frame's `frame_record`, as one line."""
+        """The frame's record (edge.record.frame_record), as one line."""
         self.write_record(frame_record(result))
 
     def write_record(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":")) + "\n"
+        line = record_line(record)
         if self._file is None:
             self._out.write(line)
             self._out.flush()

@@ -23,7 +23,7 @@ from flask import Flask, Request, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from edge.overlay import label_color
-from edge.sinks import frame_record
+from edge.record import frame_record
 from edge.types import FrameResult
 from edge.web import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB
 from edge.web.decode import ImageError, decode_image
@@ -64,7 +64,7 @@ class WebConfig:
 def face_records(result: FrameResult, with_ids: bool = False) -> list[dict]:
     """FrameResult -> the API's `faces`: box, emotion, confidence, probs (+ detector score).
 
-    Built from edge.sinks.frame_record, the one record format of the project; track ids only
+    Built from edge.record.frame_record, the one record format of the project; track ids only
     mean something on the live stream, so stills leave them out.
     """
     faces = frame_record(result)["faces"]

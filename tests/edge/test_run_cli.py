@@ -22,7 +22,7 @@ from edge.run_cli import RunConfig
 from edge_runtime_helpers import fer_faces, scene_video
 
 REPO = Path(__file__).resolve().parents[2]
-RECORD_KEYS = {"frame", "t", "faces", "latency_ms"}
+RECORD_KEYS = {"v", "frame", "t", "faces", "latency_ms"}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Outputs: the JSONL record builder and the JSONL/video/image sinks."""
+"""Outputs: the JSONL, video and image sinks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.sinks import ImageDirSink, JsonlSink, OutputError, SavedFrames, Sink, VideoSink, frame_record
+from edge.sinks import ImageDirSink, JsonlSink, OutputError, SavedFrames, Sink, VideoSink
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
 
@@ -23,53 +23,6 @@ def make_result(n: int = 2, source: str = "", label_index=None, index: int = 7) 
         track_ids=np.arange(1, n + 1, dtype=np.int64), probs=probs, labels=LABELS,
         timings=StageTimings(detect_ms=3.0, preprocess_ms=0.5, classify_ms=1.5, track_ms=0.1, total_ms=5.2),
         label_index=np.argmax(probs, axis=1) if label_index is None else np.asarray(label_index, np.int64))
-
-
-FACE_KEYS = {"id", "box", "score", "state", "emotion", "confidence", "held", "probs", "probs_raw"}
-
-
-@pytest.mark.parametrize("n, source", [(0, ""), (1, ""), (3, ""), (2, "photos/a.jpg")])
-def test_frame_record_has_exactly_the_documented_schema(n, source):
-    rec = frame_record(make_result(n, source))
-    expected = {"frame", "t", "faces", "latency_ms"} | ({"source"} if source else set())
-    assert set(rec) == expected
-    assert rec["frame"] == 7 and isinstance(rec["frame"], int) and rec["t"] == 0.5
-    assert set(rec["latency_ms"]) == {"detect", "classify", "total"}
-    assert rec["latency_ms"]["classify"] == pytest.approx(2.0)  # crop + inference
-    assert len(rec["faces"]) == n
-    for i, f in enumerate(rec["faces"]):
-        assert set(f) == FACE_KEYS
-        assert f["id"] == i + 1
-        assert all(type(v) is int for v in f["box"]) and len(f["box"]) == 4
-        assert list(f["probs"]) == list(LABELS)
-        assert f["emotion"] == max(f["probs"], key=f["probs"].get) and f["held"] is False
-        assert f["confidence"] == f["probs"][f["emotion"]]
-        assert f["probs_raw"] == f["probs"] and f["state"] == "face"  # no smoothing, no keypoints given
-    if source:
-        assert rec["source"] == source
-    json.loads(json.dumps(rec))  # plain JSON types only
-
-
-def test_frame_record_reports_the_held_label_not_the_argmax():
-    result = make_result(1, label_index=[5])
-    rec = frame_record(result)
-    assert rec["faces"][0]["emotion"] == LABELS[5]
-    assert rec["faces"][0]["confidence"] == pytest.approx(float(result.probs[0, 5]), abs=1e-4)
-    assert rec["faces"][0]["held"] is (int(np.argmax(result.probs[0])) != 5)
-
-
-def test_frame_record_keeps_raw_and_smoothed_probabilities_and_the_state():
-    """The label is explainable from the record: the largest of the smoothed "probs" unless
-    "held"; "probs_raw" is this frame's classifier output; "state" says when not to trust it."""
-    from dataclasses import replace
-
-    result = make_result(2)
-    raw = np.roll(result.probs, 1, axis=1)
-    rec = frame_record(replace(result, raw_probs=raw, uncertain=np.array([False, True])))
-    for i, f in enumerate(rec["faces"]):
-        assert list(f["probs_raw"].values()) == pytest.approx(raw[i].tolist(), abs=1e-4)
-        assert f["emotion"] == max(f["probs"], key=f["probs"].get)
-    assert [f["state"] for f in rec["faces"]] == ["face", "uncertain"]
 
 
 def test_jsonl_sink_needs_its_folder_and_names_the_option(tmp_path):
