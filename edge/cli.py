@@ -20,7 +20,7 @@ _COMMAND_MODULES = (
     "train.cli",  # data, train, evaluate
     "convert.cli",  # convert
     "edge.run_cli",  # run
-    "edge.report_cli",  # report
+    "edge.report.cli",  # report
     "edge.batch.cli",  # batch
     "edge.models_cli",  # models
     "benchmarks.cli",  # bench

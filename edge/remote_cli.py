@@ -1,4 +1,4 @@
-"""The outputs of `fer-edge run` that report elsewhere: --mqtt (edge.mqtt) and --metrics-port (edge.metrics).
+"""The outputs of `fer-edge run` that report elsewhere: --mqtt (edge.outputs.mqtt) and --metrics-port (edge.outputs.metrics).
 
     add_remote_args(parser)                    # the flags, in their own help groups
     mqtt = mqtt_from_args(args)                # MqttConfig or None; CliError for a malformed URL
@@ -6,7 +6,7 @@
     sinks = open_remote(config, pipeline, capture)   # the Sinks, connected/listening
 
 A malformed URL or a missing extra is an error before the models load; an unreachable broker is
-a warning and the run goes on (edge.mqtt.MqttSink.start).
+a warning and the run goes on (edge.outputs.mqtt.MqttSink.start).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def add_remote_args(parser: argparse.ArgumentParser) -> None:
-    from edge.mqtt_config import add_mqtt_args
+    from edge.outputs.mqtt_config import add_mqtt_args
 
     add_mqtt_args(parser.add_argument_group("MQTT (needs the [mqtt] extra)"))
     m = parser.add_argument_group("Prometheus metrics (needs the [metrics] extra)")
@@ -33,7 +33,7 @@ def add_remote_args(parser: argparse.ArgumentParser) -> None:
 
 
 def mqtt_from_args(args: argparse.Namespace):
-    from edge.mqtt_config import MqttUrlError, mqtt_config_from_args
+    from edge.outputs.mqtt_config import MqttUrlError, mqtt_config_from_args
 
     try:
         return mqtt_config_from_args(args)
@@ -58,7 +58,7 @@ def open_remote(config, pipeline, capture) -> list:
     sinks: list = []
     metrics = None
     if config.metrics_port is not None:
-        from edge.metrics import Metrics
+        from edge.outputs.metrics import Metrics
 
         pc = config.pipeline
         metrics = Metrics(pipeline.labels, pipeline.classifier.model_path, detector=f"{pc.detector} {pc.range}")
@@ -71,7 +71,7 @@ def open_remote(config, pipeline, capture) -> list:
         log.info("metrics: http://%s:%d/metrics", config.metrics_host, port)
         sinks.append(metrics)
     if config.mqtt is not None:
-        from edge.mqtt import MqttSink
+        from edge.outputs.mqtt import MqttSink
 
         pc = config.pipeline
         try:

@@ -26,10 +26,10 @@ from edge.pipeline import PipelineConfig
 
 if TYPE_CHECKING:
     from edge.capture import SourceSpec
-    from edge.mqtt_config import MqttConfig
+    from edge.outputs.mqtt_config import MqttConfig
     from edge.pipeline import Pipeline
     from edge.loop import FrameLoop, RunSummary
-    from edge.sinks import Sink
+    from edge.outputs.sinks import Sink
     from edge.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class RunConfig:
     report: str | None = None
     hud: bool | None = None  # None: in the window for videos and cameras only
     bars: bool = True
-    mqtt: MqttConfig | None = None  # --mqtt and its flags (edge.mqtt_config)
+    mqtt: MqttConfig | None = None  # --mqtt and its flags (edge.outputs.mqtt_config)
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"
 
@@ -174,8 +174,8 @@ class _Run:
 
     def __init__(self, config: RunConfig, spec, stop: threading.Event, summary: RunSummary,
                  on_frame: Callable[[FrameResult], None] | None):
-        from edge.heartbeat import Heartbeat
-        from edge.sinks import SavedFrames, VideoSink
+        from edge.outputs.heartbeat import Heartbeat
+        from edge.outputs.sinks import SavedFrames, VideoSink
 
         self.config, self.spec, self.stop, self.summary, self.on_frame = config, spec, stop, summary, on_frame
         self.window = not config.headless
@@ -198,8 +198,8 @@ class _Run:
         """The sinks (files open here: an unwritable one is an OSError; --metrics-port and --mqtt
         start here) and the window."""
         from edge.remote_cli import open_remote
-        from edge.run_outputs import make_output_folders
-        from edge.sinks import ImageDirSink, JsonlSink
+        from edge.outputs.paths import make_output_folders
+        from edge.outputs.sinks import ImageDirSink, JsonlSink
 
         config = self.config
         make_output_folders(config)
@@ -314,7 +314,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     from edge.capture import Capture, SourceError, parse_source
     from edge.loop import FrameLoop, RunSummary
     from edge.pipeline_cli import open_pipeline
-    from edge.run_outputs import check_output_paths, stopped_message
+    from edge.outputs.paths import check_output_paths, stopped_message
     from edge.remote_cli import check_remote
 
     try:
@@ -379,8 +379,8 @@ def _check_report(config: RunConfig):
     """The ReportConfig for --report, checked before the run starts (None without --report)."""
     if not config.report:
         return None
-    from edge.report import ReportConfig
-    from edge.report_cli import check_chart
+    from edge.report.summary import ReportConfig
+    from edge.report.cli import check_chart
 
     if config.jsonl == "-":
         raise CliError("--report reads the run's JSONL back: give --jsonl a file name, not -")
@@ -390,7 +390,7 @@ def _check_report(config: RunConfig):
 
 
 def _write_run_report(config: RunConfig, report_config, error: CliError | None) -> None:
-    from edge.report_cli import write_report
+    from edge.report.cli import write_report
 
     # The file the JSONL sink wrote (the same precedence as in run()).
     if config.jsonl:

@@ -61,7 +61,7 @@ def frame_count_and_fps(source: str) -> tuple[int, float]:
 
 def looped_copy(source: str, frames: int, folder: str | os.PathLike) -> Path:
     """A video of `frames` frames in `folder` that plays `source` over and over."""
-    from edge.sinks import VideoSink
+    from edge.outputs.sinks import VideoSink
 
     _, fps = frame_count_and_fps(source)
     out = Path(folder) / (Path(source).stem + "_looped.mp4")

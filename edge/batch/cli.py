@@ -157,7 +157,7 @@ def _chunks(tasks: list[Task]):
 def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", jobs: int | None = None,
               address: str | None = None, retries: int = 3, force: bool = False) -> int:
     """The batch; its exit status (0 all done, 1 some failed, 128+N stopped by signal N)."""
-    from edge.run_outputs import check_output_path
+    from edge.outputs.paths import check_output_path
 
     check_output_path("--out", out, folder=True)
     try:

@@ -143,7 +143,7 @@ def _is_protected(path: str) -> bool:
 def create_app(config: WebConfig, stills: StillPool, live: LiveStream | None = None,
                info: dict | None = None, metrics=None) -> Flask:
     """The WSGI app. `info` adds fields to /api/health (model path, detector...); `metrics`
-    (edge.metrics.Metrics) is served at GET /metrics for Prometheus."""
+    (edge.outputs.metrics.Metrics) is served at GET /metrics for Prometheus."""
     # Long by design: Flask's app factory, one short closure per route and hook over this app's
     # own state (config, pool, live stream, counters). Split up, that state would have to be
     # passed around or made global; each closure reads on its own.

@@ -242,10 +242,10 @@ def _announce(args: argparse.Namespace, port: int, token: str | None, spec) -> N
 
 
 def _metrics(args: argparse.Namespace, pipeline):
-    """The live stream's Prometheus metrics (edge.metrics), as `fer-edge run --metrics-port` has them; None
+    """The live stream's Prometheus metrics (edge.outputs.metrics), as `fer-edge run --metrics-port` has them; None
     without prometheus-client (an install of the [web] extra from before it was part of it)."""
     try:
-        from edge.metrics import Metrics
+        from edge.outputs.metrics import Metrics
     except ImportError:
         log.warning("no /metrics: prometheus-client is not installed: %s", install_hint("web"))
         return None

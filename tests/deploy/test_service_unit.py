@@ -14,7 +14,7 @@ import pytest
 
 from edge.cli import build_parser
 from edge.run_cli import RunConfig
-from edge.sinks import JsonlSink
+from edge.outputs.sinks import JsonlSink
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "fer-edge.service"

@@ -13,8 +13,8 @@ from edge import Pipeline
 from edge.capture import read_video_frames
 from edge.labels import LABELS
 from edge.record import RECORD_VERSION, Record, frame_record, parse_record, record_line
-from edge.report import read_run
-from edge.sinks import JsonlSink
+from edge.report.summary import read_run
+from edge.outputs.sinks import JsonlSink
 from edge.types import Faces, Frame, FrameResult, StageTimings
 from edge_runtime_helpers import scene_video
 

@@ -336,7 +336,7 @@ def _cut_in_half(src: Path, dst: Path) -> Path:
 def truncated_videos(tmp_path_factory, faces_dir) -> dict[str, Path]:
     """Real 71-frame videos cut at half their bytes: an MJPG AVI (OpenCV's writer) and an H.264
     MP4 with its index up front (as --save-video writes it), each as a copy cut short would be."""
-    from edge.sinks import VideoSink
+    from edge.outputs.sinks import VideoSink
 
     folder = tmp_path_factory.mktemp("cut")
     truth, _ = scene_video(folder / "whole.avi", faces_dir, n_frames=71, size=(320, 240), face_px=(90, 120), seed=3)

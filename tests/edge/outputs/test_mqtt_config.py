@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge.cli import build_parser
-from edge.mqtt_config import MqttConfig, MqttUrlError, mqtt_config_from_args, parse_mqtt_url
+from edge.outputs.mqtt_config import MqttConfig, MqttUrlError, mqtt_config_from_args, parse_mqtt_url
 
 
 def config(argv: list[str], env: dict | None = None) -> MqttConfig | None:

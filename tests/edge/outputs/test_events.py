@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.events import APPEAR, CHANGE, LEAVE, NO_FACE, PresenceEvents, frame_state
+from edge.outputs.events import APPEAR, CHANGE, LEAVE, NO_FACE, PresenceEvents, frame_state
 from edge.labels import LABELS
 from edge.types import Faces, Frame, FrameResult
 

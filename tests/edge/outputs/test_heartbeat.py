@@ -10,7 +10,7 @@ import pytest
 
 from edge.cli import build_parser
 from edge.cli import main as cli_main
-from edge.heartbeat import Heartbeat
+from edge.outputs.heartbeat import Heartbeat
 from edge.run_cli import RunConfig
 from edge_runtime_helpers import scene_video
 

@@ -16,7 +16,7 @@ from edge.atomic import sha256_file  # noqa: E402
 from edge.cli import build_parser  # noqa: E402
 from edge.cli import main as cli_main  # noqa: E402
 from edge.labels import LABELS  # noqa: E402
-from edge.metrics import cpu_temperature_c  # noqa: E402
+from edge.outputs.metrics import cpu_temperature_c  # noqa: E402
 from edge.run_cli import RunConfig, run  # noqa: E402
 from mqtt_helpers import free_port, presence_video  # noqa: E402
 
@@ -98,8 +98,8 @@ def test_cpu_temperature_reads_the_kernels_thermal_zones(zones, want, tmp_path):
 
 
 def test_temperature_and_mqtt_figures_appear_where_they_exist(tmp_path, emotion_model):
-    from edge.metrics import Metrics
-    from edge.mqtt import MqttStats
+    from edge.outputs.metrics import Metrics
+    from edge.outputs.mqtt import MqttStats
 
     metrics = Metrics(LABELS, emotion_model)
     metrics.thermal_root = tmp_path / "none"

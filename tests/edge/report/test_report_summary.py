@@ -1,4 +1,4 @@
-"""`fer-edge report` and edge.report on runs whose contents are known exactly.
+"""`fer-edge report` and edge.report.summary on runs whose contents are known exactly.
 
 The JSONL files are written by the runtime's own JsonlSink and frame_record from FrameResults,
 so they have exactly the format `fer-edge run` writes.
@@ -20,11 +20,11 @@ import pytest
 from edge.cli import main as cli_main
 from edge.labels import LABELS
 from edge.overlay import label_color
-from edge.report import ReportConfig, ReportError, load_jsonl, make_report, read_run
-from edge.sinks import JsonlSink
+from edge.report.summary import ReportConfig, ReportError, load_jsonl, make_report, read_run
+from edge.outputs.sinks import JsonlSink
 from edge.types import Faces, Frame, FrameResult
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FPS = 10.0
 IMAGE = np.zeros((720, 1280, 3), np.uint8)  # frame_record reads no pixels; the size is realistic
 
@@ -237,7 +237,7 @@ def _python(code: str, blocked: tuple[str, ...]) -> subprocess.CompletedProcess:
 
 def test_without_pandas_and_matplotlib_the_columns_and_csvs_still_work(run_jsonl, tmp_path):
     out = tmp_path / "r"
-    code = (f"from edge.report import load_jsonl\ncols = load_jsonl({str(run_jsonl)!r})\n"
+    code = (f"from edge.report.summary import load_jsonl\ncols = load_jsonl({str(run_jsonl)!r})\n"
             "assert isinstance(cols, dict), type(cols)\n"
             f"from edge.cli import main\nraise SystemExit(main(['report', {str(run_jsonl)!r}, '--out', {str(out)!r}, "
             "'--no-chart']))\n")
@@ -256,7 +256,7 @@ def test_without_matplotlib_the_chart_is_a_clear_error_that_says_what_to_install
 
 
 def test_importing_edge_report_loads_neither_pandas_nor_matplotlib():
-    proc = _python("import sys, edge.report, edge.report_cli\n"
+    proc = _python("import sys, edge.report.summary, edge.report.cli\n"
                    "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'matplotlib')))", ())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -276,7 +276,7 @@ def test_strict_read_raises_with_the_line_number(tmp_path):
 
 
 def test_reading_and_writing_in_chunks_gives_the_same_tables(run_jsonl, tmp_path, monkeypatch):
-    from edge import report
+    from edge.report import summary as report
 
     whole = read_run(run_jsonl)
     report.write_frames_csv(whole, tmp_path / "whole.csv")

@@ -15,7 +15,7 @@ Exposed (all names start with fer_edge_):
 - capture_dropped_frames_total, capture_skipped_frames_total, camera_reconnects_total;
 - model_info{model, sha256, detector} (the emotion model file's sha256);
 - cpu_temperature_celsius, where the OS exposes it (/sys/class/thermal);
-- mqtt_* when the run publishes over MQTT (edge.mqtt.MqttStats).
+- mqtt_* when the run publishes over MQTT (edge.outputs.mqtt.MqttStats).
 `write` costs a few counter increments per frame; everything computed reads at scrape time.
 """
 
@@ -100,7 +100,7 @@ class Metrics:
     def __init__(self, labels: tuple[str, ...], model_path: str | Path, *, detector: str = ""):
         self.registry = CollectorRegistry()
         self.capture_stats: Callable[[], object] | None = None  # -> an edge.capture.CaptureStats or None
-        self.mqtt_stats: Callable[[], object] | None = None  # -> an edge.mqtt.MqttStats or None
+        self.mqtt_stats: Callable[[], object] | None = None  # -> an edge.outputs.mqtt.MqttStats or None
         self.thermal_root = THERMAL_ROOT
         r = self.registry
         self._frames = Counter("fer_edge_frames", "processed frames", registry=r)

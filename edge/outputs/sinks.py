@@ -20,7 +20,7 @@ import numpy as np
 from edge.overlay import draw
 from edge.record import frame_record, record_line
 from edge.types import FrameResult
-from edge.video_writer import VIDEO_SUFFIXES  # noqa: F401  (re-exported: the names --save-video takes)
+from edge.outputs.video_writer import VIDEO_SUFFIXES  # noqa: F401  (re-exported: the names --save-video takes)
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class JsonlSink:
 
 
 class VideoSink:
-    """Annotated frames to a video file a browser plays (edge.video_writer: H.264, VP9 in .webm).
+    """Annotated frames to a video file a browser plays (edge.outputs.video_writer: H.264, VP9 in .webm).
 
     The name is checked at once (ValueError), so a run never does its work only to find that
     no writer takes the file; the file opens on the first frame (its size). `write(result)`
@@ -142,7 +142,7 @@ class VideoSink:
 
     def __init__(self, path: str | Path, fps: float = 25.0, annotate: Annotate | None = None,
                  option: str = "--save-video"):
-        from edge.video_writer import codec_for
+        from edge.outputs.video_writer import codec_for
 
         self.path = Path(path)
         self.annotate = annotate
@@ -158,7 +158,7 @@ class VideoSink:
         self.write_image(self.annotate(result))
 
     def write_image(self, image_bgr: np.ndarray) -> None:
-        from edge.video_writer import VideoFileWriter
+        from edge.outputs.video_writer import VideoFileWriter
 
         if self._writer is None:
             self._writer = VideoFileWriter(self.path, self.fps)

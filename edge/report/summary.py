@@ -1,9 +1,9 @@
 """Emotion timelines: the JSON Lines of `fer-edge run` -> per-track tables, a chart and a report.
 
-    from edge.report import load_jsonl
+    from edge.report.summary import load_jsonl
     faces = load_jsonl("faces.jsonl")   # a pandas DataFrame when pandas is installed, else columns
 
-    from edge.report import ReportConfig, make_report
+    from edge.report.summary import ReportConfig, make_report
     outcome = make_report("faces.jsonl", "report/", ReportConfig(top=6))
 
 `make_report` writes `timeline.png` (matplotlib), `summary.csv` (one row per track),
@@ -17,8 +17,8 @@ Shares of time weight each face by its frame's duration (the gap to the next fra
 `max_gap_s`), so a camera whose frame rate varies is still measured in seconds.
 
 Neither pandas nor matplotlib is imported at module import: pandas only when `load_jsonl`
-returns a DataFrame, matplotlib only to draw the chart (edge.report_chart). The types (RunLog,
-TrackSummary, ReportConfig, ...) live in edge.report_types.
+returns a DataFrame, matplotlib only to draw the chart (edge.report.chart). The types (RunLog,
+TrackSummary, ReportConfig, ...) live in edge.report.types.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import numpy as np
 
 from edge.atomic import atomic_path
 from edge.record import parse_record
-from edge.report_chart import CHART_EXTRA, check_chart_dependency, write_timeline_png
-from edge.report_types import Moment, ReportConfig, ReportOutcome, RunLog, TrackSummary
+from edge.report.chart import CHART_EXTRA, check_chart_dependency, write_timeline_png
+from edge.report.types import Moment, ReportConfig, ReportOutcome, RunLog, TrackSummary
 
 MAX_LISTED_BAD_LINES = 20  # malformed lines kept with their reason; the rest are only counted
 MAX_LISTED_MOMENTS = 20  # per track in report.md
@@ -415,8 +415,8 @@ def make_report(jsonl: str | Path, out_dir: str | Path, config: ReportConfig = R
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    if log.images:  # photos: a per-image table (edge.report_photos); no timeline, no tracks
-        from edge.report_photos import photo_markdown, write_images_csv
+    if log.images:  # photos: a per-image table (edge.report.photos); no timeline, no tracks
+        from edge.report.photos import photo_markdown, write_images_csv
 
         paths["summary"] = write_images_csv(log, out / "summary.csv", _atomic_write)
         paths["frames"] = write_frames_csv(log, out / "frames.csv")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.sinks import ImageDirSink, JsonlSink, OutputError, SavedFrames, Sink, VideoSink
+from edge.outputs.sinks import ImageDirSink, JsonlSink, OutputError, SavedFrames, Sink, VideoSink
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
 

@@ -1,5 +1,5 @@
 """The emotion report's chart: timeline.png, per track the stacked smoothed probabilities over
-time in the overlay's label colours (edge.report makes the rest of the report).
+time in the overlay's label colours (edge.report.summary makes the rest of the report).
 
 matplotlib is imported only to draw, and only here.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.atomic import atomic_write_bytes
-from edge.report_types import ReportConfig, RunLog, TrackSummary
+from edge.report.types import ReportConfig, RunLog, TrackSummary
 
 CHART_EXTRA = "report"  # the extra that brings matplotlib and pandas (edge.cli.install_hint says how)
 _MAX_POINTS = 2000  # per track on the chart; longer tracks are thinned after smoothing

@@ -3,9 +3,9 @@
     with MqttSink(config, max_missed=10, max_age_s=2.0) as sink:   # connects in the background
         sink.write(result)                                           # per frame: queues, returns at once
 
-Messages (topics: edge.mqtt_config.MqttConfig.topic):
+Messages (topics: edge.outputs.mqtt_config.MqttConfig.topic):
 - PREFIX/DEVICE/faces: edge.record.frame_record of a frame, every frame or every --mqtt-every-s;
-- PREFIX/DEVICE/events: edge.events.PresenceEvent as JSON, plus "seq" (0, 1, 2... per run, so a
+- PREFIX/DEVICE/events: edge.outputs.events.PresenceEvent as JSON, plus "seq" (0, 1, 2... per run, so a
   subscriber sees a gap) and "ts" (wall-clock seconds since the epoch);
 - PREFIX/DEVICE/state: {"faces": n, "emotion": label}, retained, sent when it changes;
 - PREFIX/DEVICE/status: "online" (retained, on every connect) and "offline" (retained, at the
@@ -33,8 +33,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from edge.events import PresenceEvents, frame_state
-from edge.mqtt_config import MqttConfig
+from edge.outputs.events import PresenceEvents, frame_state
+from edge.outputs.mqtt_config import MqttConfig
 from edge.record import frame_record
 from edge.types import FrameResult
 

@@ -21,7 +21,7 @@ import pytest
 
 from edge.cli import main as cli_main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # This checkout's model, with the preprocessing of this checkout (an installed fer-edge may be
 # another checkout's).
 EMOTION_MODEL = REPO / "models" / "emotion_int8.tflite"

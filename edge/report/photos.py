@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.report_types import ReportConfig, RunLog
+from edge.report.types import ReportConfig, RunLog
 
 MAX_LISTED_IMAGES = 200  # rows of report.md's image table; summary.csv has them all
 

@@ -92,7 +92,7 @@ def _probe_file(path: Path) -> None:
 def stopped_message(exc: OSError, where: str, sinks) -> str:
     """What a write that failed mid-run says: the option, the reason, where the run stopped, and
     what each JSON Lines file kept (whole lines: a cut line is removed again)."""
-    from edge.sinks import JsonlSink
+    from edge.outputs.sinks import JsonlSink
 
     kept = [f"{s.path} keeps the {s.lines} frame(s) written before it, as whole lines"
             for s in sinks if isinstance(s, JsonlSink) and s.path is not None]
@@ -101,7 +101,7 @@ def stopped_message(exc: OSError, where: str, sinks) -> str:
 
 def make_output_folders(config) -> None:
     """Make the --out-dir and --report folders (their parents were checked to exist): OutputError."""
-    from edge.sinks import OutputError
+    from edge.outputs.sinks import OutputError
 
     for out in output_paths(config):
         if out.folder:

@@ -133,7 +133,7 @@ def test_a_broker_outage_loses_no_event_and_never_stalls_the_frames(broker, peop
     jsonl = tmp_path / "run.jsonl"
     sub = Subscriber(broker.port, [f"{PREFIX}/{DEVICE}/events", f"{PREFIX}/{DEVICE}/status"])
     warnings = _Warnings()
-    logging.getLogger("edge.mqtt").addHandler(warnings)
+    logging.getLogger("edge.outputs.mqtt").addHandler(warnings)
     outage = {"killed_at": None, "noticed_at": None, "back_at": None}
 
     def on_frame(result):
@@ -165,7 +165,7 @@ def test_a_broker_outage_loses_no_event_and_never_stalls_the_frames(broker, peop
         want = expected_events(records)
         wait_for(lambda: len(_received(sub)) >= len(want), f"{len(want)} events")
     finally:
-        logging.getLogger("edge.mqtt").removeHandler(warnings)
+        logging.getLogger("edge.outputs.mqtt").removeHandler(warnings)
         sub.close()
     killed, noticed, back = outage["killed_at"], outage["noticed_at"], outage["back_at"]
     assert killed is not None and noticed is not None and back is not None, outage
@@ -198,7 +198,7 @@ def test_faces_every_s_throttles_frame_messages_by_frame_time(broker, people_vid
 def test_an_unreachable_broker_is_a_warning_and_the_run_goes_on(people_video, tmp_path, caplog):
     jsonl = tmp_path / "r.jsonl"
     port = free_port()  # nothing listens there
-    with caplog.at_level(logging.INFO, logger="edge.mqtt"):
+    with caplog.at_level(logging.INFO, logger="edge.outputs.mqtt"):
         rc = cli_main(["run", "--source", str(people_video), "--headless", "--jsonl", str(jsonl),
                        "--mqtt", f"mqtt://127.0.0.1:{port}/{PREFIX}", "--mqtt-device", DEVICE, "--mqtt-queue", "10"])
     assert rc == 0
@@ -256,7 +256,7 @@ def test_credentials_come_from_the_environment(tmp_path, people_video, monkeypat
             monkeypatch.setenv("FER_EDGE_MQTT_USERNAME", "cam")
             monkeypatch.setenv("FER_EDGE_MQTT_PASSWORD", password)
             caplog.clear()
-            with caplog.at_level(logging.INFO, logger="edge.mqtt"):
+            with caplog.at_level(logging.INFO, logger="edge.outputs.mqtt"):
                 rc = cli_main(["run", "--source", str(people_video), "--headless", "--jsonl",
                                str(tmp_path / f"{password}.jsonl"), "--mqtt", f"mqtt://127.0.0.1:{b.port}/{PREFIX}",
                                "--mqtt-device", DEVICE])
@@ -299,7 +299,7 @@ def test_mqtts_with_a_private_ca(tmp_path, people_video, caplog):
     try:
         for ca_args, connects in ((["--mqtt-ca", str(ca)], True), ([], False)):
             caplog.clear()
-            with caplog.at_level(logging.INFO, logger="edge.mqtt"):
+            with caplog.at_level(logging.INFO, logger="edge.outputs.mqtt"):
                 rc = cli_main(["run", "--source", str(people_video), "--headless", "--jsonl", str(tmp_path / "r.jsonl"),
                                "--mqtt", f"mqtts://127.0.0.1:{tls_port}/{PREFIX}", "--mqtt-device", DEVICE, *ca_args])
             assert rc == 0
