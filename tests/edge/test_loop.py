@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 
 from edge import Pipeline
 from edge.capture import Capture, SourceError, parse_source
-from edge.labels import LABELS
 from edge.loop import FrameLoop, RunSummary
-from edge.types import Faces, Frame, FrameResult, StageTimings
-from edge_runtime_helpers import scene_video
+from edge.types import StageTimings
+from edge_runtime_helpers import known_result, scene_video
 
 N_FRAMES = 12
 
@@ -39,7 +37,7 @@ def _loop(pipeline, video, stop=None, **kwargs):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_every_frame_of_a_file_in_order_and_counted(pipeline, video, workers):
-    seen, faces = [], 0
+    seen = []
     capture, loop = _loop(pipeline, video, workers=workers)
     with capture, loop:
         loop.run(lambda result: seen.append(result))
@@ -109,21 +107,10 @@ def test_run_needs_the_loop_entered(pipeline, video):
         FrameLoop(pipeline, capture, threading.Event(), max_fps=-1)
 
 
-def make_result(n: int = 1) -> FrameResult:
-    probs = np.full((n, len(LABELS)), 1 / len(LABELS), np.float32)
-    faces = Faces(np.asarray([[10, 20, 90, 100]] * n, np.int32).reshape(-1, 4), np.full(n, 0.9, np.float32),
-                  np.zeros((n, 6, 2), np.float32))
-    return FrameResult(frame=Frame(np.zeros((1080, 1920, 3), np.uint8), index=0, t=0.0), faces=faces,
-                       track_ids=np.arange(n, dtype=np.int64), probs=probs, labels=LABELS,
-                       timings=StageTimings(detect_ms=1.0, preprocess_ms=0.0, classify_ms=1.0, track_ms=0.0,
-                                            total_ms=2.0),
-                       label_index=np.zeros(n, np.int64))
-
-
 def test_run_summary_percentiles_and_text():
     s = RunSummary()
     for k in range(1, 101):
-        r = make_result(1)
+        r = known_result(1)
         object.__setattr__(r, "timings", StageTimings(detect_ms=k, preprocess_ms=0, classify_ms=1,
                                                         track_ms=0, total_ms=k + 1))
         s.add(r)
@@ -138,7 +125,7 @@ def test_run_summary_percentiles_and_text():
 
 
 def _timed(ms: float):
-    r = make_result(1)
+    r = known_result(1)
     object.__setattr__(r, "timings", StageTimings(detect_ms=ms, preprocess_ms=0, classify_ms=1, track_ms=0,
                                                     total_ms=ms + 1))
     return r

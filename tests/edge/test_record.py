@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,23 +11,11 @@ import pytest
 from edge import Pipeline
 from edge.capture import read_video_frames
 from edge.labels import LABELS
+from edge.outputs.sinks import JsonlSink
 from edge.record import RECORD_VERSION, Record, frame_record, parse_record, record_line
 from edge.report.summary import read_run
-from edge.outputs.sinks import JsonlSink
-from edge.types import Faces, Frame, FrameResult, StageTimings
-from edge_runtime_helpers import scene_video
-
-
-def make_result(n: int = 2, source: str = "", label_index=None, index: int = 7) -> FrameResult:
-    rng = np.random.default_rng(n)
-    probs = rng.dirichlet(np.ones(len(LABELS)), size=n).astype(np.float32)
-    xyxy = np.asarray([[10 + 100 * i, 20, 90 + 100 * i, 100] for i in range(n)], np.int32).reshape(-1, 4)
-    faces = Faces(xyxy, np.linspace(0.9, 0.6, n).astype(np.float32), np.zeros((n, 6, 2), np.float32))
-    return FrameResult(
-        frame=Frame(np.zeros((1080, 1920, 3), np.uint8), index=index, t=0.5, source=source), faces=faces,
-        track_ids=np.arange(1, n + 1, dtype=np.int64), probs=probs, labels=LABELS,
-        timings=StageTimings(detect_ms=3.0, preprocess_ms=0.5, classify_ms=1.5, track_ms=0.1, total_ms=5.2),
-        label_index=np.argmax(probs, axis=1) if label_index is None else np.asarray(label_index, np.int64))
+from edge.types import FrameResult
+from edge_runtime_helpers import known_result, scene_video
 
 
 FACE_KEYS = {"id", "box", "score", "state", "emotion", "confidence", "held", "probs", "probs_raw"}
@@ -36,7 +23,7 @@ FACE_KEYS = {"id", "box", "score", "state", "emotion", "confidence", "held", "pr
 
 @pytest.mark.parametrize("n, source", [(0, ""), (1, ""), (3, ""), (2, "photos/a.jpg")])
 def test_frame_record_has_exactly_the_documented_schema(n, source):
-    rec = frame_record(make_result(n, source))
+    rec = frame_record(known_result(n, source))
     expected = {"v", "frame", "t", "faces", "latency_ms"} | ({"source"} if source else set())
     assert set(rec) == expected
     assert rec["v"] == RECORD_VERSION and rec["frame"] == 7 and isinstance(rec["frame"], int) and rec["t"] == 0.5
@@ -57,7 +44,7 @@ def test_frame_record_has_exactly_the_documented_schema(n, source):
 
 
 def test_frame_record_reports_the_held_label_not_the_argmax():
-    result = make_result(1, label_index=[5])
+    result = known_result(1, label_index=[5])
     rec = frame_record(result)
     assert rec["faces"][0]["emotion"] == LABELS[5]
     assert rec["faces"][0]["confidence"] == pytest.approx(float(result.probs[0, 5]), abs=1e-4)
@@ -69,7 +56,7 @@ def test_frame_record_keeps_raw_and_smoothed_probabilities_and_the_state():
     "held"; "probs_raw" is this frame's classifier output; "state" says when not to trust it."""
     from dataclasses import replace
 
-    result = make_result(2)
+    result = known_result(2)
     raw = np.roll(result.probs, 1, axis=1)
     rec = frame_record(replace(result, raw_probs=raw, uncertain=np.array([False, True])))
     for i, f in enumerate(rec["faces"]):
@@ -159,14 +146,14 @@ V1_WITHOUT_VERSION = {"frame": 3, "t": 0.2, "faces": [{"id": 2, "box": [1, 2, 30
                                                         "probs": {"happy": 0.7, "sad": 0.3}}]}
 
 
-@pytest.mark.parametrize("line, expected", [
-    (json.dumps(V1_WITHOUT_VERSION), dict(v=1, frame=3, n_faces=1)),
-    (json.dumps({**V1_WITHOUT_VERSION, "v": 1}), dict(v=1, frame=3, n_faces=1)),
-    (json.dumps({"frame": 0, "t": 0, "faces": []}), dict(v=1, frame=0, n_faces=0)),
+@pytest.mark.parametrize("line, frame, n_faces", [
+    (json.dumps(V1_WITHOUT_VERSION), 3, 1),
+    (json.dumps({**V1_WITHOUT_VERSION, "v": 1}), 3, 1),
+    (json.dumps({"frame": 0, "t": 0, "faces": []}), 0, 0),
 ])
-def test_records_without_a_version_or_later_fields_read_as_version_1(line, expected):
+def test_records_without_a_version_or_later_fields_read_as_version_1(line, frame, n_faces):
     rec = parse_record(line)
-    assert (rec.v, rec.frame, len(rec.faces)) == (expected["v"], expected["frame"], expected["n_faces"])
+    assert (rec.v, rec.frame, len(rec.faces)) == (1, frame, n_faces)
     if rec.faces:
         face = rec.faces[0]
         assert face.state == "face" and face.held is False and face.probs_raw is None

@@ -8,21 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.labels import LABELS
 from edge.outputs.sinks import ImageDirSink, JsonlSink, OutputError, SavedFrames, Sink, VideoSink
-from edge.types import Faces, Frame, FrameResult, StageTimings
-
-
-def make_result(n: int = 2, source: str = "", label_index=None, index: int = 7) -> FrameResult:
-    rng = np.random.default_rng(n)
-    probs = rng.dirichlet(np.ones(len(LABELS)), size=n).astype(np.float32)
-    xyxy = np.asarray([[10 + 100 * i, 20, 90 + 100 * i, 100] for i in range(n)], np.int32).reshape(-1, 4)
-    faces = Faces(xyxy, np.linspace(0.9, 0.6, n).astype(np.float32), np.zeros((n, 6, 2), np.float32))
-    return FrameResult(
-        frame=Frame(np.zeros((240, 320, 3), np.uint8), index=index, t=0.5, source=source), faces=faces,
-        track_ids=np.arange(1, n + 1, dtype=np.int64), probs=probs, labels=LABELS,
-        timings=StageTimings(detect_ms=3.0, preprocess_ms=0.5, classify_ms=1.5, track_ms=0.1, total_ms=5.2),
-        label_index=np.argmax(probs, axis=1) if label_index is None else np.asarray(label_index, np.int64))
+from edge_runtime_helpers import known_result
 
 
 def test_jsonl_sink_needs_its_folder_and_names_the_option(tmp_path):
@@ -36,7 +23,7 @@ def test_jsonl_sink_flushes_every_line(tmp_path):
     path = tmp_path / "out.jsonl"
     sink = JsonlSink(path)
     for i in range(3):
-        sink.write(make_result(1, index=i))
+        sink.write(known_result(1, index=i))
         # Read through another handle before close: a killed run keeps every written line.
         lines = path.read_text().splitlines()
         assert len(lines) == i + 1 and json.loads(lines[-1])["frame"] == i
@@ -83,7 +70,7 @@ def test_image_dir_sink_names_after_the_source(tmp_path):
 
 def test_saving_sinks_share_one_annotated_frame_per_result(tmp_path):
     saved = SavedFrames(hud=False)
-    first, second = make_result(2, index=1), make_result(2, index=2)
+    first, second = known_result(2, index=1), known_result(2, index=2)
     image = saved(first)
     assert saved(first) is image and saved(second) is not image  # drawn once per result
     assert image.shape == first.frame.image.shape and not np.array_equal(image, first.frame.image)
