@@ -379,7 +379,7 @@ def _check_report(config: RunConfig):
     """The ReportConfig for --report, checked before the run starts (None without --report)."""
     if not config.report:
         return None
-    from edge.report.summary import ReportConfig
+    from edge.report.types import ReportConfig
     from edge.report.cli import check_chart
 
     if config.jsonl == "-":

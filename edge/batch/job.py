@@ -2,7 +2,7 @@
 
 `analyse(tasks, settings)` runs each input through `edge.run_cli.run` (the `fer-edge run` frame
 loop and its JsonlSink: the same records as `fer-edge run --jsonl`), then reads the records
-back with edge.report.summary for the index row and, for a video, the per-person summary that
+back with edge.report (read, summary) for the index row and, for a video, the per-person summary that
 `fer-edge report` writes (summary.csv). Videos get a fresh pipeline each, exactly as a `fer-edge
 run` of that file would (track ids from 1, the detector's schedule from its start); photos
 share one pipeline per worker process, each a fresh still, as in a `fer-edge run` over a folder.
@@ -220,7 +220,7 @@ def _take(path: str | bytes) -> bytes:
 
 def _one(task: Task, settings: Settings, folder: Path, stop) -> Outcome:
     from edge.cli import CliError
-    from edge.report.summary import ReportError
+    from edge.report.read import ReportError
 
     t0 = time.perf_counter()
     stem = folder / f"{task.name}.{os.getpid()}.{secrets.token_hex(4)}"
@@ -254,7 +254,8 @@ def _one(task: Task, settings: Settings, folder: Path, stop) -> Outcome:
 def _run(task: Task, settings: Settings, stem: Path, stop) -> Outcome:
     from edge.capture import SourceSpec
     from edge.cli import CliError
-    from edge.report.summary import label_shares, read_run, summarize, write_summary_csv
+    from edge.report.read import read_run
+    from edge.report.summary import label_shares, summarize, write_summary_csv
     from edge.run_cli import RunConfig, run
     from edge.loop import RunSummary
 

@@ -15,7 +15,7 @@ SHOWN_BAD_LINES = 5  # warnings printed one per line; the rest are counted (repo
 
 
 def _add_report_arguments(p) -> None:
-    from edge.report.summary import ReportConfig
+    from edge.report.types import ReportConfig
 
     d = ReportConfig()
     p.add_argument("--top", type=int, default=d.top, help="tracks on the chart and in report.md, longest first")
@@ -52,7 +52,7 @@ def register(sub) -> None:
 
 
 def _config(args):
-    from edge.report.summary import ReportConfig
+    from edge.report.types import ReportConfig
 
     try:
         return ReportConfig(top=args.top, smooth_s=args.smooth_s, min_moment_s=args.min_moment_s,
@@ -74,7 +74,8 @@ def check_chart(config) -> None:
 
 def write_report(jsonl: str | Path, out_dir: str | Path, config, progress: bool | None = None):
     """make_report plus what the user should see on stderr; ReportError becomes CliError."""
-    from edge.report.summary import ReportError, make_report
+    from edge.report.read import ReportError
+    from edge.report.summary import make_report
     from edge.report.chart import MissingChartDependency
 
     if progress is None:

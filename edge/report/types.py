@@ -1,6 +1,6 @@
 """The emotion report's types: its settings, a run read into columns, its tracks, their moments.
 
-edge.report.summary reads a run's JSON Lines into a RunLog and summarises it; edge.report.chart draws it.
+edge.report.read reads a run's JSON Lines into a RunLog, edge.report.summary summarises it and edge.report.chart draws it.
 """
 
 from __future__ import annotations

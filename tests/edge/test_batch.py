@@ -93,7 +93,8 @@ def test_a_corrupt_or_foreign_file_is_an_error_row_and_the_batch_goes_on(first_b
 
 
 def test_the_summary_csv_of_a_video_is_fer_edge_reports(corpus, first_batch, tmp_path):
-    from edge.report.summary import ReportConfig, make_report
+    from edge.report.summary import make_report
+    from edge.report.types import ReportConfig
 
     root, videos, _, _ = corpus
     _, out, _ = first_batch

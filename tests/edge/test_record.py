@@ -13,7 +13,7 @@ from edge.capture import read_video_frames
 from edge.labels import LABELS
 from edge.outputs.sinks import JsonlSink
 from edge.record import RECORD_VERSION, Record, frame_record, parse_record, record_line
-from edge.report.summary import read_run
+from edge.report.read import read_run
 from edge.types import FrameResult
 from edge_runtime_helpers import known_result, scene_video
 

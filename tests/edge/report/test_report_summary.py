@@ -1,4 +1,4 @@
-"""`fer-edge report` and edge.report.summary on runs whose contents are known exactly.
+"""`fer-edge report`, edge.report.read and edge.report.summary on runs whose contents are known exactly.
 
 The JSONL files are written by the runtime's own JsonlSink and frame_record from FrameResults,
 so they have exactly the format `fer-edge run` writes.
@@ -20,7 +20,9 @@ import pytest
 from edge.cli import main as cli_main
 from edge.labels import LABELS
 from edge.overlay import label_color
-from edge.report.summary import ReportConfig, ReportError, load_jsonl, make_report, read_run
+from edge.report.read import ReportError, load_jsonl, read_run
+from edge.report.summary import make_report
+from edge.report.types import ReportConfig
 from edge.outputs.sinks import JsonlSink
 from edge.types import Faces, Frame, FrameResult
 
@@ -237,7 +239,7 @@ def _python(code: str, blocked: tuple[str, ...]) -> subprocess.CompletedProcess:
 
 def test_without_pandas_and_matplotlib_the_columns_and_csvs_still_work(run_jsonl, tmp_path):
     out = tmp_path / "r"
-    code = (f"from edge.report.summary import load_jsonl\ncols = load_jsonl({str(run_jsonl)!r})\n"
+    code = (f"from edge.report.read import load_jsonl\ncols = load_jsonl({str(run_jsonl)!r})\n"
             "assert isinstance(cols, dict), type(cols)\n"
             f"from edge.cli import main\nraise SystemExit(main(['report', {str(run_jsonl)!r}, '--out', {str(out)!r}, "
             "'--no-chart']))\n")
@@ -256,7 +258,7 @@ def test_without_matplotlib_the_chart_is_a_clear_error_that_says_what_to_install
 
 
 def test_importing_edge_report_loads_neither_pandas_nor_matplotlib():
-    proc = _python("import sys, edge.report.summary, edge.report.cli\n"
+    proc = _python("import sys, edge.report.read, edge.report.summary, edge.report.cli\n"
                    "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'matplotlib')))", ())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -276,13 +278,13 @@ def test_strict_read_raises_with_the_line_number(tmp_path):
 
 
 def test_reading_and_writing_in_chunks_gives_the_same_tables(run_jsonl, tmp_path, monkeypatch):
-    from edge.report import summary as report
+    from edge.report import read, summary
 
     whole = read_run(run_jsonl)
-    report.write_frames_csv(whole, tmp_path / "whole.csv")
-    monkeypatch.setattr(report._Columns, "CHUNK", 7)  # a long file's path on a short one
+    summary.write_frames_csv(whole, tmp_path / "whole.csv")
+    monkeypatch.setattr(read._Columns, "CHUNK", 7)  # a long file's path on a short one
     chunked = read_run(run_jsonl)
-    report.write_frames_csv(chunked, tmp_path / "chunked.csv", chunk=9)
+    summary.write_frames_csv(chunked, tmp_path / "chunked.csv", chunk=9)
     for name in ("frame", "t", "segment", "row_frame", "track_id", "box", "label", "probs", "confidence"):
         np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name), err_msg=name)
     assert (tmp_path / "whole.csv").read_text() == (tmp_path / "chunked.csv").read_text()
