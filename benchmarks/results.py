@@ -41,11 +41,11 @@ MAX_SEED_TRIES = 40
 
 def _detectors():
     """Detect functions image_bgr -> face count: ours (BlazeFace) and the peer's Haar when installed."""
-    from edge.detector import make_detector
+    from edge.detect.factory import DetectorConfig, make_detector
 
     from benchmarks.common import peer as peer_mod
 
-    fns = [lambda img, d=make_detector(): len(d.detect(img))]
+    fns = [lambda img, d=make_detector(DetectorConfig(scan="frame")): len(d.detect(img))]
     if peer_mod.available():
         import cv2
 

@@ -10,6 +10,11 @@ import os
 
 log = logging.getLogger(__name__)
 
+# Interpreter threads per model when none are asked for: the whole-frame detector and the emotion
+# model are too small for threads to pay off, and the capture thread needs the other core
+# (`fer-edge bench --threads 1|2` compares them; docs/benchmarks.md).
+DEFAULT_THREADS = 1
+
 
 def interpreter_class():
     """The first available Interpreter class, in order of preference."""

@@ -1,7 +1,7 @@
 """The per-frame pipeline: detect -> crop (shared preprocessing) -> classify -> track/smooth.
 
     from edge import Pipeline
-    with Pipeline.from_defaults(detector="blazeface") as pipe:
+    with Pipeline.from_defaults(scan="frame") as pipe:
         result = pipe.process(image_bgr)      # FrameResult, timings per stage in ms
 
 Every stage is built once. Only the face regions are converted to gray (or the whole frame
@@ -17,28 +17,23 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 
 from edge.classifier import EmotionClassifier
-from edge.detector import FaceDetector
+from edge.detect.confirm import uncertain
+from edge.detect.factory import DetectorConfig, FaceDetector, make_detector
+from edge.interpreter import DEFAULT_THREADS
 from edge.preprocess import crop_face, crop_window, to_gray, to_model_input
-from edge.motion import CARRY_FRAMES
-from edge.tiling import TILES_PER_FRAME
 from edge.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
-from edge.windows import uncertain
 
 log = logging.getLogger(__name__)
 
 
-# One interpreter thread each: the whole-frame detector and the emotion model are too small for
-# threads to pay off, and the capture thread needs the other core (`fer-edge bench --threads 1|2`
-# compares them; docs/benchmarks.md).
-DEFAULT_THREADS = 1
 # Threads that run the stages of the frame loop: 2 detects frame N+1 while frame N is classified,
 # tracked, drawn and written (see DetectAhead): more frames/s, at the price of some latency
 # (`fer-edge bench --workers 1|2`; docs/benchmarks.md). --workers 1 for the lowest latency.
@@ -47,27 +42,16 @@ DEFAULT_WORKERS = 2
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
-    detector: str = "blazeface"  # blazeface (LiteRT) | mediapipe (MediaPipe Tasks)
-    range: str = "short"  # short (faces within ~2 m) | full (up to ~5 m)
-    # auto: tiles (edge.tiling) with the short-range blazeface detector, else frame | frame | tiles
-    scan: str = "auto"
-    min_face_px: float = 40.0  # smallest face side the tiles look for, frame px
-    tiles_per_frame: int = TILES_PER_FRAME  # tiles scanned per streamed frame (edge.tiling)
-    # Frames in a row a sure face keeps its detection while its surroundings stand still; 0: the
-    # detector runs on every frame (edge.motion).
-    carry_frames: int = CARRY_FRAMES
-    detector_model: str | None = None  # None: FER_EDGE_MODEL_DIR, then the user cache
+    """Every setting of a Pipeline: the detector's, the tracker's, and the classifier's and frame loop's own.
+
+    `config.replace(scan="frame", smooth=False)` changes settings by name wherever they live.
+    """
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)  # which detector, how it scans
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # track ids, smoothing, label hysteresis
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
     threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS (tiles: up to 2)
     workers: int | None = None  # frame-loop threads (`stages`): 1 or 2; None: DEFAULT_WORKERS
-    score_threshold: float | None = None  # detector confidence; None: each scan's default (edge.detector)
-    smooth: bool = True  # EMA + label hysteresis per track
-    ema_alpha: float = 0.4
-    hysteresis_margin: float = 0.15
-    hysteresis_frames: int = 3
-    max_missed: int = 10  # frames a track survives without a detection ...
-    max_age_s: float = 2.0  # ... or seconds, whichever is longer
-    iou_threshold: float = 0.3
     # One classifier call for all faces of a frame. Measured (x86, 2 cores, XNNPACK, p50 ms per
     # call, batched vs one-by-one, face count changing every frame): 24x24 int8 model 1 face
     # 0.41/0.40, 2: 0.78/0.79, 3: 1.16/1.17, 4: 1.56/1.58; the 48x48 provisional model
@@ -79,16 +63,26 @@ class PipelineConfig:
     # pass per face.
     tta: str = "none"
 
+    def replace(self, **changes) -> "PipelineConfig":
+        """A copy with `changes`, each named like a field of PipelineConfig, DetectorConfig or
+        TrackerConfig (the names do not overlap). TypeError for any other name."""
+        own = {k: v for k, v in changes.items() if k in _OWN_FIELDS}
+        detector = {k: v for k, v in changes.items() if k in _DETECTOR_FIELDS}
+        tracker = {k: v for k, v in changes.items() if k in _TRACKER_FIELDS}
+        unknown = sorted(set(changes) - set(own) - set(detector) - set(tracker))
+        if unknown:
+            known = sorted(_OWN_FIELDS | _DETECTOR_FIELDS | _TRACKER_FIELDS)
+            raise TypeError(f"unknown PipelineConfig field(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        base_detector, base_tracker = own.pop("detector", self.detector), own.pop("tracker", self.tracker)
+        if not isinstance(base_detector, DetectorConfig) or not isinstance(base_tracker, TrackerConfig):
+            raise TypeError("detector takes a DetectorConfig and tracker a TrackerConfig (the detector backend "
+                            "is backend=\"blazeface\" or \"mediapipe\")")
+        return replace(self, detector=replace(base_detector, **detector), tracker=replace(base_tracker, **tracker),
+                       **own)
+
     def make_detector(self) -> FaceDetector:
         """The detector these settings describe. Raises ModelNotFoundError / ValueError."""
-        from edge.detector import make_detector
-
-        threads = self.threads if self.threads is not None else DEFAULT_THREADS
-        return make_detector(backend=self.detector, range=self.range, model_path=self.detector_model,
-                             score_threshold=self.score_threshold, num_threads=threads, scan=self.scan,
-                             min_face_px=self.min_face_px, tiles_per_frame=self.tiles_per_frame,
-                             carry_frames=self.carry_frames,
-                             tile_threads=self.threads)
+        return make_detector(self.detector, threads=self.threads)
 
     def make_classifier(self) -> EmotionClassifier:
         """The emotion classifier these settings describe. Raises SidecarError / FileNotFoundError."""
@@ -98,10 +92,10 @@ class PipelineConfig:
         threads = self.threads if self.threads is not None else DEFAULT_THREADS
         return EmotionClassifier(path, num_threads=threads, batch=self.batch, tta=self.tta)
 
-    def tracker_config(self) -> TrackerConfig:
-        return TrackerConfig(iou_threshold=self.iou_threshold, max_missed=self.max_missed, max_age_s=self.max_age_s,
-                             smooth=self.smooth, ema_alpha=self.ema_alpha, hysteresis_margin=self.hysteresis_margin,
-                             hysteresis_frames=self.hysteresis_frames)
+
+_OWN_FIELDS = frozenset(f.name for f in fields(PipelineConfig))
+_DETECTOR_FIELDS = frozenset(f.name for f in fields(DetectorConfig))
+_TRACKER_FIELDS = frozenset(f.name for f in fields(TrackerConfig))
 
 
 class Pipeline:
@@ -113,7 +107,7 @@ class Pipeline:
         self.classifier = classifier
         self.card = classifier.card
         self.labels: tuple[str, ...] = tuple(classifier.labels)
-        self.tracker = Tracker(config.tracker_config())
+        self.tracker = Tracker(config.tracker)
         spec = self.card.input
         self._pixel_spec = replace(spec, mean=0.0, std=1.0)
         self._crops = np.empty((8, spec.height, spec.width), np.uint8)  # reused; grows with the face count
@@ -128,12 +122,9 @@ class Pipeline:
 
     @classmethod
     def from_defaults(cls, **overrides) -> "Pipeline":
-        """`Pipeline.from_defaults(detector="mediapipe", smooth=False)`: PipelineConfig fields."""
-        known = {f.name for f in fields(PipelineConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"unknown PipelineConfig field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls.from_config(replace(PipelineConfig(), **overrides))
+        """`Pipeline.from_defaults(backend="mediapipe", smooth=False)`: the default PipelineConfig
+        with `overrides` (PipelineConfig.replace)."""
+        return cls.from_config(PipelineConfig().replace(**overrides))
 
     def __enter__(self) -> "Pipeline":
         return self

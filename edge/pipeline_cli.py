@@ -13,15 +13,17 @@ benchmark that sweeps the score threshold does not offer `--score-threshold`.
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 from edge.classifier import TTA
 from edge.cli import CliError
-from edge.detector import BACKENDS, DEFAULT_SCORE_THRESHOLD, RANGES, SCANS
-from edge.motion import CARRY_MIN_PX, CONFIDENT_SCORE, THUMB_DIV
-from edge.tiling import TILES_SCORE_THRESHOLD
+from edge.detect.factory import BACKENDS, RANGES, SCANS, DetectorConfig
+from edge.detect.frame import DEFAULT_SCORE_THRESHOLD
+from edge.detect.motion import CARRY_MIN_PX, CONFIDENT_SCORE, THUMB_DIV
+from edge.detect.tiling import TILES_SCORE_THRESHOLD
 from edge.pipeline import Pipeline, PipelineConfig
+from edge.tracker import TrackerConfig
 
 GROUPS = ("detector", "model", "runtime", "tracking")
 
@@ -31,22 +33,22 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
 
     detector: --detector --range --detector-model --score-threshold --scan --min-face-px
     --tiles-per-frame --carry-frames; model: --model --tta; runtime: --threads --workers; tracking: --no-smooth
-    --ema-alpha --max-missed --max-age-s. Defaults are PipelineConfig's.
+    --ema-alpha --max-missed --max-age-s. Defaults are those of PipelineConfig, DetectorConfig and TrackerConfig.
     """
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"unknown flag groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
-    d = PipelineConfig()
+    p, d, t = PipelineConfig(), DetectorConfig(), TrackerConfig()
 
     def add(group: str, *flags: str, **kwargs) -> None:
         if group in groups and flags[0] not in skip:
             parser.add_argument(*flags, **kwargs)
 
-    add("detector", "--detector", choices=BACKENDS, default=d.detector,
+    add("detector", "--detector", choices=BACKENDS, default=d.backend,
         help="face detector backend: blazeface (LiteRT) or mediapipe (MediaPipe Tasks)")
     add("detector", "--range", choices=RANGES, default=d.range,
         help="detector model: short (faces within ~2 m) or full (up to ~5 m)")
-    add("detector", "--detector-model", default=d.detector_model,
+    add("detector", "--detector-model", default=d.model_path,
         help="detector .tflite (default: $FER_EDGE_MODEL_DIR, then ~/.cache/fer-edge/models; "
         "`fer-edge models pull` downloads it)")
     add("detector", "--score-threshold", type=float, default=d.score_threshold,
@@ -69,39 +71,48 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
         help=f"frames in a row a sure face (score >= {CONFIDENT_SCORE:g}, >= {CARRY_MIN_PX} px) keeps its detection "
         f"instead of running the detector again while the frame around it stands still (its {THUMB_DIV}x smaller "
         "gray thumbnail unchanged); 0 runs the detector on every frame")
-    add("model", "--model", "--emotion-model", dest="emotion_model", default=d.emotion_model,
+    add("model", "--model", "--emotion-model", dest="emotion_model", default=p.emotion_model,
         help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
-    add("model", "--tta", choices=TTA, default=d.tta,
+    add("model", "--tta", choices=TTA, default=p.tta,
         help="flip: also classify each face's mirror image and average the two (PrivateTest 70.2 %% against 68.7 %% "
         "with the shipped model; the classifier's time per face doubles, about 0.5 ms more)")
-    add("runtime", "--threads", type=int, default=d.threads,
+    add("runtime", "--threads", type=int, default=p.threads,
         help="interpreter threads per model (default: 1, fastest for these small models on 2 cores, and up to "
         "2 for the tiled detector of large frames; try 2-4 on a Pi)")
-    add("runtime", "--workers", type=int, choices=(1, 2), default=d.workers,
+    add("runtime", "--workers", type=int, choices=(1, 2), default=p.workers,
         help="frame-loop threads: 2 detects the next frame while this one is classified, drawn and written "
         "(more frames/s); 1 runs every stage on one thread (lower latency) (default: 2)")
     add("tracking", "--no-smooth", action="store_true",
         help="raw per-frame labels (no EMA of probabilities, no label hysteresis)")
-    add("tracking", "--ema-alpha", type=float, default=d.ema_alpha, help="weight of the newest frame in the smoothing")
-    add("tracking", "--max-missed", type=int, default=d.max_missed,
+    add("tracking", "--ema-alpha", type=float, default=t.ema_alpha, help="weight of the newest frame in the smoothing")
+    add("tracking", "--max-missed", type=int, default=t.max_missed,
         help="frames a face track survives without a detection...")
-    add("tracking", "--max-age-s", type=float, default=d.max_age_s,
+    add("tracking", "--max-age-s", type=float, default=t.max_age_s,
         help="...or seconds, whichever is longer: a face missed this briefly keeps its id")
 
 
-_FIELDS = frozenset(f.name for f in fields(PipelineConfig))
+# The setting each flag's dest sets, where the two names differ; the others are named alike, and
+# PipelineConfig.replace finds each setting's home.
+_RENAMED = {"detector": "backend", "detector_model": "model_path"}
+_SETTINGS = frozenset(f.name for cls in (PipelineConfig, DetectorConfig, TrackerConfig) for f in fields(cls))
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> PipelineConfig:
     """The PipelineConfig of the flags `add_pipeline_args` added (the others keep their defaults),
-    then `overrides`. CliError for values no pipeline can run with."""
-    values = {name: getattr(args, name) for name in _FIELDS if hasattr(args, name)}
+    then `overrides` (by setting name, as PipelineConfig.replace). CliError for values no pipeline
+    can run with."""
+    values = {_RENAMED.get(name, name): value for name, value in vars(args).items()
+              if _RENAMED.get(name, name) in _SETTINGS - {"detector", "tracker"}}
     if hasattr(args, "no_smooth"):
         values["smooth"] = not args.no_smooth
-    config = replace(PipelineConfig(**values), **overrides)
+    try:
+        config = PipelineConfig().replace(**{**values, **overrides})
+    except ValueError as exc:  # TrackerConfig checks its values
+        raise CliError(f"impossible tracking setting: {exc}") from None
+    detector = config.detector
     if config.threads is not None and config.threads < 1:
         raise CliError("--threads must be >= 1")
-    if config.tiles_per_frame < 1 or config.min_face_px <= 0 or config.carry_frames < 0:
+    if detector.tiles_per_frame < 1 or detector.min_face_px <= 0 or detector.carry_frames < 0:
         raise CliError("--tiles-per-frame must be >= 1, --min-face-px > 0 and --carry-frames >= 0")
     return config
 
@@ -114,13 +125,13 @@ def open_pipeline(config: PipelineConfig) -> Pipeline:
     if config.emotion_model is not None and not Path(config.emotion_model).is_file():
         raise CliError(f"emotion model not found: {config.emotion_model} (--model expects a .tflite with its .json "
                        "sidecar beside it; leave it out to use the shipped models/emotion_int8.tflite)")
-    if config.detector == "mediapipe":
+    if config.detector.backend == "mediapipe":
         from edge.cli import require
 
         require("mediapipe", "mediapipe")
     try:
-        if config.detector == "blazeface":
-            resolve_detector_model(config.range, config.detector_model)  # names every way to supply it
+        if config.detector.backend == "blazeface":
+            resolve_detector_model(config.detector.range, config.detector.model_path)  # names every way to supply it
         return Pipeline.from_config(config)
     except ModelNotFoundError as exc:
         raise CliError(str(exc)) from None

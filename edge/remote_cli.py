@@ -60,8 +60,8 @@ def open_remote(config, pipeline, capture) -> list:
     if config.metrics_port is not None:
         from edge.outputs.metrics import Metrics
 
-        pc = config.pipeline
-        metrics = Metrics(pipeline.labels, pipeline.classifier.model_path, detector=f"{pc.detector} {pc.range}")
+        det = config.pipeline.detector
+        metrics = Metrics(pipeline.labels, pipeline.classifier.model_path, detector=f"{det.backend} {det.range}")
         metrics.capture_stats = lambda: capture.stats
         try:
             port = metrics.serve(config.metrics_port, config.metrics_host)
@@ -73,9 +73,9 @@ def open_remote(config, pipeline, capture) -> list:
     if config.mqtt is not None:
         from edge.outputs.mqtt import MqttSink
 
-        pc = config.pipeline
+        tracker = config.pipeline.tracker
         try:
-            mqtt = MqttSink(config.mqtt, max_missed=pc.max_missed, max_age_s=pc.max_age_s, version=__version__)
+            mqtt = MqttSink(config.mqtt, max_missed=tracker.max_missed, max_age_s=tracker.max_age_s, version=__version__)
             mqtt.start()
         except (ValueError, OSError) as exc:  # e.g. a CA file that is no certificate
             if metrics is not None:

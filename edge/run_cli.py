@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from edge.cli import CliError, HelpFormatter, StopOnSignals
-from edge.detector import DEFAULT_SCORE_THRESHOLD
-from edge.tiling import TILES_SCORE_THRESHOLD
 from edge.pipeline import PipelineConfig
 
 if TYPE_CHECKING:
@@ -416,19 +414,16 @@ def no_face_hint(frames: int, frames_with_faces: int, config: RunConfig) -> str 
     if frames == 0 or frames_with_faces >= NO_FACE_SHARE * frames:
         return None
     tips = []
-    pc = config.pipeline
-    whole_frame = pc.scan == "frame" or pc.range != "short" or pc.detector != "blazeface"
-    if whole_frame and pc.detector == "blazeface":
+    det = config.pipeline.detector
+    if not det.tiled and det.backend == "blazeface":
         tips.append(f"--scan auto --range short, when faces are small or far away (one whole-frame pass "
                     f"finds only faces wider than about a quarter of the frame; the default scan finds faces "
-                    f"down to --min-face-px, now {pc.min_face_px:g} px)")
-    elif not whole_frame:
-        tips.append(f"--min-face-px {max(24, int(pc.min_face_px * 0.75))} (now {pc.min_face_px:g}), when faces "
+                    f"down to --min-face-px, now {det.min_face_px:g} px)")
+    elif det.tiled:
+        tips.append(f"--min-face-px {max(24, int(det.min_face_px * 0.75))} (now {det.min_face_px:g}), when faces "
                     "are smaller still, at a higher cost per frame")
-    default_threshold = DEFAULT_SCORE_THRESHOLD if whole_frame else TILES_SCORE_THRESHOLD
-    threshold = default_threshold if pc.score_threshold is None else pc.score_threshold
-    if threshold > 0.5:
-        tips.append(f"--score-threshold 0.5 (now {threshold:g}) finds fainter faces, "
+    if det.threshold > 0.5:  # the threshold this scan used: the flag, or the scan's default
+        tips.append(f"--score-threshold 0.5 (now {det.threshold:g}) finds fainter faces, "
                     "at the cost of more false ones")
     tips.append("a closer, frontal, evenly lit view of the faces")
     share = 100.0 * frames_with_faces / frames

@@ -59,7 +59,7 @@ class FrameResult:
     timings: StageTimings = field(default_factory=StageTimings)
     # (n, 7) float32 this frame's own classifier output, before smoothing; None: the same as `probs`
     raw_probs: np.ndarray | None = None
-    # (n,) bool faces turned too far for an expression label (edge.windows.uncertain); None: none
+    # (n,) bool faces turned too far for an expression label (edge.detect.confirm.uncertain); None: none
     uncertain: np.ndarray | None = None
 
     @property

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -113,7 +112,7 @@ def run(out: Path, data: str, seed: int, pipeline: PipelineConfig | None = None)
     out.mkdir(parents=True, exist_ok=True)
     faces, labels = _faces(data)
     checks = {}
-    with Pipeline.from_config(replace(pipeline, smooth=False)) as still:
+    with Pipeline.from_config(pipeline.replace(smooth=False)) as still:
         image, squares = make_scene_image(faces, labels, size=(1280, 720), faces_per_frame=12, face_px=(90, 150),
                                           seed=seed, background="room")
         crowd_result(still, image, squares)  # warm-up: the HUD shows the second pass's timings

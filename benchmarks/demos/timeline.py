@@ -95,7 +95,7 @@ def confident_faces(fer_test: Path, model: str | None = None, detector_model: st
 
     background = _room(TWO_FACES_SIZE, 7)
     found: dict[str, list[np.ndarray]] = {}
-    with Pipeline.from_defaults(smooth=False, emotion_model=model, detector_model=detector_model) as pipe:
+    with Pipeline.from_defaults(smooth=False, emotion_model=model, model_path=detector_model) as pipe:
         for cls in CANDIDATE_CLASSES:
             for path in sorted((fer_test / cls).glob("PublicTest_*.jpg"))[:CANDIDATES_PER_CLASS]:
                 face = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -191,8 +191,8 @@ def run_negatives(photos: LabelledPhotos, config: PipelineConfig, progress: bool
     each detector finds a face, the default one and NEGATIVE_BASELINES' whole-frame passes."""
     detectors = {"default": config.make_detector()}
     for t in NEGATIVE_BASELINES:
-        detectors[f"whole frame, threshold {t:g}"] = replace(config, scan="frame", score_threshold=t,
-                                                             carry_frames=0).make_detector()
+        detectors[f"whole frame, threshold {t:g}"] = config.replace(scan="frame", score_threshold=t,
+                                                            carry_frames=0).make_detector()
     crops_n, hits, skipped = 0, {k: 0 for k in detectors}, 0
     examples: dict[str, list[str]] = {k: [] for k in detectors}
     try:
@@ -227,7 +227,7 @@ def run_photos(folder: str | Path, config: PipelineConfig, *, peer: str = "auto"
     from benchmarks.common import peer as peer_mod
 
     photos = load_labelled_folder(folder)
-    config = replace(config, smooth=False)  # one still per photo: no tracking, no smoothing
+    config = config.replace(smooth=False)  # one still per photo: no tracking, no smoothing
     report = {"folder": str(folder), "n": len(photos), "rule": "largest face per photo; no face found = wrong"}
     with Pipeline.from_config(config) as pipe:
         report["model"] = str(pipe.classifier.model_path.name)

@@ -198,7 +198,7 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
         else:
             video_dir = Path(out) / "videos"
             video_dir.mkdir(parents=True, exist_ok=True)
-        pipes = {m: stack.enter_context(Pipeline.from_config(dataclasses.replace(pipeline, smooth=on)))
+        pipes = {m: stack.enter_context(Pipeline.from_config(pipeline.replace(smooth=on)))
                  for m, on in MODES.items()}
         if crop is not None:
             for pipe in pipes.values():
@@ -234,7 +234,7 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
     report["targets"] = _targets(report["smooth_off"], report["smooth_on"])
     report["settings"] = {"videos": n_videos, "frames": n_frames, "fps": fps, "seed": seed, "size": list(size),
                           "faces_per_frame": list(faces_per_frame), "face_px": list(face_px), "source": source,
-                          "detector": pipeline.detector, "range": pipeline.range, "model": str(classifier.model_path),
+                          "detector": pipeline.detector.backend, "range": pipeline.detector.range, "model": str(classifier.model_path),
                           "model_metrics": card.metrics, "crop": card.crop.to_json(),
                           "crop_from": "sidecar" if crop is None else "override",
                           "feather": DEFAULT_FEATHER, "iou_threshold": iou_threshold}

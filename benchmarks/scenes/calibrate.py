@@ -332,7 +332,7 @@ def run_calibration(*, data: str = DEFAULT_DATA, pipeline: PipelineConfig | None
         "private_rows": report_names,
         "detection": {"public": _found(*pub), "private": _found(*priv)},
         "settings": {"data": str(data), "model": str(classifier.model_path), "model_metrics": classifier.card.metrics,
-                     "detector": pipeline.detector, "range": pipeline.range, "n_faces": n_faces,
+                     "detector": pipeline.detector.backend, "range": pipeline.detector.range, "n_faces": n_faces,
                      "rotated_faces": rotated_faces, "angle_deg": angle_deg, "size": list(size),
                      "face_px": list(face_px), "seed": seed, "match_iou": MATCH_IOU, "margins": margins,
                      "shifts": shifts, "choose_by": choose_by},

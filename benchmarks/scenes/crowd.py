@@ -7,7 +7,7 @@ with `benchmarks.scenes.synthetic.paste_face` at known squares, with sides drawn
 - about a quarter of the faces are partly hidden: an occluder (a shoulder or a head in front, a
   flat blob) covers 20-40 % of the square's side from below or from a side;
 - about a quarter lie across an edge between two windows of the default tiling
-  (`edge.tiling.plan_scan` with 40 px faces), where a detector sees them cut in two;
+  (`edge.detect.tiling.plan_scan` with 40 px faces), where a detector sees them cut in two;
 - about a quarter appear only later in the video (between 20 % and 50 % of it), which measures
   how many frames a streaming detector needs to find a new face;
 - the faces drift by a few pixels per frame, with sensor-like grain on every frame.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -73,7 +73,7 @@ def band_name(k: int) -> str:
 
 def tile_edges(size: tuple[int, int], min_face_px: float = 40.0) -> tuple[list[float], list[float]]:
     """Frame x and y of the inner window edges of the default tiling's finest level."""
-    from edge.tiling import plan_scan
+    from edge.detect.tiling import plan_scan
 
     w, h = size
     _, tiles = plan_scan(h, w, min_face_px)
@@ -306,9 +306,9 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
     try:
         original_pred: dict[int, int] = {}
         for mode, (overrides, still) in modes.items():
-            config = replace(pipeline, smooth=False, **overrides)
-            if config.range != "short":
-                config = replace(config, detector_model=None)
+            config = pipeline.replace(smooth=False, **overrides)
+            if config.detector.range != "short":
+                config = config.replace(model_path=None)
             with Pipeline.from_config(config) as pipe:
                 to_ds = dataset_index(pipe.classifier.labels)
                 for path, truth in truths:
@@ -321,8 +321,8 @@ def run_crowd_benchmark(*, out: str | Path = DEFAULT_OUT, data: str = DEFAULT_DA
                           "fps": fps, "seed": seed, "n_faces": list(n_faces), "face_px": list(face_px),
                           "bands": [list(b) for b in BANDS], "iou_threshold": MATCH_IOU, "source": source,
                           "modes": {m: {"pipeline": o, "reset_every_frame": s} for m, (o, s) in modes.items()},
-                          "model": pipeline.emotion_model or "shipped", "min_face_px": pipeline.min_face_px,
-                          "tiles_per_frame": pipeline.tiles_per_frame}
+                          "model": pipeline.emotion_model or "shipped", "min_face_px": pipeline.detector.min_face_px,
+                          "tiles_per_frame": pipeline.detector.tiles_per_frame}
     report["elapsed_s"] = time.perf_counter() - t_start
     return report
 

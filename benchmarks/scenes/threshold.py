@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -327,7 +327,7 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
     else:
         images, labels = faces[0], np.asarray(faces[1], np.int64)
     # Every frame through the network: the curve is the network's, not what carrying repeats.
-    detectors = [replace(pipeline, score_threshold=t, carry_frames=0).make_detector() for t in thresholds]
+    detectors = [pipeline.replace(score_threshold=t, carry_frames=0).make_detector() for t in thresholds]
     neg: dict[str, list[_Counts]] = {}
     try:
         sources = _negative_sources(size, negative_videos, negative_frames_n, seed, chromium, extra)
@@ -366,8 +366,8 @@ def run_threshold_benchmark(*, thresholds=THRESHOLDS, data: str = DEFAULT_DATA, 
     return {
         "rows": rows,
         "chosen": choose_threshold(rows, max_fp_rate),
-        "settings": {"max_fp_rate": max_fp_rate, "detector": pipeline.detector, "range": pipeline.range,
-                     "scan": pipeline.scan,
+        "settings": {"max_fp_rate": max_fp_rate, "detector": pipeline.detector.backend, "range": pipeline.detector.range,
+                     "scan": pipeline.detector.scan,
                      "size": list(size), "negative_kinds": list(neg), "negative_videos_per_kind": negative_videos,
                      "negative_frames_per_video": negative_frames_n,
                      "face_free_frames": sum(c[0].frames for c in neg.values()),

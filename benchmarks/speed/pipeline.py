@@ -324,7 +324,8 @@ class BenchConfig:
     def to_json(self) -> dict:
         """The benchmark's settings and the pipeline's, in one flat object."""
         return {"source": self.source, "frames": self.frames, "duration_s": self.duration_s, "warmup": self.warmup,
-                "draw": self.draw, "peer": self.peer, **asdict(self.pipeline)}
+                "draw": self.draw, "peer": self.peer, **asdict(self.pipeline.detector), **asdict(self.pipeline.tracker),
+                **{k: v for k, v in asdict(self.pipeline).items() if k not in ("detector", "tracker")}}
 
 
 def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 25) -> dict:

@@ -50,7 +50,7 @@ class ModelFile:
 class Settings:
     """What decides an input's records: the pipeline settings and the exact model files."""
 
-    pipeline: PipelineConfig  # emotion_model and detector_model are the resolved paths
+    pipeline: PipelineConfig  # emotion_model and detector.model_path are the resolved paths
     models: tuple[ModelFile, ...]
     labels: tuple[str, ...]
     version: str
@@ -67,12 +67,13 @@ class Settings:
         card = load_sidecar(emotion)
         files = [("emotion", emotion), ("sidecar", sidecar_path(emotion))]
         detector = None
-        if pipeline.detector == "blazeface":
-            detector = resolve_detector_model(pipeline.range, pipeline.detector_model)
+        if pipeline.detector.backend == "blazeface":
+            detector = resolve_detector_model(pipeline.detector.range, pipeline.detector.model_path)
             files.append(("detector", detector))
         models = tuple(ModelFile(role, str(p.resolve()), sha256_file(p)) for role, p in files)
-        resolved = replace(pipeline, emotion_model=str(emotion.resolve()),
-                           detector_model=str(detector.resolve()) if detector is not None else pipeline.detector_model)
+        resolved = pipeline.replace(emotion_model=str(emotion.resolve()),
+                                    model_path=str(detector.resolve()) if detector is not None else
+                                    pipeline.detector.model_path)
         return cls(resolved, models, tuple(card.labels), __version__)
 
     def describe(self) -> dict:
@@ -84,8 +85,9 @@ class Settings:
     @property
     def key(self) -> str:
         """The sha256 of everything that decides the records (not the paths, not the speed knobs)."""
-        pipeline = {k: v for k, v in asdict(self.pipeline).items()
-                    if k not in SPEED_ONLY + ("emotion_model", "detector_model")}
+        settings = asdict(self.pipeline)
+        del settings["detector"]["model_path"]
+        pipeline = {k: v for k, v in settings.items() if k not in SPEED_ONLY + ("emotion_model",)}
         text = json.dumps({"pipeline": pipeline, "models": {m.role: m.sha256 for m in self.models},
                            "fer_edge": self.version, "batch_format": BATCH_FORMAT}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -115,8 +117,8 @@ class Settings:
                 atomic_write_bytes(target, m.data)
             paths[m.role] = str(target)
         # The sidecar must sit beside its model under the same stem: both go in the model's folder.
-        pipeline = replace(self.pipeline, emotion_model=paths["emotion"],
-                           detector_model=paths.get("detector", self.pipeline.detector_model))
+        pipeline = self.pipeline.replace(emotion_model=paths["emotion"],
+                                         model_path=paths.get("detector", self.pipeline.detector.model_path))
         return replace(self, pipeline=pipeline,
                        models=tuple(replace(m, path=paths[m.role], data=None) for m in self.models))
 

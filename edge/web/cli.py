@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from dataclasses import replace
 
 from edge.cli import CliError, HelpFormatter, StopOnSignals, install_hint
 
@@ -123,7 +122,7 @@ def _build_pipelines(args: argparse.Namespace, n: int):
     # With a pool, the parallelism comes from the pool: one interpreter thread per still
     # pipeline unless --threads says otherwise (more would only oversubscribe the cores).
     still_threads = live_config.threads if live_config.threads is not None else (1 if n > 1 else None)
-    still_config = replace(live_config, smooth=False, threads=still_threads)
+    still_config = live_config.replace(smooth=False, threads=still_threads)
     built = []
     try:
         for _ in range(n):
@@ -269,7 +268,7 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
     stills = StillPool(still_pipelines, labels=first.labels, model_name=first.classifier.model_path.name)
     # Public: file names only, never where files live on this machine.
     info = {"detector": args.detector, "range": args.range,
-            "score_threshold": _effective_score_threshold(args.score_threshold),
+            "score_threshold": first.config.detector.threshold,
             "metrics": _public_metrics(first.card.metrics)}
     metrics = _metrics(args, first)
     live = _live_stream(args, spec, live_pipeline, metrics) if spec is not None else None
@@ -302,13 +301,6 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
             live_pipeline.close()
         print("fer-edge serve: stopped", file=sys.stderr, flush=True)
     return 0
-
-
-def _effective_score_threshold(flag: float | None) -> float:
-    """The threshold the detector uses: the flag, or the detector's default (never null)."""
-    from edge.detector import DEFAULT_SCORE_THRESHOLD
-
-    return float(DEFAULT_SCORE_THRESHOLD if flag is None else flag)
 
 
 def _public_metrics(metrics: dict) -> dict:

@@ -108,7 +108,7 @@ def test_batch_json_and_parquet_hold_the_settings_and_the_index(first_batch):
     _, out, _ = first_batch
     description = json.loads((out / "batch.json").read_text())
     settings = description["settings"]
-    assert settings["pipeline"]["smooth"] is True and settings["pipeline"]["scan"] == "auto"
+    assert settings["pipeline"]["tracker"]["smooth"] is True and settings["pipeline"]["detector"]["scan"] == "auto"
     assert set(settings["models"]) == {"emotion", "sidecar", "detector"}
     assert all(len(m["sha256"]) == 64 for m in settings["models"].values())
     assert description["status"] == "finished" and description["counts"]["error"] == 3

@@ -58,7 +58,7 @@ def test_pipeline_with_flip_tta_on_a_1080p_frame(detector_dir, emotion_model, fa
     its crop and the crop's mirror."""
     crops, labels = fer_faces(faces_dir, per_class=2)
     image, placed = make_scene_image(crops, labels, size=(1920, 1080), faces_per_frame=2, face_px=(560, 640), seed=4)
-    kw = dict(detector_model=str(detector_dir), emotion_model=str(emotion_model), smooth=False, scan="frame")
+    kw = dict(model_path=str(detector_dir), emotion_model=str(emotion_model), smooth=False, scan="frame")
     with Pipeline.from_defaults(**kw) as plain, Pipeline.from_defaults(tta="flip", **kw) as tta:
         a, b = plain.process(image), tta.process(image)
         assert len(a.faces) == len(b.faces) >= 2

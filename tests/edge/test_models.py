@@ -101,24 +101,24 @@ def test_missing_explicit_path_is_not_silently_replaced(clean_env):
 
 
 def test_make_detector_without_a_model_raises_the_same_error(clean_env):
-    from edge.detector import make_detector
+    from edge.detect.factory import DetectorConfig, make_detector
 
     with pytest.raises(ModelNotFoundError, match="fer-edge models pull"):
-        make_detector("blazeface", "short")
+        make_detector(DetectorConfig(scan="frame"))
 
 
 @pytest.mark.parametrize("range_, size", [("short", 128), ("full", 192)])
 def test_make_detector_takes_an_explicit_file_or_directory(clean_env, request, range_, size):
-    from edge.detector import make_detector
+    from edge.detect.factory import DetectorConfig, make_detector
 
     model = models.DETECTOR_MODELS[range_]
     file = request.getfixturevalue("detector_dir") / model.filename if range_ == "short" \
         else request.getfixturevalue("full_detector")
     for given in (file.parent, file):
-        with make_detector("blazeface", range_, model_path=given, num_threads=1) as det:
+        with make_detector(DetectorConfig(range=range_, model_path=given, scan="frame"), threads=1) as det:
             assert det.detector.input_size == size
     with pytest.raises(ModelNotFoundError, match="--detector-model"):
-        make_detector("blazeface", range_, model_path=clean_env / model.filename)
+        make_detector(DetectorConfig(range=range_, model_path=clean_env / model.filename, scan="frame"))
 
 
 def test_unknown_range():

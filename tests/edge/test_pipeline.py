@@ -158,4 +158,4 @@ def test_track_ids_are_stable_along_the_video(scene, detector_dir):
 def test_from_defaults_rejects_unknown_fields():
     with pytest.raises(TypeError, match="unknown PipelineConfig field"):
         Pipeline.from_defaults(smoothing=False)
-    assert PipelineConfig().smooth and PipelineConfig().tracker_config().max_missed == 10
+    assert PipelineConfig().tracker.smooth and PipelineConfig().tracker.max_missed == 10

@@ -7,8 +7,10 @@ import argparse
 import pytest
 
 from edge.cli import CliError, HelpFormatter, build_parser
+from edge.detect.factory import DetectorConfig
 from edge.pipeline import PipelineConfig
 from edge.pipeline_cli import GROUPS, add_pipeline_args, config_from_args, open_pipeline
+from edge.tracker import TrackerConfig
 
 
 def _parser(**kwargs) -> argparse.ArgumentParser:
@@ -28,9 +30,10 @@ def test_every_flag_lands_in_its_field():
         "--threads", "3", "--workers", "1", "--no-smooth", "--ema-alpha", "0.2", "--max-missed", "4",
         "--max-age-s", "1.5", "--tta", "flip"])
     assert config_from_args(args) == PipelineConfig(
-        range="full", detector_model="d.tflite", score_threshold=0.5, scan="frame", min_face_px=32.0,
-        tiles_per_frame=2, carry_frames=0, emotion_model="m.tflite", threads=3, workers=1, smooth=False, ema_alpha=0.2,
-        max_missed=4, max_age_s=1.5, tta="flip")
+        detector=DetectorConfig(range="full", model_path="d.tflite", score_threshold=0.5, scan="frame", min_face_px=32.0,
+                                tiles_per_frame=2, carry_frames=0),
+        tracker=TrackerConfig(smooth=False, ema_alpha=0.2, max_missed=4, max_age_s=1.5),
+        emotion_model="m.tflite", threads=3, workers=1, tta="flip")
     assert config_from_args(_parser().parse_args(["--emotion-model", "x.tflite"])).emotion_model == "x.tflite"
 
 
@@ -38,7 +41,7 @@ def test_groups_and_skip_choose_the_flags():
     p = _parser(groups=("detector",), skip=("--score-threshold",))
     flags = {s for a in p._actions for s in a.option_strings}
     assert "--scan" in flags and "--score-threshold" not in flags and "--model" not in flags
-    assert config_from_args(p.parse_args(["--scan", "tiles"]), smooth=False) == PipelineConfig(scan="tiles", smooth=False)
+    assert config_from_args(p.parse_args(["--scan", "tiles"]), smooth=False) == PipelineConfig().replace(scan="tiles", smooth=False)
     with pytest.raises(ValueError, match="unknown flag groups"):
         _parser(groups=("detectors",))
     assert set(GROUPS) == {"detector", "model", "runtime", "tracking"}
@@ -57,7 +60,7 @@ def test_every_command_that_builds_a_pipeline_takes_the_same_detector_flag():
     for argv in (["run"], ["serve"], ["bench", "--source", "v.mp4"], ["bench", "soak"], ["bench", "photos", "f"],
                  ["bench", "scenes"], ["bench", "calibrate"], ["bench", "threshold"]):
         args = parser.parse_args(argv + ["--detector-model", "here.tflite"])
-        assert config_from_args(args).detector_model == "here.tflite", argv
+        assert config_from_args(args).detector.model_path == "here.tflite", argv
 
 
 def test_a_missing_emotion_model_is_a_cli_error_that_says_what_to_pass(tmp_path):

@@ -214,7 +214,7 @@ def test_help_shows_defaults_and_flags_parse_into_run_config():
                               "--range", "full", "--max-missed", "3"])
     cfg = RunConfig.from_args(args)
     assert cfg == RunConfig(source="v.mp4", max_fps=5.0,
-                            pipeline=PipelineConfig(smooth=False, threads=4, range="full", max_missed=3))
+                            pipeline=PipelineConfig().replace(smooth=False, threads=4, range="full", max_missed=3))
 
 
 # ------------------------------------------------------------------ console, hints, HUD defaults

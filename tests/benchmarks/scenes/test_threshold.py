@@ -9,7 +9,8 @@ import pytest
 
 from benchmarks.scenes.threshold import (NEGATIVE_KINDS, chromium_fake_camera, choose_threshold, markdown,
                                          negative_frames, run_threshold_benchmark, write_outputs)
-from edge.detector import DEFAULT_SCORE_THRESHOLD, make_detector
+from edge.detect.factory import DetectorConfig, make_detector
+from edge.detect.frame import DEFAULT_SCORE_THRESHOLD
 from edge.pipeline import PipelineConfig
 
 
@@ -37,7 +38,7 @@ def test_the_benchmark_measures_false_positives_and_recall_per_threshold(fer_dat
     # The whole-frame pass: the network's own curve (the default scan confirms its candidates).
     report = run_threshold_benchmark(thresholds=thresholds, size=(640, 480), negative_videos=1, negative_frames_n=6,
                                      face_videos=3, face_frames=4, face_px=(120, 200), faces=faces, chromium=False,
-                                     pipeline=PipelineConfig(scan="frame"))
+                                     pipeline=PipelineConfig().replace(scan="frame"))
     rows = report["rows"]
     assert [r["threshold"] for r in rows] == list(thresholds)
     assert report["settings"]["face_free_frames"] == 6 * len(NEGATIVE_KINDS)
@@ -65,7 +66,7 @@ def test_chromiums_fake_camera_is_not_a_face_at_the_default_threshold(detector_d
     frames = chromium_fake_camera(12, interval_ms=150)
     assert len(frames) == 12 and frames[0].shape == (480, 640, 3)
     assert frames[0][:, :, 1].mean() > frames[0][:, :, 2].mean()  # the green test card
-    with make_detector(score_threshold=DEFAULT_SCORE_THRESHOLD) as det:
+    with make_detector(DetectorConfig(scan="frame", score_threshold=DEFAULT_SCORE_THRESHOLD)) as det:
         assert sum(len(det.detect(f)) for f in frames) == 0
-    with make_detector(score_threshold=0.4) as loose:  # what a user saw at the old 0.5 and below
+    with make_detector(DetectorConfig(scan="frame", score_threshold=0.4)) as loose:  # what a user saw at the old 0.5 and below
         assert sum(len(loose.detect(f)) > 0 for f in frames) > 0

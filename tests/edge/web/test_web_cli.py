@@ -259,8 +259,8 @@ def test_unknown_paths_and_methods_are_answered_in_json(server, method, path):
 
 def test_health_names_no_folder_and_gives_the_threshold_in_use(server):
     health = json.loads(server.get("/api/health", TOKEN)[2])
-    from edge.detector import DEFAULT_SCORE_THRESHOLD
+    from edge.detect.tiling import TILES_SCORE_THRESHOLD
 
-    assert health["score_threshold"] == DEFAULT_SCORE_THRESHOLD
+    assert health["score_threshold"] == TILES_SCORE_THRESHOLD  # the default scan tiles (not the whole-frame 0.65)
     text = json.dumps(health)
     assert "/" not in text.replace("\\/", ""), text  # no path of this machine (nor of the training one)

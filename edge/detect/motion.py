@@ -6,7 +6,7 @@ pixels moved by more than CHANGE_LEVEL gray levels since it was last looked at (
 face (`carriable`) whose surroundings stand still may keep its last detection instead of running
 the network again, for at most `carry_frames` frames in a row:
 
-- the tiled detector (edge.tiling) carries remembered faces one by one, and ranks its tiles by
+- the tiled detector (edge.detect.tiling) carries remembered faces one by one, and ranks its tiles by
   change (its motion prior);
 - `StillCarry` wraps a whole-frame detector: while the whole frame stands still and every face of
   the last pass is carriable, it returns that pass's faces again. A frame that stands still shows no
@@ -35,7 +35,7 @@ CARRY_FRAMES = 2
 # a drift of a few pixels to show (seed-2 group scenes lost 4.5 points of 32-47 px recall without it).
 CARRY_MIN_PX = 64
 # A face the network scores at least this high is sure: it may be carried (and a tiled scan keeps
-# a new face this sure without verifying it, edge.tiling).
+# a new face this sure without verifying it, edge.detect.tiling).
 CONFIDENT_SCORE = 0.75
 
 
@@ -101,9 +101,6 @@ class StillCarry:
             raise ValueError(f"carry_frames must be >= 0, got {carry_frames}")
         self.detector = detector
         self.carry_frames = int(carry_frames)
-        self.model_path = detector.model_path
-        self.full_range = detector.full_range
-        self.score_threshold = detector.score_threshold
         self._shape: tuple[int, int] | None = None  # frame (h, w) the buffers below are for
         self._thumbnail: Thumbnail | None = None
         self._seen = np.zeros((0, 0), np.uint8)  # the thumbnail the network last ran on

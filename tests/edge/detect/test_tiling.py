@@ -1,4 +1,4 @@
-"""edge.tiling: small faces in large frames, tiles merged across edges, the streaming schedule."""
+"""edge.detect.tiling: small faces in large frames, tiles merged across edges, the streaming schedule."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import pytest
 from benchmarks.scenes.crowd import make_group_video, tile_edges
 from benchmarks.scenes.synthetic import make_scene_image, paste_face
 from edge.capture import read_video_frames
-from edge.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
 from edge.boxes import iou_matrix, match_boxes
-from edge.detector import BlazeFaceDetector, make_detector
+from edge.detect.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
+from edge.detect.factory import DetectorConfig, make_detector
+from edge.detect.frame import BlazeFaceDetector
+from edge.detect.motion import CARRY_FRAMES, CARRY_MIN_PX
+from edge.detect.tiling import MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, REFRESH_FRAMES, TiledDetector, plan_scan
+from edge.detect.windows import coarse_window
 from edge.interpreter import load_interpreter
-from edge.motion import CARRY_FRAMES, CARRY_MIN_PX
-from edge.tiling import (MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, REFRESH_FRAMES, TiledDetector, coarse_window,
-                         plan_scan)
 from edge_runtime_helpers import fer_faces
 
 SHORT = "blaze_face_short_range.tflite"
@@ -230,7 +231,7 @@ def test_auto_scan_finds_40_px_faces_in_a_640x360_frame(detector_dir, faces):
     placed = np.array([f.box for f in truth], np.float32)
     with BlazeFaceDetector(detector_dir / SHORT, num_threads=1, score_threshold=0.5) as whole:
         assert len(whole.detect(image)) == 0
-    with make_detector(range="short", model_path=detector_dir / SHORT, scan="auto", num_threads=1) as det:
+    with make_detector(DetectorConfig(model_path=str(detector_dir / SHORT)), threads=1) as det:
         found = det.detect(image)
     det_idx, _, _ = match_boxes(placed, found.xyxy.astype(np.float32), 0.3)
     assert len(det_idx) == len(placed), (found.xyxy, placed)
@@ -262,7 +263,7 @@ def test_tiles_need_the_short_range_model(detector_dir):
     with pytest.raises(ValueError, match="short-range"):
         TiledDetector(detector_dir / "face_detection_full_range_sparse.tflite")
     with pytest.raises(ValueError, match="short"):
-        make_detector(range="full", model_path=detector_dir, scan="tiles")
+        make_detector(DetectorConfig(range="full", model_path=str(detector_dir), scan="tiles"))
     with pytest.raises(ValueError, match="min_face_px"):
         plan_scan(1080, 1920, 0)
 

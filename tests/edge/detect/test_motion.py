@@ -1,4 +1,4 @@
-"""edge.motion: thumbnails, the still test, and StillCarry, which skips the network on frames that stand still."""
+"""edge.detect.motion: thumbnails, the still test, and StillCarry, which skips the network on frames that stand still."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from benchmarks.scenes.synthetic import paste_face
-from edge import motion
 from edge.capture import read_video_frames
-from edge.detector import BlazeFaceDetector
-from edge.motion import StillCarry
+from edge.detect import motion
+from edge.detect.frame import BlazeFaceDetector
+from edge.detect.motion import StillCarry
 from edge_runtime_helpers import fer_faces
 
 SHORT = "blaze_face_short_range.tflite"

@@ -21,7 +21,7 @@ The scan of a frame (H, W), `plan_scan`:
 A full scan runs every window. On a stream (video, camera) the detector runs the coarse pass and
 the regions of interest every frame, and `tiles_per_frame` level windows per frame, so the cost
 per frame stays bounded. A sure face whose surroundings have not changed in the thumbnail since its
-region last ran keeps that detection for up to `carry_frames` frames instead (edge.motion; a still
+region last ran keeps that detection for up to `carry_frames` frames instead (edge.detect.motion; a still
 crowd runs about a third of its regions). Which tiles: first those where the frame changed since
 they last ran (a motion prior: a face that walks in is looked for on the next frame), then those
 waiting longest.
@@ -41,14 +41,12 @@ import cv2
 import numpy as np
 
 from edge.boxes import match_boxes, weighted_nms
-from edge.motion import (CARRY_FRAMES, CHANGE_MIN_PX, CHANGE_LEVEL, CONFIDENT_SCORE, HEAD_MARGIN, Thumbnail,
-                         carriable, face_thumb_area, still)
+from edge.detect.blazeface import ALIGN, frame_faces, logit
+from edge.detect.confirm import TRACK_IOU, SecondLook, accept
+from edge.detect.motion import (CARRY_FRAMES, CHANGE_LEVEL, CHANGE_MIN_PX, CONFIDENT_SCORE, HEAD_MARGIN, Thumbnail,
+                                carriable, face_thumb_area, still)
+from edge.detect.windows import Window, WindowNets, coarse_window, roi_window
 from edge.types import Faces
-from edge.windows import (ALIGN, ROI_FACE_INPUT_PX, TRACK_IOU, SecondLook, Window, WindowNets, accept,
-                          coarse_window, logit, roi_window)
-
-__all__ = ["TiledDetector", "plan_scan", "coarse_window", "roi_window", "Window",
-           "ROI_FACE_INPUT_PX"]
 
 FACE_INPUT_PX = 32  # smallest face (input px) the short-range network finds reliably
 LEVEL_RATIO = 3.0  # scale between pyramid levels; a level finds faces of 32-96 input px
@@ -74,7 +72,7 @@ REFRESH_FRAMES = 60
 # 91.4 % against 84.9 %, faces that appear later found after a median of 3 frames against 6.
 MOTION_GAP_FRAMES = 8
 # Many windows see much background, and textures fire the network at scores 0.55-0.7. A face seen
-# for the first time is therefore looked at again (edge.windows.SecondLook), unless its own score
+# for the first time is therefore looked at again (edge.detect.confirm.SecondLook), unless its own score
 # is already >= CONFIDENT_SCORE. On group scenes this cut false positives far more cheaply than
 # raising the threshold alone, which lost many more faces for the same precision.
 CANDIDATE_SCORE = 0.4  # windows report detections from this score; confirmation decides
@@ -130,7 +128,7 @@ def plan_scan(height: int, width: int, min_face_px: float, tile_px: int = 384) -
 class _TileSchedule:
     """Which level windows a streamed frame runs: changed ones first, then the longest waiting.
 
-    Holds one gray thumbnail per pyramid level (an edge.motion.Thumbnail's size, uint8), in which
+    Holds one gray thumbnail per pyramid level (an edge.detect.motion.Thumbnail's size, uint8), in which
     each tile's area keeps what that tile last ran on; tiles of one level overlap, and a face inside an
     overlap is whole in either tile, so the tile that runs may update the shared area.
     """
@@ -230,7 +228,6 @@ class TiledDetector:
             raise FileNotFoundError(f"{model_path}: model file not found")
         plan_scan(480, 640, min_face_px, tile_px)  # validates the geometry arguments
         self.model_path = str(model_path)
-        self.full_range = False
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.min_face_px = float(min_face_px)
@@ -370,12 +367,7 @@ class TiledDetector:
         keep = accept(image_bgr, boxes, keypoints, scores, known, keep_score=self.score_threshold,
                       sure_score=max(CONFIDENT_SCORE, self.score_threshold), second_look=self.second_look)
         boxes, keypoints, scores = boxes[keep], keypoints[keep], scores[keep]
-        xyxy = np.floor(boxes)
-        np.clip(xyxy[:, 0::2], 0, w, out=xyxy[:, 0::2])
-        np.clip(xyxy[:, 1::2], 0, h, out=xyxy[:, 1::2])
-        xyxy = xyxy.astype(np.int32)
-        visible = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        faces = Faces(xyxy[visible], scores[visible], keypoints[visible])
+        faces, visible = frame_faces(boxes, keypoints, scores, h, w)
         if self.stream:
             self._remember(boxes[visible], keypoints[visible], scores[visible])
         return faces

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.anchors import FULL_RANGE, SHORT_RANGE, ssd_anchor_centres
+from edge.detect.anchors import FULL_RANGE, SHORT_RANGE, ssd_anchor_centres
 from edge.interpreter import load_interpreter
 
 # options, count, first centre, last centre, model file (its outputs must have `count` rows)

@@ -1,4 +1,4 @@
-"""edge.windows: the second look and the confirmation rule, on real faces and real non-faces."""
+"""edge.detect.confirm: the second look and the confirmation rule, on real faces and real non-faces."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 
 from benchmarks.scenes.synthetic import make_scene_image
 from benchmarks.scenes.threshold import negative_frames
-from edge.detector import BlazeFaceDetector, make_detector
-from edge.windows import MIN_EYE_RATIO, UNCERTAIN_YAW, SecondLook, WindowNets, accept, face_geometry, uncertain
+from edge.detect.confirm import MIN_EYE_RATIO, UNCERTAIN_YAW, SecondLook, accept, face_geometry, uncertain
+from edge.detect.factory import DetectorConfig, make_detector
+from edge.detect.frame import BlazeFaceDetector
+from edge.detect.windows import WindowNets
 from edge_runtime_helpers import fer_faces
 
 SHORT = "blaze_face_short_range.tflite"
@@ -41,7 +43,7 @@ def _noise_frame():
 
 
 NO_KNOWN = np.zeros((0, 4), np.float32)
-TEST_CARD = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "testcard").glob("*.jpg"))
+TEST_CARD = sorted((Path(__file__).resolve().parents[2] / "fixtures" / "testcard").glob("*.jpg"))
 
 
 def _frontal(box: np.ndarray, eye_ratio: float = 0.42, yaw: float = 0.0) -> np.ndarray:
@@ -90,7 +92,7 @@ def test_a_still_whose_only_face_scores_between_the_thresholds_is_found(detector
     with BlazeFaceDetector(detector_dir / SHORT, num_threads=1, score_threshold=0.3) as whole:
         old = whole.detect(image)
     assert len(old) == 1 and 0.5 <= old.score[0] < 0.65
-    with make_detector(model_path=detector_dir / SHORT, scan="auto", num_threads=1) as det:
+    with make_detector(DetectorConfig(model_path=str(detector_dir / SHORT)), threads=1) as det:
         found = det.detect(image)
         assert det.detector.second_look.looks > 0
     assert len(found) == 1 and found.score[0] < 0.75
@@ -105,7 +107,7 @@ def test_face_free_noise_gets_no_face_from_the_default_scan(detector_dir):
     with BlazeFaceDetector(detector_dir / SHORT, num_threads=1, score_threshold=0.5) as whole:
         fired = sum(len(whole.detect(f)) > 0 for f in frames)
     assert fired >= 3
-    with make_detector(model_path=detector_dir / SHORT, scan="auto", num_threads=1) as det:
+    with make_detector(DetectorConfig(model_path=str(detector_dir / SHORT)), threads=1) as det:
         assert sum(len(det.detect(f)) for f in frames) == 0
 
 
@@ -119,11 +121,11 @@ def test_chromiums_test_card_is_no_face_in_the_web_still_path(detector_dir, path
     assert len(TEST_CARD) == 6
     image = cv2.imread(str(path))
     assert image.shape == (480, 640, 3)
-    with make_detector(model_path=detector_dir / SHORT, scan="auto", num_threads=1, score_threshold=0.4) as low:
+    with make_detector(DetectorConfig(model_path=str(detector_dir / SHORT), score_threshold=0.4), threads=1) as low:
         low.reset()
         fooled = low.detect(image)
     assert len(fooled) == 1 and 0.4 <= fooled.score[0] < 0.5
-    with make_detector(model_path=detector_dir / SHORT, scan="auto", num_threads=1) as det:
+    with make_detector(DetectorConfig(model_path=str(detector_dir / SHORT)), threads=1) as det:
         det.reset()
         assert len(det.detect(image)) == 0
 
@@ -136,9 +138,9 @@ def test_a_known_track_survives_a_frame_at_the_lower_score(detector_dir, emotion
 
     image, _ = _scene(faces, i, 200)
     blurred = cv2.GaussianBlur(image, (0, 0), blur_sigma)
-    with make_detector(model_path=detector_dir / SHORT, scan="auto", num_threads=1) as fresh:
+    with make_detector(DetectorConfig(model_path=str(detector_dir / SHORT)), threads=1) as fresh:
         assert len(fresh.detect(blurred)) == 0
-    with Pipeline.from_defaults(detector_model=str(detector_dir / SHORT), emotion_model=str(emotion_model),
+    with Pipeline.from_defaults(model_path=str(detector_dir / SHORT), emotion_model=str(emotion_model),
                                 threads=1) as pipe:
         first = pipe.process(image)
         second = pipe.process(blurred)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from edge.boxes import iou_matrix, weighted_nms
-from edge.detector import BlazeFaceDetector, MediaPipeDetector, decode, make_detector
-from edge.motion import StillCarry
+from edge.detect.blazeface import decode
+from edge.detect.factory import DetectorConfig, make_detector
+from edge.detect.frame import BlazeFaceDetector, MediaPipeDetector
 from edge.types import Faces
 
 SHORT = "blaze_face_short_range.tflite"
@@ -244,25 +245,6 @@ def test_weighted_nms(boxes, scores, want_boxes, want_scores):
 
 # Construction, ranges and the MediaPipe Tasks backend.
 
-@pytest.mark.parametrize("range_, size", [("short", 128), ("full", 192)])
-def test_make_detector_resolves_the_model(request, range_, size):
-    request.getfixturevalue("detector_dir" if range_ == "short" else "full_detector")  # skip when not installed
-    with make_detector("blazeface", range_, num_threads=1) as det:
-        assert isinstance(det, StillCarry) and isinstance(det.detector, BlazeFaceDetector)
-        assert det.detector.input_size == size
-        assert len(det.detect(np.zeros((480, 640, 3), np.uint8))) == 0
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    ({"backend": "opencv"}, "unknown detector backend"),
-    ({"range": "medium"}, "unknown detector range"),
-    ({"backend": "mediapipe", "range": "full"}, "only the short-range model"),
-])
-def test_make_detector_rejects(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        make_detector(**kwargs)
-
-
 @pytest.mark.parametrize("fixture, full_range, message", [
     ("detector_dir", True, "short-range model"),
     ("full_detector", False, "full-range model"),
@@ -315,7 +297,7 @@ def test_backends_agree_on_real_faces(detector_dir, short, faces48):
 @needs_mediapipe
 def test_mediapipe_backend_via_make_detector(detector_dir, faces48):
     image, region = scene(faces48[0], 200, (480, 640), (300, 200))
-    with make_detector("mediapipe", "short") as det:
+    with make_detector(DetectorConfig(backend="mediapipe")) as det:
         assert isinstance(det.detector, MediaPipeDetector)
         for _ in range(3):  # VIDEO mode: back-to-back calls need increasing timestamps
             faces = det.detect(image)

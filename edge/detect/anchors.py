@@ -38,13 +38,9 @@ SHORT_RANGE = AnchorOptions(input_size=128, strides=(8, 16, 16, 16), interpolate
 FULL_RANGE = AnchorOptions(input_size=192, strides=(4,), interpolated_scale_aspect_ratio=0.0)
 
 
-def ssd_anchor_centres(options: AnchorOptions) -> np.ndarray:
-    """Anchor centres, (n, 2) float32 (x, y) normalised to [0, 1], in the network's output order.
-
-    Order: per group of same-stride layers, row-major over cells (y outer, x inner), then the
-    group's anchors for that cell.
-    """
-    blocks: list[np.ndarray] = []
+def _groups(options: AnchorOptions):
+    """(stride, anchors per cell) of each group of consecutive same-stride layers, in output order:
+    such layers share one feature map, and their anchors are emitted together per cell."""
     layer = 0
     strides = options.strides
     while layer < len(strides):
@@ -52,14 +48,29 @@ def ssd_anchor_centres(options: AnchorOptions) -> np.ndarray:
         same = 0
         while layer + same < len(strides) and strides[layer + same] == stride:
             same += 1
-        per_cell = same * options.anchors_per_layer
+        yield stride, same * options.anchors_per_layer
+        layer += same
+
+
+def _cells(ys: np.ndarray, xs: np.ndarray, per_cell: int) -> np.ndarray:
+    """(len(ys) * len(xs) * per_cell, 2) centres (x, y): row-major over cells (y outer, x inner),
+    each cell's centre repeated per_cell times."""
+    grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+    return np.repeat(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1), per_cell, axis=0)
+
+
+def ssd_anchor_centres(options: AnchorOptions) -> np.ndarray:
+    """Anchor centres, (n, 2) float32 (x, y) normalised to [0, 1], in the network's output order.
+
+    Order: per group of same-stride layers, row-major over cells (y outer, x inner), then the
+    group's anchors for that cell.
+    """
+    blocks = []
+    for stride, per_cell in _groups(options):
         cells = int(math.ceil(options.input_size / stride))
         # Centre of cell i is (i + offset) / cells on both axes.
         coords = (np.arange(cells, dtype=np.float64) + options.anchor_offset) / cells
-        ys, xs = np.meshgrid(coords, coords, indexing="ij")  # (cells, cells) each, y outer
-        centres = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (cells*cells, 2)
-        blocks.append(np.repeat(centres, per_cell, axis=0))
-        layer += same
+        blocks.append(_cells(coords, coords, per_cell))
     return np.concatenate(blocks, axis=0).astype(np.float32)
 
 
@@ -71,18 +82,9 @@ def anchor_centres_px(options: AnchorOptions, height: int, width: int) -> np.nda
     `ssd_anchor_centres` over a height x width grid. For the square input size this is
     `ssd_anchor_centres(options) * input_size`.
     """
-    blocks: list[np.ndarray] = []
-    layer = 0
-    strides = options.strides
-    while layer < len(strides):
-        stride = strides[layer]
-        same = 0
-        while layer + same < len(strides) and strides[layer + same] == stride:
-            same += 1
+    blocks = []
+    for stride, per_cell in _groups(options):
         rows, cols = int(math.ceil(height / stride)), int(math.ceil(width / stride))
-        ys, xs = np.meshgrid((np.arange(rows) + options.anchor_offset) * stride,
-                             (np.arange(cols) + options.anchor_offset) * stride, indexing="ij")
-        centres = np.stack([xs.ravel(), ys.ravel()], axis=1)
-        blocks.append(np.repeat(centres, same * options.anchors_per_layer, axis=0))
-        layer += same
+        blocks.append(_cells((np.arange(rows) + options.anchor_offset) * stride,
+                             (np.arange(cols) + options.anchor_offset) * stride, per_cell))
     return np.concatenate(blocks, axis=0).astype(np.float32)

@@ -1,0 +1,132 @@
+"""Short-range BlazeFace on any window of a frame: the tiled scan's and the second look's network calls.
+
+A `Window` maps input pixels to frame pixels (a zoom and an offset). `WindowNets.run(image, window)`
+resamples that part of the frame into the window's input, runs the network (edge.detect.blazeface;
+one net per input shape, built on first use) and returns its detections in frame pixels, without
+those cut by a window edge inside the frame. The tiled scan (edge.detect.tiling) and the second
+look (edge.detect.confirm) are made of such windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.boxes import weighted_nms
+from edge.detect.anchors import SHORT_RANGE
+from edge.detect.blazeface import BlazeFaceNet, Detections, no_detections
+
+ROI_INPUT_PX = 128  # region-of-interest window side, input px
+# A remembered face's size in its region-of-interest window. The network scores a face highest at
+# 64-80 px of its 128 px input and much lower at 48 (one occluded face: 0.49 at 48 px, 0.68 at 64).
+ROI_FACE_INPUT_PX = 72
+EDGE_PX = 2.0  # a box within this many input px of an inner window edge is cut by it
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One network call: the input pixel (u, v) samples frame pixel (x + u / scale, y + v / scale)."""
+
+    x: float  # frame px at the input's left edge
+    y: float  # frame px at the input's top edge
+    scale: float  # input px per frame px
+    height: int  # input px, a multiple of edge.detect.blazeface.ALIGN
+    width: int
+    kind: str  # coarse | tile | roi
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+
+def coarse_window(height: int, width: int, size: int = SHORT_RANGE.input_size) -> Window:
+    """The whole frame letterboxed (centred) into a size x size input."""
+    scale = size / max(height, width)
+    pad_x, pad_y = (size - width * scale) / 2.0, (size - height * scale) / 2.0
+    return Window(x=-pad_x / scale, y=-pad_y / scale, scale=scale, height=size, width=size, kind="coarse")
+
+
+def roi_window(box_xyxy: np.ndarray, face_input_px: float = ROI_FACE_INPUT_PX) -> Window:
+    """A ROI_INPUT_PX square window centred on a face box, in which the face is face_input_px wide."""
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    side = max(x2 - x1, y2 - y1, 1.0)
+    scale = face_input_px / side
+    half = ROI_INPUT_PX / (2.0 * scale)
+    return Window(x=(x1 + x2) / 2.0 - half, y=(y1 + y2) / 2.0 - half, scale=scale,
+                  height=ROI_INPUT_PX, width=ROI_INPUT_PX, kind="roi")
+
+
+class WindowNets:
+    """`boxes, keypoints, scores = nets.run(image_bgr, window, logit_threshold)`: short-range
+    BlazeFace on one window, in frame px. One interpreter per input shape, built on first use; one
+    object serves one thread. num_threads: interpreter threads of large windows; small_threads: of
+    128x128 ones, which are too small for threads to pay off (None: as num_threads)."""
+
+    def __init__(self, model_path: str, num_threads: int | None, iou_threshold: float = 0.3,
+                 small_threads: int | None = None):
+        self.model_path = str(model_path)
+        self.num_threads = num_threads
+        self.small_threads = num_threads if small_threads is None else small_threads
+        self.iou_threshold = float(iou_threshold)
+        self._nets: dict[tuple[int, int], BlazeFaceNet] = {}
+        self.net(128, 128)  # fail now, not on the first frame, when the model is the wrong one
+
+    def net(self, height: int, width: int) -> BlazeFaceNet:
+        net = self._nets.get((height, width))
+        if net is None:
+            threads = self.small_threads if height * width <= ROI_INPUT_PX ** 2 else self.num_threads
+            net = self._nets[(height, width)] = BlazeFaceNet(
+                self.model_path, SHORT_RANGE, height=height, width=width, num_threads=threads,
+                hint="the tiled scan and the second look run the short-range model")
+        return net
+
+    def close(self) -> None:
+        self._nets.clear()
+
+    def run(self, image_bgr: np.ndarray, win: Window, logit_threshold: float) -> Detections:
+        """Raw detections of one window: boxes (k, 4) and keypoints (k, 6, 2) in frame px, scores (k,)."""
+        h, w = image_bgr.shape[:2]
+        net = self.net(win.height, win.width)
+        # The frame pixels the window covers, and where they land in the input.
+        ix0, iy0 = max(int(math.ceil(win.x)), 0), max(int(math.ceil(win.y)), 0)
+        ix1 = min(int(math.floor(win.x + win.width / win.scale)), w)
+        iy1 = min(int(math.floor(win.y + win.height / win.scale)), h)
+        u0 = max(0, int(round((ix0 - win.x) * win.scale)))
+        v0 = max(0, int(round((iy0 - win.y) * win.scale)))
+        u1 = min(win.width, int(round((ix1 - win.x) * win.scale)))
+        v1 = min(win.height, int(round((iy1 - win.y) * win.scale)))
+        if ix1 <= ix0 or iy1 <= iy0 or u1 <= u0 or v1 <= v0:
+            return no_detections()
+        interpolation = cv2.INTER_AREA if (u1 - u0) < (ix1 - ix0) else cv2.INTER_LINEAR
+        boxes, keypoints, scores = net.run(image_bgr, (ix0, iy0, ix1, iy1), (u0, v0, u1, v1), interpolation,
+                                           logit_threshold)  # input px
+        if not len(scores):
+            return no_detections()
+        # A face cut by a window edge inside the frame is seen whole by a neighbouring window.
+        cut = np.zeros(len(scores), bool)
+        if win.kind != "coarse":
+            if ix0 > 0:
+                cut |= boxes[:, 0] <= u0 + EDGE_PX
+            if iy0 > 0:
+                cut |= boxes[:, 1] <= v0 + EDGE_PX
+            if ix1 < w:
+                cut |= boxes[:, 2] >= u1 - EDGE_PX
+            if iy1 < h:
+                cut |= boxes[:, 3] >= v1 - EDGE_PX
+        ok = ~cut
+        # Input px -> frame px, with the scale the resize really used on each axis.
+        sx, sy = (u1 - u0) / (ix1 - ix0), (v1 - v0) / (iy1 - iy0)
+        offset = np.array([ix0 - u0 / sx, iy0 - v0 / sy], np.float32)
+        inv = np.array([1.0 / sx, 1.0 / sy], np.float32)
+        boxes = (boxes[ok].reshape(-1, 2, 2) * inv + offset).reshape(-1, 4)
+        keypoints = keypoints[ok] * inv + offset
+        scores = scores[ok]
+        # One box per face and window first, as MediaPipe does per network pass; averaging raw
+        # anchors of several scales together in one go let stray boxes pull a face's box away.
+        return weighted_nms(boxes.astype(np.float32), keypoints.astype(np.float32), scores.astype(np.float32),
+                            self.iou_threshold)
+
+

@@ -1,0 +1,6 @@
+"""The detector tests use the runtime tests' helpers (tests/edge/edge_runtime_helpers.py)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
