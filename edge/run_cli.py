@@ -60,7 +60,7 @@ class RunConfig:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
         from edge.pipeline_cli import config_from_args
-        from edge.remote_cli import mqtt_from_args
+        from edge.outputs.remote_cli import mqtt_from_args
 
         values = {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in ("pipeline", "mqtt")}
         return cls(pipeline=config_from_args(args), mqtt=mqtt_from_args(args), **values)
@@ -68,7 +68,7 @@ class RunConfig:
 
 def register(sub) -> None:
     from edge.pipeline_cli import add_pipeline_args
-    from edge.remote_cli import add_remote_args
+    from edge.outputs.remote_cli import add_remote_args
 
     p = sub.add_parser(
         "run", help="recognise expressions live (camera) or in videos, images and streams",
@@ -195,7 +195,7 @@ class _Run:
     def open_outputs(self, pipeline=None, capture=None) -> None:
         """The sinks (files open here: an unwritable one is an OSError; --metrics-port and --mqtt
         start here) and the window."""
-        from edge.remote_cli import open_remote
+        from edge.outputs.remote_cli import open_remote
         from edge.outputs.paths import make_output_folders
         from edge.outputs.sinks import ImageDirSink, JsonlSink
 
@@ -215,7 +215,7 @@ class _Run:
             self.sinks.append(self.video)
         self.sinks.extend(open_remote(config, pipeline, capture))
         if self.window:
-            from edge.run_window import RunWindow
+            from edge.outputs.window import RunWindow
 
             self.win = RunWindow(self.stop)
 
@@ -248,7 +248,7 @@ class _Run:
         if self.video is not None and self.video.frames == 0 and not self.config.fps and capture.media_fps:
             self.video.fps = capture.media_fps
         if self.spec.images:
-            from edge.run_window import renumbered
+            from edge.outputs.window import renumbered
 
             result = renumbered(result)  # each photo's faces are #1..#n, not a running count
         self.heartbeat.add(len(result.faces))
@@ -269,7 +269,7 @@ class _Run:
 
     def _show(self, result: FrameResult) -> bool:
         from edge.overlay import draw
-        from edge.run_window import WINDOW, enlarged_still, still_hint
+        from edge.outputs.window import WINDOW, enlarged_still, still_hint
 
         frame = result.frame
         hint = still_hint(self.spec.paths, frame.source) if self.spec.images else None
@@ -313,7 +313,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     from edge.loop import FrameLoop, RunSummary
     from edge.pipeline_cli import open_pipeline
     from edge.outputs.paths import check_output_paths, stopped_message
-    from edge.remote_cli import check_remote
+    from edge.outputs.remote_cli import check_remote
 
     try:
         spec = spec if spec is not None else parse_source(config.source)

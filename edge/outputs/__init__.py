@@ -8,4 +8,6 @@
     mqtt_config.py  --mqtt's URL, flags and credentials
     mqtt.py         the MQTT sink
     metrics.py      the Prometheus metrics sink (--metrics-port, serve's /metrics)
+    remote_cli.py   --mqtt and --metrics-port: their flags, checks and sinks
+    window.py       `fer-edge run`'s window: sized to the screen, the keys it waits for
 """

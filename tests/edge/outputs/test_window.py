@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.run_window import MAX_UNKNOWN_SCREEN, fit, still_hint
+from edge.outputs.window import MAX_UNKNOWN_SCREEN, fit, still_hint
 from edge_runtime_helpers import fer_faces
 from xvfb_helpers import xvfb_display
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCREEN = (1280, 800)
 
 
