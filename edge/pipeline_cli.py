@@ -13,7 +13,7 @@ benchmark that sweeps the score threshold does not offer `--score-threshold`.
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from edge.classifier import TTA
@@ -95,6 +95,15 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
 # PipelineConfig.replace finds each setting's home.
 _RENAMED = {"detector": "backend", "detector_model": "model_path"}
 _SETTINGS = frozenset(f.name for cls in (PipelineConfig, DetectorConfig, TrackerConfig) for f in fields(cls))
+
+
+def flag_settings(config: PipelineConfig) -> dict:
+    """Every setting of `config` in one flat dict, named as the flags' dests name them (what the
+    benchmark reports record: "detector" is the backend, "detector_model" its file)."""
+    flags = {setting: dest for dest, setting in _RENAMED.items()}
+    own = {k: v for k, v in asdict(config).items() if k not in ("detector", "tracker")}
+    merged = {**asdict(config.detector), **asdict(config.tracker), **own}
+    return {flags.get(name, name): value for name, value in merged.items()}
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> PipelineConfig:

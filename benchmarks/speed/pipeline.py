@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from benchmarks.common.samples import RunSamples, run_interleaved, samples_repor
 from edge.capture import CvReader
 from edge.machine import machine_info
 from edge.pipeline import PipelineConfig
+from edge.pipeline_cli import flag_settings
 
 log = logging.getLogger(__name__)
 
@@ -324,8 +325,7 @@ class BenchConfig:
     def to_json(self) -> dict:
         """The benchmark's settings and the pipeline's, in one flat object."""
         return {"source": self.source, "frames": self.frames, "duration_s": self.duration_s, "warmup": self.warmup,
-                "draw": self.draw, "peer": self.peer, **asdict(self.pipeline.detector), **asdict(self.pipeline.tracker),
-                **{k: v for k, v in asdict(self.pipeline).items() if k not in ("detector", "tracker")}}
+                "draw": self.draw, "peer": self.peer, **flag_settings(self.pipeline)}
 
 
 def run_pipeline_bench(config: BenchConfig, progress: bool = True, block: int = 25) -> dict:

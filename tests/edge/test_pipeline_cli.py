@@ -9,7 +9,7 @@ import pytest
 from edge.cli import CliError, HelpFormatter, build_parser
 from edge.detect.factory import DetectorConfig
 from edge.pipeline import PipelineConfig
-from edge.pipeline_cli import GROUPS, add_pipeline_args, config_from_args, open_pipeline
+from edge.pipeline_cli import GROUPS, add_pipeline_args, config_from_args, flag_settings, open_pipeline
 from edge.tracker import TrackerConfig
 
 
@@ -35,6 +35,15 @@ def test_every_flag_lands_in_its_field():
         tracker=TrackerConfig(smooth=False, ema_alpha=0.2, max_missed=4, max_age_s=1.5),
         emotion_model="m.tflite", threads=3, workers=1, tta="flip")
     assert config_from_args(_parser().parse_args(["--emotion-model", "x.tflite"])).emotion_model == "x.tflite"
+
+
+def test_flag_settings_name_every_setting_as_its_flag_does():
+    args = _parser().parse_args(["--detector", "mediapipe", "--detector-model", "d.tflite", "--max-missed", "4",
+                                 "--no-smooth"])
+    settings = flag_settings(config_from_args(args))
+    assert {name: value for name, value in vars(args).items() if name in settings} == \
+        {name: value for name, value in vars(args).items() if name != "no_smooth"}
+    assert (settings["detector"], settings["detector_model"], settings["smooth"]) == ("mediapipe", "d.tflite", False)
 
 
 def test_groups_and_skip_choose_the_flags():
