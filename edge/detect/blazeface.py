@@ -39,6 +39,20 @@ def logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
+def check_score(name: str, value: float) -> float:
+    """A score threshold as a float; ValueError unless it lies in (0, 1)."""
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
+    return float(value)
+
+
+def check_image(image_bgr: np.ndarray) -> tuple[int, int]:
+    """(height, width) of an (H, W, 3) BGR image; ValueError for any other shape."""
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
+    return image_bgr.shape[0], image_bgr.shape[1]
+
+
 def no_detections() -> Detections:
     return np.zeros((0, 4), np.float32), np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.zeros((0,), np.float32)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.boxes import iou_matrix, match_boxes
-from edge.detect.blazeface import logit
+from edge.detect.blazeface import check_score, logit
 from edge.detect.windows import WindowNets, roi_window
 
 TRACK_IOU = 0.3  # a detection continues a remembered face (or confirms a candidate) at this IoU
@@ -53,10 +53,8 @@ class SecondLook:
 
     def __init__(self, nets: WindowNets, verify_score: float = VERIFY_SCORE,
                  face_px: tuple[float, ...] = VERIFY_FACE_PX):
-        if not 0.0 < verify_score < 1.0:
-            raise ValueError(f"verify_score must be in (0, 1), got {verify_score}")
+        self.verify_score = check_score("verify_score", verify_score)
         self.nets = nets
-        self.verify_score = float(verify_score)
         self.face_px = tuple(float(p) for p in face_px)
         self._logit = logit(self.verify_score)
         self.looks = 0  # windows run so far (for reports)

@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.boxes import weighted_nms
 from edge.detect.anchors import FULL_RANGE, SHORT_RANGE, AnchorOptions
-from edge.detect.blazeface import NUM_KEYPOINTS, BlazeFaceNet, frame_faces, logit
+from edge.detect.blazeface import NUM_KEYPOINTS, BlazeFaceNet, check_image, check_score, frame_faces, logit
 from edge.types import Faces
 
 # Faces scoring below this are dropped in a whole-frame pass. Read off the curve `fer-edge bench
@@ -41,11 +41,9 @@ class BlazeFaceDetector:
     def __init__(self, model_path: str | os.PathLike, *, full_range: bool = False,
                  score_threshold: float = DEFAULT_SCORE_THRESHOLD, iou_threshold: float = 0.3,
                  num_threads: int | None = None):
-        if not 0.0 < score_threshold < 1.0:
-            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        self.score_threshold = check_score("score_threshold", score_threshold)
         self.model_path = str(model_path)
         self.full_range = bool(full_range)
-        self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         options: AnchorOptions = FULL_RANGE if full_range else SHORT_RANGE
         self._net: BlazeFaceNet | None = BlazeFaceNet(model_path, options, num_threads=num_threads, normalised=True)
@@ -84,9 +82,7 @@ class BlazeFaceDetector:
         """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
         if self._net is None:
             raise RuntimeError("detector is closed")
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
-        h, w = image_bgr.shape[:2]
+        h, w = check_image(image_bgr)
         new_w, new_h, pad_x, pad_y = self._letterbox(h, w)
         boxes, keypoints, scores = self._net.run(image_bgr, (0, 0, w, h), (pad_x, pad_y, pad_x + new_w, pad_y + new_h),
                                                  self._interpolation, self._logit_threshold)
@@ -126,7 +122,7 @@ class MediaPipeDetector:
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"{model_path}: model file not found")
         self.model_path = str(model_path)
-        self.score_threshold = float(score_threshold)
+        self.score_threshold = check_score("score_threshold", score_threshold)
         self.iou_threshold = float(iou_threshold)
         self._mp = mp
         options = FaceDetectorOptions(

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from edge.boxes import match_boxes, weighted_nms
-from edge.detect.blazeface import ALIGN, frame_faces, logit
+from edge.detect.blazeface import ALIGN, check_image, check_score, frame_faces, logit
 from edge.detect.confirm import TRACK_IOU, SecondLook, accept
 from edge.detect.motion import (CARRY_FRAMES, CHANGE_LEVEL, CHANGE_MIN_PX, CONFIDENT_SCORE, HEAD_MARGIN, Thumbnail,
                                 carriable, face_thumb_area, still)
@@ -222,13 +222,11 @@ class TiledDetector:
                  num_threads: int | None = None, min_face_px: float = 40.0, tile_px: int = 384,
                  tiles_per_frame: int = TILES_PER_FRAME, roi_frames: int = 5, carry_frames: int = CARRY_FRAMES,
                  stream: bool = True, small_threads: int | None = None):
-        if not 0.0 < score_threshold < 1.0:
-            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        self.score_threshold = check_score("score_threshold", score_threshold)
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"{model_path}: model file not found")
         plan_scan(480, 640, min_face_px, tile_px)  # validates the geometry arguments
         self.model_path = str(model_path)
-        self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.min_face_px = float(min_face_px)
         self.tile_px = int(tile_px)
@@ -346,9 +344,7 @@ class TiledDetector:
         """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
         if self._closed:
             raise RuntimeError("detector is closed")
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image_bgr.shape}")
-        h, w = image_bgr.shape[:2]
+        h, w = check_image(image_bgr)
         windows, thumb = self._windows(image_bgr)
         parts = [self._run(image_bgr, win) for win in windows]
         if thumb is not None:

@@ -1,6 +1,16 @@
-"""The detector tests use the runtime tests' helpers (tests/edge/edge_runtime_helpers.py)."""
+"""The detector tests' shared fixtures, built with the runtime tests' helpers (tests/edge/edge_runtime_helpers.py)."""
 
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_runtime_helpers import fer_faces  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def faces(faces_dir):
+    """(21, 48, 48) uint8 gray FER-2013 crops, three per class, and their labels."""
+    return fer_faces(faces_dir, per_class=3)

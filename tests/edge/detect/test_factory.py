@@ -12,7 +12,6 @@ from edge.detect.factory import DetectorConfig, make_detector
 from edge.detect.frame import DEFAULT_SCORE_THRESHOLD, BlazeFaceDetector
 from edge.detect.motion import StillCarry
 from edge.detect.tiling import TILES_SCORE_THRESHOLD, TiledDetector
-from edge_runtime_helpers import fer_faces
 
 SHORT = "blaze_face_short_range.tflite"
 
@@ -56,10 +55,10 @@ def test_make_detector_rejects(kwargs, message):
         make_detector(DetectorConfig(**kwargs))
 
 
-def _still_and_textured(faces_dir, size):
+def _still_and_textured(faces, size):
     """A frame with one sure face, and the same frame under a 2x2 checkerboard of +-12 gray levels:
     the same to the still-frame test (its 8x8-mean thumbnail does not change), not to the network."""
-    images, _ = fer_faces(faces_dir, per_class=3)
+    images, _ = faces
     w, h = size
     still = np.full((h, w, 3), 140, np.uint8)
     side = h // 2  # large enough for one whole-frame pass
@@ -73,10 +72,10 @@ def _still_and_textured(faces_dir, size):
 @pytest.mark.parametrize("scan", ["frame", "auto", "tiles"])
 @pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
 @pytest.mark.parametrize("reset", [True, False])
-def test_after_reset_no_carried_face_survives(detector_dir, faces_dir, scan, size, reset):
+def test_after_reset_no_carried_face_survives(detector_dir, faces, scan, size, reset):
     """reset() starts a new, unrelated stream: the next frame gets what a new detector finds on it,
     never the faces carried from before (without the reset, a still-looking frame keeps them)."""
-    still, textured = _still_and_textured(faces_dir, size)
+    still, textured = _still_and_textured(faces, size)
     config = DetectorConfig(model_path=str(detector_dir / SHORT), scan=scan)
     with make_detector(config, threads=1) as fresh:
         want = fresh.detect(textured)

@@ -11,14 +11,8 @@ from edge.capture import read_video_frames
 from edge.detect import motion
 from edge.detect.frame import BlazeFaceDetector
 from edge.detect.motion import StillCarry
-from edge_runtime_helpers import fer_faces
 
 SHORT = "blaze_face_short_range.tflite"
-
-
-@pytest.fixture(scope="module")
-def faces(faces_dir):
-    return fer_faces(faces_dir, per_class=3)
 
 
 def _write_video(path, frames, fps: float = 15.0) -> list[np.ndarray]:

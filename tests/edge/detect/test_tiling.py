@@ -16,14 +16,8 @@ from edge.detect.motion import CARRY_FRAMES, CARRY_MIN_PX
 from edge.detect.tiling import MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, REFRESH_FRAMES, TiledDetector, plan_scan
 from edge.detect.windows import coarse_window
 from edge.interpreter import load_interpreter
-from edge_runtime_helpers import fer_faces
 
 SHORT = "blaze_face_short_range.tflite"
-
-
-@pytest.fixture(scope="module")
-def faces(faces_dir):
-    return fer_faces(faces_dir, per_class=3)
 
 
 @pytest.fixture()
