@@ -282,6 +282,25 @@ def test_no_face_hint_threshold():
     assert "4 of 100 frames" in no_face_hint(100, 4, cfg)
 
 
+@pytest.mark.parametrize("settings, tip", [
+    ({}, None),  # the default scan tiles: followed faces are kept from 0.5 already
+    ({"scan": "tiles"}, None),
+    ({"scan": "tiles", "score_threshold": 0.6}, "--score-threshold 0.5 (now 0.6)"),
+    ({"scan": "frame"}, "--score-threshold 0.5 (now 0.65)"),
+    ({"range": "full"}, "--score-threshold 0.5 (now 0.65)"),  # auto runs the whole frame at full range
+    ({"backend": "mediapipe"}, "--score-threshold 0.5 (now 0.65)"),
+    ({"scan": "frame", "score_threshold": 0.4}, None),
+])
+def test_the_no_face_hint_names_the_threshold_the_scan_used(settings, tip):
+    from edge.run_cli import no_face_hint
+
+    hint = no_face_hint(100, 0, RunConfig(pipeline=PipelineConfig().replace(**settings)))
+    if tip is None:
+        assert "--score-threshold" not in hint
+    else:
+        assert tip in hint
+
+
 def test_a_run_with_faces_gives_no_hint(video, detector_dir, capsys):
     assert cli_main(["run", "--headless", "--source", str(video)]) == 0
     assert "hint:" not in capsys.readouterr().err
