@@ -41,7 +41,7 @@ DEFAULT_OUT = "reports/scenes"
 # a bit more than half the square's side that sits inside it, and rejects boxes on a neighbour
 # or on background (faces never overlap, so a box cannot straddle two faces).
 SIZE_BUCKETS = (0, 100, 150, 200, 10_000)  # placed square side, px
-MODES = {"smooth_off": False, "smooth_on": True}  # report key -> PipelineConfig.smooth
+MODES = {"smooth_off": False, "smooth_on": True}  # report key -> TrackerConfig.smooth (PipelineConfig.tracker)
 
 
 class _Tally:
