@@ -84,6 +84,9 @@ class FrameLoop:
 
         if self._stages is None:
             raise RuntimeError("FrameLoop.run needs the loop entered: `with FrameLoop(...) as loop`")
+        # max_fps spaces the moments the loop asks for a frame, so a frame's own processing counts
+        # towards its interval, whether it ran here or (detection) ahead on another thread.
+        t_ask = time.perf_counter()
         while not self.stop.is_set():
             try:
                 result = self._stages.next()
@@ -93,17 +96,14 @@ class FrameLoop:
                 if on_idle is not None and on_idle():
                     return
                 continue
-            # Detection may have run ahead on another thread: the frame's own stage time counts.
-            t_frame = time.perf_counter() - result.timings.total_ms / 1e3
             self.summary.add(result)
-            if on_result(result) or self._wait(t_frame):
+            if on_result(result) or self._wait_until(t_ask + self._min_dt_s):
                 return
+            t_ask = time.perf_counter()
 
-    def _wait(self, t_frame: float) -> bool:
-        """Keep to max_fps; True when the stop Event was set meanwhile."""
-        if not self._min_dt_s:
-            return False
-        wait_s = t_frame + self._min_dt_s - time.perf_counter()
+    def _wait_until(self, t: float) -> bool:
+        """Wait until perf_counter() reaches t; True when the stop Event was set meanwhile."""
+        wait_s = t - time.perf_counter()
         return wait_s > 0 and self.stop.wait(wait_s)
 
 

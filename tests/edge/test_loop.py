@@ -68,10 +68,12 @@ def test_the_loop_ends_when_asked(pipeline, video, workers, how):
     assert seen == [0, 1, 2] and loop.summary.frames == 3
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("max_fps", [20.0, 40.0])
-def test_max_fps_spaces_the_frames(pipeline, video, max_fps):
-    """The cap is a floor on the time between frames: n frames take at least (n - 1) / max_fps."""
-    capture, loop = _loop(pipeline, video, max_fps=max_fps)
+def test_max_fps_spaces_the_frames(pipeline, video, max_fps, workers):
+    """The cap is a floor on the time between frames, also when detection runs ahead on a
+    second thread: n frames take at least (n - 1) / max_fps."""
+    capture, loop = _loop(pipeline, video, max_fps=max_fps, workers=workers)
     with capture, loop:
         loop.run(lambda result: None)
     assert loop.summary.frames == N_FRAMES
