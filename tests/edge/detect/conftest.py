@@ -1,13 +1,7 @@
 """The detector tests' shared fixtures, built with the runtime tests' helpers (tests/edge/edge_runtime_helpers.py)."""
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edge_runtime_helpers import fer_faces  # noqa: E402
+from edge_runtime_helpers import fer_faces  # importable through tests/edge/conftest.py
 
 
 @pytest.fixture(scope="module")
