@@ -10,6 +10,7 @@ look (edge.detect.confirm) are made of such windows.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
@@ -59,6 +60,11 @@ def roi_window(box_xyxy: np.ndarray, face_input_px: float = ROI_FACE_INPUT_PX) -
                   height=ROI_INPUT_PX, width=ROI_INPUT_PX, kind="roi")
 
 
+# Interpreters kept, one per input shape: a video's scan uses a handful of shapes; a photo folder
+# can use a new one per photo size.
+MAX_SHAPES = 12
+
+
 class WindowNets:
     """`boxes, keypoints, scores = nets.run(image_bgr, window, logit_threshold)`: short-range
     BlazeFace on one window, in frame px. One interpreter per input shape, built on first use; one
@@ -71,17 +77,29 @@ class WindowNets:
         self.num_threads = num_threads
         self.small_threads = num_threads if small_threads is None else small_threads
         self.iou_threshold = float(iou_threshold)
-        self._nets: dict[tuple[int, int], BlazeFaceNet] = {}
+        self._nets: OrderedDict[tuple[int, int], BlazeFaceNet] = OrderedDict()  # least recently used first
         self.net(128, 128)  # fail now, not on the first frame, when the model is the wrong one
 
     def net(self, height: int, width: int) -> BlazeFaceNet:
-        net = self._nets.get((height, width))
+        key = (height, width)
+        net = self._nets.get(key)
         if net is None:
             threads = self.small_threads if height * width <= ROI_INPUT_PX ** 2 else self.num_threads
-            net = self._nets[(height, width)] = BlazeFaceNet(
+            net = self._nets[key] = BlazeFaceNet(
                 self.model_path, SHORT_RANGE, height=height, width=width, num_threads=threads,
                 hint="the tiled scan and the second look run the short-range model")
+            # Photos of many sizes each ask for their own tile shapes: keep the recent ones only, so
+            # that a folder of thousands of photos does not hold an interpreter per size.
+            while len(self._nets) > MAX_SHAPES:
+                self._nets.popitem(last=False)
+        else:
+            self._nets.move_to_end(key)
         return net
+
+    @property
+    def shapes(self) -> tuple[tuple[int, int], ...]:
+        """The input shapes (height, width) with an interpreter held, least recently used first."""
+        return tuple(self._nets)
 
     def close(self) -> None:
         self._nets.clear()
