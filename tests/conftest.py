@@ -1,13 +1,12 @@
 """Shared fixtures: FER-2013 (full set, when present), the committed test faces, the detectors, the shipped model.
 
 Set-up on a fresh clone is the README's: the detectors in the user cache (`fer-edge models pull
---range all`), FER-2013 wherever `$FER_EDGE_DATA` says. On the project's machines both sit in
-../shared beside the checkout and are used from there.
+--range all`) or wherever `$FER_EDGE_MODEL_DIR` says, FER-2013 wherever `$FER_EDGE_DATA` says (else
+data/fer2013); tests that need FER-2013 skip with a reason when it is absent.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -16,19 +15,16 @@ import pytest
 
 from edge.labels import LABELS
 from edge.models import ENV_MODEL_DIR, locate_detector_model
-from train.data import DATA_ENV, FALLBACK_DATA
+from train.data import DATA_ENV, default_data_path
 
 REPO = Path(__file__).resolve().parents[1]
 FACES_DIR = REPO / "tests" / "fixtures" / "faces"
-# The offline detector mirror beside a checkout on the project's machines (no internet there).
-SHARED_MODELS = REPO.parent / "shared" / "models"
 EMOTION_MODEL = REPO / "models" / "emotion_int8.tflite"
 
 
 def fer_path() -> Path:
-    """Where the full FER-2013 is: $FER_EDGE_DATA, else the fallback taken from the repository root."""
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else (REPO / FALLBACK_DATA).resolve()
+    """Where the full FER-2013 is, as the commands look for it ($FER_EDGE_DATA, else data/fer2013)."""
+    return Path(default_data_path()).expanduser().resolve()
 
 
 # Each detector's file, looked up once at start-up as the runtime looks it up (tests that
@@ -37,8 +33,6 @@ DETECTORS: dict[str, Path | None] = {}
 
 
 def pytest_configure(config):
-    if SHARED_MODELS.is_dir():
-        os.environ.setdefault(ENV_MODEL_DIR, str(SHARED_MODELS))
     for range_ in ("short", "full"):
         DETECTORS[range_] = locate_detector_model(range_)[0]
 

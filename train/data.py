@@ -72,15 +72,15 @@ class FerData:
         return getattr(self, name)
 
 
-# Where FER-2013 is looked for when no --data is given: $FER_EDGE_DATA, else the folder that
-# sits beside a checkout on the project's own machines.
+# Where FER-2013 is looked for when no --data is given: $FER_EDGE_DATA, else data/fer2013 in the
+# working folder.
 DATA_ENV = "FER_EDGE_DATA"
-FALLBACK_DATA = "../shared/data/fer2013"
+DEFAULT_DATA = "data/fer2013"
 
 
 def default_data_path() -> str:
-    """FER-2013's location: `$FER_EDGE_DATA`, else FALLBACK_DATA (beside a checkout on the project's machines)."""
-    return os.environ.get(DATA_ENV) or FALLBACK_DATA
+    """FER-2013's location: `$FER_EDGE_DATA`, else DEFAULT_DATA."""
+    return os.environ.get(DATA_ENV) or DEFAULT_DATA
 
 
 def default_cache_dir() -> Path:

@@ -14,7 +14,7 @@ may be shared.
 - resume: the 8 videos and 92 photos (100 inputs) analysed, then the same command again;
 - photos: --photo-count distinct photos of the folder, default settings and --scan frame.
 
-    python -m benchmarks.commands.batch --photos ../shared/data/wild --out reports/batch
+    python -m benchmarks.commands.batch --photos PHOTOS --out reports/batch
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.commands.batch", description=__doc__.split("\n\n")[0],
                                  formatter_class=HelpFormatter)
-    ap.add_argument("--photos", required=True, help="labelled photo folder: <class>/<image> (../shared/data/wild)")
+    ap.add_argument("--photos", required=True, help="labelled photo folder: <class>/<image>, e.g. 1,000 real photos")
     ap.add_argument("--out", default="reports/batch", help="where batch.json and batch.md go")
     ap.add_argument("--work", default=None, help="scratch folder for videos and outputs (default: a temporary one)")
     ap.add_argument("--frames", type=int, default=150, help="frames per video (10 s at 15 fps)")

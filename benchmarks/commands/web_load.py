@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data import DATA_ENV, FALLBACK_DATA
+from train.data import default_data_path
 
 REPO = Path(__file__).resolve().parents[1]
 # $FER_EDGE_DATA, else the fallback taken from the repository root (this script runs from anywhere).
-DEFAULT_DATA = Path(os.environ.get(DATA_ENV) or REPO / FALLBACK_DATA).resolve()
+DEFAULT_DATA = Path(default_data_path()).expanduser().resolve()
 
 
 @dataclass
@@ -163,7 +163,6 @@ def start_server(pipelines: int, threads: int, extra: list[str], timeout_s: floa
     cmd = [sys.executable, "-m", "edge", "serve", "--port", "0", "--pipelines", str(pipelines),
            "--http-threads", str(threads), *extra]
     env = {k: v for k, v in os.environ.items() if k != "FER_EDGE_TOKEN"}
-    env.setdefault("FER_EDGE_MODEL_DIR", str(REPO.parent / "shared" / "models"))
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + timeout_s
     url = None

@@ -1,12 +1,12 @@
 """Benchmark videos made of real photographs, for speed comparisons on real faces and backgrounds.
 
-    python -m benchmarks.photos.videos --photos ../shared/data/wild --out reports/photo_videos
+    python -m benchmarks.photos.videos --photos PHOTOS --out reports/photo_videos
     fer-edge bench --source reports/photo_videos/interview_640x360.mp4 --peer on
 
 The synthetic scene videos (benchmarks.scenes.synthetic) paste tight 48x48 FER-2013 crops on flat
 rooms: BlazeFace misses many of them when they are small, and the peer's Haar cascade runs
 faster on those plain frames than on camera footage. These videos put whole labelled photos
-(`root/<class>/<image>`, e.g. ../shared/data/wild) on a blurred fill of themselves, as a video
+(`root/<class>/<image>`) on a blurred fill of themselves, as a video
 call shows a portrait, with a slow pan and zoom so that no two frames are alike:
 
 - interview_640x360: one photo of 200-240 px (a face of ~120-200 px);
