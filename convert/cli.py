@@ -112,7 +112,7 @@ def _cmd_convert(args) -> int:
         raise CliError(str(exc)) from None
     from convert.quantize import convert_model, verify_existing
     from convert.verify import write_report
-    from edge.preprocess import CropPolicy
+    from edge.classify.preprocess import CropPolicy
 
     base = source.crop
     crop = CropPolicy(

@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from edge.atomic import DEFAULT_MODE, atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
 from edge.labels import LABELS
-from edge.preprocess import CropPolicy, InputSpec, to_model_input
-from edge.sidecar import ModelCard, load_sidecar, sidecar_path
+from edge.classify.preprocess import CropPolicy, InputSpec, to_model_input
+from edge.classify.sidecar import ModelCard, load_sidecar, sidecar_path
 from train.data import Split
 
 from convert.errors import ConvertError

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from edge.atomic import atomic_write_text
 from edge.machine import machine_info
-from edge.preprocess import InputSpec, to_model_input
-from edge.sidecar import SidecarError
+from edge.classify.preprocess import InputSpec, to_model_input
+from edge.classify.sidecar import SidecarError
 from train.data import FerData
 from train.evaluate import accuracy_report
 
@@ -243,7 +243,7 @@ def keras_reference(model, keras_path: str | Path, spec: InputSpec, data: FerDat
 
 
 def _classifier(path: Path, num_threads: int | None, batch: bool = True):
-    from edge.classifier import EmotionClassifier
+    from edge.classify.classifier import EmotionClassifier
 
     try:
         return EmotionClassifier(path, num_threads=num_threads, batch=batch)

@@ -23,11 +23,11 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from edge.classifier import EmotionClassifier
+from edge.classify.classifier import EmotionClassifier
 from edge.detect.confirm import uncertain
 from edge.detect.factory import DetectorConfig, FaceDetector, make_detector
 from edge.interpreter import DEFAULT_THREADS
-from edge.preprocess import crop_face, crop_window, to_gray, to_model_input
+from edge.classify.preprocess import crop_face, crop_window, to_gray, to_model_input
 from edge.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
@@ -58,7 +58,7 @@ class PipelineConfig:
     # 0.75/0.73, 1.33/1.36, 1.98/2.05, 2.64/2.72. Cost is linear in faces either way, so it is
     # a tie; batched for one interpreter call per frame and its slightly steadier tail.
     batch: bool = True
-    # flip: average each face with its mirror image (edge.classifier.TTA). Measured on PrivateTest
+    # flip: average each face with its mirror image (edge.classify.classifier.TTA). Measured on PrivateTest
     # with the shipped int8 model: 70.21 % against 68.68 % single pass, for a second classifier
     # pass per face.
     tta: str = "none"

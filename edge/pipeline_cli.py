@@ -16,7 +16,7 @@ import argparse
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from edge.classifier import TTA
+from edge.classify.classifier import TTA
 from edge.cli import CliError
 from edge.detect.factory import BACKENDS, RANGES, SCANS, DetectorConfig
 from edge.detect.frame import DEFAULT_SCORE_THRESHOLD
@@ -129,7 +129,7 @@ def config_from_args(args: argparse.Namespace, **overrides) -> PipelineConfig:
 def open_pipeline(config: PipelineConfig) -> Pipeline:
     """Pipeline.from_config, with every way it can fail as a CliError that says what to do."""
     from edge.models import ModelNotFoundError, resolve_detector_model
-    from edge.sidecar import SidecarError
+    from edge.classify.sidecar import SidecarError
 
     if config.emotion_model is not None and not Path(config.emotion_model).is_file():
         raise CliError(f"emotion model not found: {config.emotion_model} (--model expects a .tflite with its .json "

@@ -13,7 +13,7 @@ import numpy as np
 
 from edge.atomic import atomic_path, atomic_write_text
 from edge.labels import LABELS
-from edge.preprocess import InputSpec, to_model_input
+from edge.classify.preprocess import InputSpec, to_model_input
 from train.data import FerData
 
 
@@ -34,8 +34,8 @@ def predict_probs(model_path: str | Path, images: np.ndarray, tta: str = "none",
     if not p.is_file():
         raise EvalError(f"{p}: model file not found")
     if p.suffix == ".tflite":
-        from edge.classifier import EmotionClassifier
-        from edge.sidecar import SidecarError
+        from edge.classify.classifier import EmotionClassifier
+        from edge.classify.sidecar import SidecarError
 
         try:
             clf = EmotionClassifier(p)

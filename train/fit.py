@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.atomic import atomic_path, atomic_write_text
 from edge.labels import LABELS, NUM_CLASSES
-from edge.preprocess import CropPolicy, InputSpec, to_model_input
+from edge.classify.preprocess import CropPolicy, InputSpec, to_model_input
 from train.augment import AugmentConfig
 from train.data import FerData, Split, default_data_path, load_fer2013
 

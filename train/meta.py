@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.preprocess import CropPolicy, InputSpec
+from edge.classify.preprocess import CropPolicy, InputSpec
 
 
 class MetaError(FileNotFoundError):

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from benchmarks.common.outputs import pyplot, save_figure
 from edge.labels import LABEL_INDEX, LABELS
 from edge.pipeline import Pipeline, PipelineConfig
-from edge.preprocess import CropPolicy, crop_face, to_gray
+from edge.classify.preprocess import CropPolicy, crop_face, to_gray
 
 log = logging.getLogger(__name__)
 

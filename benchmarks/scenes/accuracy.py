@@ -73,7 +73,7 @@ class _Tally:
 
     def add_oracle(self, v: int, i: int, placed, image: np.ndarray) -> np.ndarray:
         """The classifier on the true squares of frame i of video v; returns the squares (xyxy)."""
-        from edge.preprocess import CropPolicy, crop_face, to_gray
+        from edge.classify.preprocess import CropPolicy, crop_face, to_gray
 
         tboxes = np.array([f.box for f in placed])
         gray = to_gray(image)
@@ -180,7 +180,7 @@ def run_scene_benchmark(*, out: str | Path | None = DEFAULT_OUT, n_videos: int =
     pipeline: the pipeline to measure (default: PipelineConfig()); its `smooth` is set per mode.
 
     faces: optional (images (n,48,48) uint8, labels (n,)) instead of loading `split` from `data`.
-    crop: an edge.preprocess.CropPolicy to use instead of the model sidecar's (to measure a
+    crop: an edge.classify.preprocess.CropPolicy to use instead of the model sidecar's (to measure a
     calibration before it is written into a sidecar).
     Each video keeps its 1-4 faces throughout (one track each), so the number of distinct faces
     is what bounds the accuracy figures: many short videos beat a few long ones.
@@ -392,8 +392,8 @@ def _cmd_scenes(args) -> int:
     crop = None
     if args.crop_margin is not None or args.crop_shift_y is not None or args.crop_align is not None:
         from edge.models import default_emotion_model
-        from edge.preprocess import CropPolicy
-        from edge.sidecar import load_sidecar
+        from edge.classify.preprocess import CropPolicy
+        from edge.classify.sidecar import load_sidecar
 
         base = load_sidecar(pipeline.emotion_model or default_emotion_model()).crop
         crop = CropPolicy(margin=base.margin if args.crop_margin is None else args.crop_margin,

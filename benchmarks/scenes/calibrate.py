@@ -1,6 +1,6 @@
 """Crop-policy calibration: make runtime face crops look like FER-2013's framing.
 
-The runtime cuts each detected face with `edge.preprocess.crop_face(gray, box, spec,
+The runtime cuts each detected face with `edge.classify.preprocess.crop_face(gray, box, spec,
 CropPolicy(margin, shift_y, align), keypoints)`. FER-2013 crops are framed differently from a
 BlazeFace box, so the model sees other faces than it was trained on unless the crop is grown
 and shifted. This module measures by how much:
@@ -46,7 +46,7 @@ from edge.atomic import atomic_write_text
 from edge.boxes import match_boxes
 from edge.labels import LABELS
 from edge.pipeline import PipelineConfig
-from edge.preprocess import CropPolicy, crop_face, to_gray
+from edge.classify.preprocess import CropPolicy, crop_face, to_gray
 from train.data import default_data_path
 
 log = logging.getLogger(__name__)

@@ -73,7 +73,7 @@ def load_private_test(fer_dir: str | os.PathLike, limit: int | None = None) -> t
 
 def find_variants(models_dir: str | os.PathLike) -> list[Path]:
     """The .tflite files in `models_dir` that have a sidecar, float32 -> int8 order."""
-    from edge.sidecar import SidecarError, load_sidecar
+    from edge.classify.sidecar import SidecarError, load_sidecar
 
     d = Path(models_dir)
     if not d.is_dir():
@@ -105,7 +105,7 @@ def _time_calls(fn, inputs: list, iters: int, warmup: int) -> np.ndarray:
 def bench_variant(model_path: Path, crops: np.ndarray, *, threads=(1, 2, 4), batch_size: int = 4,
                   iters: int = 200, warmup: int = 20) -> dict:
     """One model: ms per face for each threads x {single: 1 face per call, batch: batch_size per call}."""
-    from edge.classifier import EmotionClassifier
+    from edge.classify.classifier import EmotionClassifier
 
     singles = [crops[i:i + 1] for i in range(len(crops))]
     batches = [np.take(crops, range(i, i + batch_size), axis=0, mode="wrap")
@@ -129,7 +129,7 @@ def bench_variant(model_path: Path, crops: np.ndarray, *, threads=(1, 2, 4), bat
 
 def variant_accuracy(model_path: Path, crops: np.ndarray, labels: np.ndarray, threads: int | None = None) -> float:
     """Top-1 accuracy of one model on crops (n, 48, 48) uint8 with labels in edge.labels order."""
-    from edge.classifier import EmotionClassifier
+    from edge.classify.classifier import EmotionClassifier
     from edge.labels import LABELS
 
     clf = EmotionClassifier(model_path, num_threads=threads, batch=True)

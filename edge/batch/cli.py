@@ -97,7 +97,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 def _settings(pipeline) -> Settings:
     from edge.models import ModelNotFoundError
-    from edge.sidecar import SidecarError
+    from edge.classify.sidecar import SidecarError
 
     try:
         return Settings.resolve(pipeline)

@@ -61,7 +61,7 @@ class Settings:
         SidecarError or OSError (the CLI words them)."""
         from edge import __version__
         from edge.models import default_emotion_model, resolve_detector_model
-        from edge.sidecar import load_sidecar, sidecar_path
+        from edge.classify.sidecar import load_sidecar, sidecar_path
 
         emotion = Path(pipeline.emotion_model) if pipeline.emotion_model else default_emotion_model()
         card = load_sidecar(emotion)

@@ -34,7 +34,7 @@ def tiny_model(subset_data, tmp_path_factory) -> Path:
     """A trained tiny 24x24x1 -> 7 model saved as run/best.keras with train_meta.json beside it."""
     import keras
 
-    from edge.preprocess import InputSpec, to_model_input
+    from edge.classify.preprocess import InputSpec, to_model_input
 
     run = tmp_path_factory.mktemp("run")
     path = run / "best.keras"

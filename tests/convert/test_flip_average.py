@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from convert.quantize import convert_model, verify_existing
-from edge.classifier import EmotionClassifier
-from edge.sidecar import load_sidecar
+from edge.classify.classifier import EmotionClassifier
+from edge.classify.sidecar import load_sidecar
 
 REP_SIZE = 100
 

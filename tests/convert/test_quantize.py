@@ -20,11 +20,11 @@ from convert.quantize import (
 )
 from convert.errors import ConvertError
 from edge.atomic import sha256_file
-from edge.classifier import EmotionClassifier
+from edge.classify.classifier import EmotionClassifier
 from edge.interpreter import load_interpreter
 from edge.labels import LABELS
-from edge.preprocess import CropPolicy, to_model_input
-from edge.sidecar import SidecarError, load_sidecar
+from edge.classify.preprocess import CropPolicy, to_model_input
+from edge.classify.sidecar import SidecarError, load_sidecar
 from train.data import Split
 
 REP_SIZE = 100  # tiny model, tiny subset: the library's documented min_rep_size lets tests go below 500

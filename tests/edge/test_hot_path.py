@@ -9,8 +9,8 @@ import pytest
 
 from benchmarks.scenes.synthetic import make_scene_image
 from edge import Pipeline
-from edge.classifier import EmotionClassifier
-from edge.preprocess import crop_face, to_gray, to_model_input
+from edge.classify.classifier import EmotionClassifier
+from edge.classify.preprocess import crop_face, to_gray, to_model_input
 from edge.types import Faces
 from edge_runtime_helpers import fer_faces
 

@@ -12,7 +12,7 @@ from edge.capture import read_video_frames
 from edge import FrameResult, Pipeline, PipelineConfig
 from edge.boxes import iou_matrix as iou
 from edge.cli import main as cli_main
-from edge.preprocess import crop_face, to_gray
+from edge.classify.preprocess import crop_face, to_gray
 from edge_runtime_helpers import scene_video
 
 N_FRAMES = 20

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.classifier import EmotionClassifier
+from edge.classify.classifier import EmotionClassifier
 from train.data import FerData
 from train.evaluate import EvalError, accuracy_report, evaluate_model
 

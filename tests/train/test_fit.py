@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the [train] extra is not installed")
 
-from edge.preprocess import crop_face, to_model_input  # noqa: E402
+from edge.classify.preprocess import crop_face, to_model_input  # noqa: E402
 from train.fit import TrainConfig, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ def test_mirrored_strategy_builds_and_takes_a_step(tmp_path, fer_data):
 
 def test_training_and_runtime_preprocess_identically(fer_data):
     """Train/serve parity: a face the runtime crops from a frame becomes the training input."""
-    from edge.preprocess import CropPolicy, InputSpec
+    from edge.classify.preprocess import CropPolicy, InputSpec
 
     spec = InputSpec(height=48, width=48, mean=129.5, std=52.4)
     faces = fer_data.public.subset(np.arange(0, 3589, 500))

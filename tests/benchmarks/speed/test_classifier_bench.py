@@ -52,7 +52,7 @@ def test_bench_schema(emotion_model, private, tmp_path):
 
 
 def test_accuracy_matches_direct_classification(emotion_model, private):
-    from edge.classifier import EmotionClassifier
+    from edge.classify.classifier import EmotionClassifier
 
     crops, labels = private
     probs = EmotionClassifier(emotion_model).classify(crops)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge.pipeline import Pipeline
-from edge.sidecar import load_sidecar
+from edge.classify.sidecar import load_sidecar
 from edge.web.app import MB, SECURITY_HEADERS, InMemoryRequest, StillPool, WebConfig, create_app
 from web_helpers import encode, iou, scene
 from test_web_decode import _bomb

@@ -8,16 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.classifier import EmotionClassifier
+from edge.classify.classifier import EmotionClassifier
 from edge.interpreter import load_interpreter
-from edge.preprocess import CropPolicy, InputSpec, crop_face, fit_to_input, to_model_input
-from edge.sidecar import ModelCard, sidecar_path
+from edge.classify.preprocess import CropPolicy, InputSpec, crop_face, fit_to_input, to_model_input
+from edge.classify.sidecar import ModelCard, sidecar_path
 
 
 def _third_party_input(fer_image: np.ndarray, sidecar: dict) -> np.ndarray:
     """What a reader of the sidecar alone would compute for one 48x48 gray FER-2013 image.
 
-    Deliberately written from the JSON fields and OpenCV only, never from edge.preprocess.
+    Deliberately written from the JSON fields and OpenCV only, never from edge.classify.preprocess.
     """
     h, w = sidecar["input"]["height"], sidecar["input"]["width"]
     g = fer_image

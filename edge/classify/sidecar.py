@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.preprocess import CropPolicy, InputSpec
+from edge.classify.preprocess import CropPolicy, InputSpec
 
 FORMAT = "fer-edge-model/2"
 # The whole crop -> input contract in words, for readers of the JSON who do not read our code.

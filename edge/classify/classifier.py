@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.interpreter import load_interpreter
-from edge.preprocess import to_model_input
-from edge.sidecar import ModelCard, check_against_interpreter, load_sidecar
+from edge.classify.preprocess import to_model_input
+from edge.classify.sidecar import ModelCard, check_against_interpreter, load_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class EmotionClassifier:
         """
         values = np.arange(256, dtype=np.float32)[:, None, None, None]
         values -= np.float32(self.spec.mean)
-        values *= np.float32(1.0 / self.spec.std)  # as edge.preprocess.to_model_input normalises
+        values *= np.float32(1.0 / self.spec.std)  # as edge.classify.preprocess.to_model_input normalises
         return self.quantize_input(values).reshape(256)
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:

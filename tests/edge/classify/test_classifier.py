@@ -1,4 +1,4 @@
-"""edge.classifier: flip test-time augmentation in the runtime, against the evaluation's own."""
+"""edge.classify.classifier: flip test-time augmentation in the runtime, against the evaluation's own."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.scenes.synthetic import make_scene_image
 from edge import Pipeline
-from edge.classifier import EmotionClassifier
+from edge.classify.classifier import EmotionClassifier
 from edge_runtime_helpers import fer_faces
 
 
