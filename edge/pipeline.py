@@ -28,7 +28,7 @@ from edge.detect.confirm import uncertain
 from edge.detect.factory import DetectorConfig, FaceDetector, make_detector
 from edge.interpreter import DEFAULT_THREADS
 from edge.classify.preprocess import crop_face, crop_window, to_gray, to_model_input
-from edge.tracker import Tracker, TrackerConfig
+from edge.track.tracker import Tracker, TrackerConfig
 from edge.types import Faces, Frame, FrameResult, StageTimings
 
 log = logging.getLogger(__name__)

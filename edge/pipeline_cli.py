@@ -23,7 +23,7 @@ from edge.detect.frame import DEFAULT_SCORE_THRESHOLD
 from edge.detect.motion import CARRY_MIN_PX, CONFIDENT_SCORE, THUMB_DIV
 from edge.detect.tiling import TILES_SCORE_THRESHOLD
 from edge.pipeline import Pipeline, PipelineConfig
-from edge.tracker import TrackerConfig
+from edge.track.tracker import TrackerConfig
 
 GROUPS = ("detector", "model", "runtime", "tracking")
 

@@ -10,7 +10,7 @@ from edge.cli import CliError, HelpFormatter, build_parser
 from edge.detect.factory import DetectorConfig
 from edge.pipeline import PipelineConfig
 from edge.pipeline_cli import GROUPS, add_pipeline_args, config_from_args, flag_settings, open_pipeline
-from edge.tracker import TrackerConfig
+from edge.track.tracker import TrackerConfig
 
 
 def _parser(**kwargs) -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.tracker import Tracker, TrackerConfig
+from edge.track.tracker import Tracker, TrackerConfig
 
 C = 7
 
