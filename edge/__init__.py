@@ -21,7 +21,7 @@ _EXPORTS = {
     "Faces": "edge.types",
     "FrameResult": "edge.types",
     "StageTimings": "edge.types",
-    "draw": "edge.overlay",
+    "draw": "edge.outputs.overlay",
     "frame_record": "edge.record",
 }
 

@@ -268,7 +268,7 @@ class _Run:
         return False
 
     def _show(self, result: FrameResult) -> bool:
-        from edge.overlay import draw
+        from edge.outputs.overlay import draw
         from edge.outputs.window import WINDOW, enlarged_still, still_hint
 
         frame = result.frame

@@ -81,7 +81,7 @@ def crowd_result(pipeline, image: np.ndarray, squares) -> FrameResult:
 
 def check_layout(result: FrameResult, shape, fps=None, *, bars=True, hud=True, hint=None) -> dict:
     """Counts of labels that cover another face's box or the HUD, or leave the frame."""
-    from edge.overlay import layout
+    from edge.outputs.overlay import layout
 
     h, w = shape[:2]
     lay = layout(result, shape, fps, bars=bars, hud=hud, hint=hint)
@@ -105,7 +105,7 @@ def check_layout(result: FrameResult, shape, fps=None, *, bars=True, hud=True, h
 def run(out: Path, data: str, seed: int, pipeline: PipelineConfig | None = None) -> dict:
     from benchmarks.scenes.synthetic import make_scene_image, make_scene_video
     from edge.capture import read_video_frames
-    from edge.overlay import draw
+    from edge.outputs.overlay import draw
     from edge.pipeline import Pipeline
 
     pipeline = pipeline or PipelineConfig()

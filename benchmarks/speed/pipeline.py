@@ -5,7 +5,7 @@
 
 Frames are read synchronously from OpenCV so that decoding (or capture) is timed as its own
 stage; then `Pipeline.process` (detect, preprocess, classify, track, with its own timings) and
-the overlay (`edge.overlay.draw`) run on each frame. End-to-end latency per frame is
+the overlay (`edge.outputs.overlay.draw`) run on each frame. End-to-end latency per frame is
 decode + process + draw, on the monotonic `time.perf_counter`. The first `warmup` frames are
 run but not counted (interpreter warm-up, first allocations). A video shorter than the
 requested frame count is rewound and played again (tracks are reset at each rewind), so the
@@ -181,7 +181,7 @@ class PipelineSide:
 
     def __init__(self, reader: FrameReader, pipeline, draw: bool = True, capacity: int = 4096,
                  workers: int | None = None):
-        from edge.overlay import draw as draw_overlay
+        from edge.outputs.overlay import draw as draw_overlay
         from edge.pipeline import DEFAULT_WORKERS, stages
 
         self.reader, self.pipeline = reader, pipeline

@@ -10,4 +10,5 @@
     metrics.py      the Prometheus metrics sink (--metrics-port, serve's /metrics)
     remote_cli.py   --mqtt and --metrics-port: their flags, checks and sinks
     window.py       `fer-edge run`'s window: sized to the screen, the keys it waits for
+    overlay.py      draw(): boxes, track ids, labels and probability bars on a frame (window, video, web)
 """

@@ -17,7 +17,7 @@ from typing import IO, Callable, Protocol
 import cv2
 import numpy as np
 
-from edge.overlay import draw
+from edge.outputs.overlay import draw
 from edge.record import frame_record, record_line
 from edge.types import FrameResult
 from edge.outputs.video_writer import VIDEO_SUFFIXES  # noqa: F401  (re-exported: the names --save-video takes)

@@ -24,7 +24,7 @@ class MissingChartDependency(ImportError):
 
 
 def _rgb(label: str, index: int) -> tuple[float, float, float]:
-    from edge.overlay import label_color
+    from edge.outputs.overlay import label_color
 
     b, g, r = label_color(label, index)
     return (r / 255.0, g / 255.0, b / 255.0)

@@ -22,7 +22,7 @@ import numpy as np
 from flask import Flask, Request, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from edge.overlay import label_color
+from edge.outputs.overlay import label_color
 from edge.record import frame_record
 from edge.types import FrameResult
 from edge.web import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB

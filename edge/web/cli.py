@@ -152,7 +152,7 @@ def _live_stream(args: argparse.Namespace, spec, live_pipeline, metrics=None):
     """The Live page's stream: the live pipeline on --source, frames detected one ahead on a
     second thread while the previous one is drawn and encoded."""
     from edge.capture import Capture
-    from edge.overlay import draw
+    from edge.outputs.overlay import draw
     from edge.web.app import face_records
     from edge.web.live import LiveStream
 

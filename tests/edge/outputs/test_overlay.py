@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.overlay import (FONT, HUD_BG, PALETTE, PANEL_BG, Metrics, contrast_ratio, draw, label_color, layout,
+from edge.outputs.overlay import (FONT, HUD_BG, PALETTE, PANEL_BG, Metrics, contrast_ratio, draw, label_color, layout,
                           text_color_on, text_size)
 from edge.types import Faces, Frame, FrameResult, StageTimings
 from xvfb_helpers import xvfb_display
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def result_for(image: np.ndarray, boxes, label_index, probs=None) -> FrameResult:
@@ -364,7 +364,7 @@ def test_an_uncertain_face_gets_its_own_look():
     not read as a confident answer; a sure face beside it keeps its label's colour."""
     from dataclasses import replace
 
-    from edge.overlay import UNCERTAIN_COLOR, _caption_text
+    from edge.outputs.overlay import UNCERTAIN_COLOR, _caption_text
 
     image = np.full((480, 640, 3), 255, np.uint8)
     boxes = [[60, 200, 180, 320], [360, 200, 480, 320]]

@@ -19,7 +19,7 @@ import pytest
 
 from edge.cli import main as cli_main
 from edge.labels import LABELS
-from edge.overlay import label_color
+from edge.outputs.overlay import label_color
 from edge.report.read import ReportError, load_jsonl, read_run
 from edge.report.summary import make_report
 from edge.report.types import ReportConfig

@@ -307,8 +307,8 @@ def test_concurrent_requests_get_the_serial_answers(detector_dir, emotion_model,
 
 
 def test_page_colours_are_the_overlay_colours(client, emotion_model):
-    """Boxes drawn in the page and in the MJPEG frames (edge.overlay) use the same colour per label."""
-    from edge.overlay import label_color
+    """Boxes drawn in the page and in the MJPEG frames (edge.outputs.overlay) use the same colour per label."""
+    from edge.outputs.overlay import label_color
 
     html = client.get("/").get_data(as_text=True)
     colors = json.loads(unescape(re.search(r'data-colors="([^"]*)"', html).group(1)))

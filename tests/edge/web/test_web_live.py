@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.capture import Capture, parse_source
-from edge.overlay import draw
+from edge.outputs.overlay import draw
 from edge.pipeline import Pipeline
 from edge.web.app import MJPEG_BOUNDARY, StillPool, WebConfig, create_app, face_records
 from edge.web.live import ENDED, FAILED, STOPPED, LiveStream, TooManyClients
