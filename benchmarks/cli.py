@@ -209,7 +209,7 @@ def _threads(text: str) -> tuple[int, ...]:
 def _models_dir(arg: str | None) -> Path:
     if arg:
         return Path(arg)
-    from edge.models import default_emotion_model
+    from edge.models.registry import default_emotion_model
 
     return default_emotion_model().parent
 

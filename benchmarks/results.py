@@ -126,7 +126,7 @@ def run_all(*, out_dir: str | os.PathLike = "reports", data: str | None = None, 
         written.update({f"pipeline_{name}_{k}": v for k, v in paths.items()})
         pipeline_reports[name] = rep
 
-    from edge.models import default_emotion_model
+    from edge.models.registry import default_emotion_model
 
     mdir = Path(models_dir) if models_dir else default_emotion_model().parent
     cls_report = bc.bench_classifier(bc.find_variants(mdir), crops, labels, iters=classifier_iters, peer=peer,

@@ -22,7 +22,7 @@ _COMMAND_MODULES = (
     "edge.run_cli",  # run
     "edge.report.cli",  # report
     "edge.batch.cli",  # batch
-    "edge.models_cli",  # models
+    "edge.models.cli",  # models
     "benchmarks.cli",  # bench
     "edge.web.cli",  # serve
 )

@@ -86,7 +86,7 @@ class PipelineConfig:
 
     def make_classifier(self) -> EmotionClassifier:
         """The emotion classifier these settings describe. Raises SidecarError / FileNotFoundError."""
-        from edge.models import default_emotion_model
+        from edge.models.registry import default_emotion_model
 
         path = Path(self.emotion_model) if self.emotion_model else default_emotion_model()
         threads = self.threads if self.threads is not None else DEFAULT_THREADS

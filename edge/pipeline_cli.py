@@ -128,7 +128,7 @@ def config_from_args(args: argparse.Namespace, **overrides) -> PipelineConfig:
 
 def open_pipeline(config: PipelineConfig) -> Pipeline:
     """Pipeline.from_config, with every way it can fail as a CliError that says what to do."""
-    from edge.models import ModelNotFoundError, resolve_detector_model
+    from edge.models.registry import ModelNotFoundError, resolve_detector_model
     from edge.classify.sidecar import SidecarError
 
     if config.emotion_model is not None and not Path(config.emotion_model).is_file():

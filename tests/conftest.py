@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
-from edge.models import ENV_MODEL_DIR, locate_detector_model
+from edge.models.registry import ENV_MODEL_DIR, locate_detector_model
 from train.data import DATA_ENV, default_data_path
 
 REPO = Path(__file__).resolve().parents[1]

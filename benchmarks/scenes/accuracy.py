@@ -391,7 +391,7 @@ def _cmd_scenes(args) -> int:
     pipeline = config_from_args(args)
     crop = None
     if args.crop_margin is not None or args.crop_shift_y is not None or args.crop_align is not None:
-        from edge.models import default_emotion_model
+        from edge.models.registry import default_emotion_model
         from edge.classify.preprocess import CropPolicy
         from edge.classify.sidecar import load_sidecar
 

@@ -66,7 +66,7 @@ def run_gil_bench(detector_model: str | None = None) -> dict:
     import cv2
 
     from edge.interpreter import load_interpreter
-    from edge.models import resolve_detector_model
+    from edge.models.registry import resolve_detector_model
 
     interp = load_interpreter(resolve_detector_model("short", detector_model), num_threads=1)
     index = interp.get_input_details()[0]["index"]

@@ -50,7 +50,7 @@ class BenchError(RuntimeError):
 
 def model_info(model_path: str | os.PathLike | None) -> dict:
     """The emotion model's path, quantization and whether its sidecar says it is provisional."""
-    from edge.models import default_emotion_model
+    from edge.models.registry import default_emotion_model
     from edge.classify.sidecar import load_sidecar
 
     path = Path(model_path) if model_path else default_emotion_model()

@@ -96,7 +96,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _settings(pipeline) -> Settings:
-    from edge.models import ModelNotFoundError
+    from edge.models.registry import ModelNotFoundError
     from edge.classify.sidecar import SidecarError
 
     try:

@@ -60,7 +60,7 @@ class Settings:
         """The model files `pipeline` would load, found and hashed. Raises ModelNotFoundError,
         SidecarError or OSError (the CLI words them)."""
         from edge import __version__
-        from edge.models import default_emotion_model, resolve_detector_model
+        from edge.models.registry import default_emotion_model, resolve_detector_model
         from edge.classify.sidecar import load_sidecar, sidecar_path
 
         emotion = Path(pipeline.emotion_model) if pipeline.emotion_model else default_emotion_model()
@@ -102,7 +102,7 @@ class Settings:
         cache); as they are when no bytes came."""
         if not any(m.data is not None for m in self.models):
             return self
-        from edge.models import cache_dir as model_cache
+        from edge.models.registry import cache_dir as model_cache
 
         root = Path(cache_dir) if cache_dir else model_cache().parent / "batch-models"
         paths: dict[str, str] = {}

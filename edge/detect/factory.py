@@ -97,7 +97,7 @@ def make_detector(config: DetectorConfig | None = None, *, threads: int | None =
     """
     config = config if config is not None else DetectorConfig()
     config.check()
-    from edge.models import resolve_detector_model
+    from edge.models.registry import resolve_detector_model
 
     # An explicit path is checked too, so a wrong --detector-model gets the same how-to message.
     model_path = resolve_detector_model(config.range, config.model_path)

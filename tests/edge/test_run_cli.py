@@ -252,7 +252,7 @@ def test_the_console_carries_only_our_lines_at_the_chosen_level(video, detector_
     debug = subprocess.run([*cmd, "--log-level", "debug"], cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=300)
     assert debug.returncode == 0, debug.stderr[-2000:]
-    assert "DEBUG edge.models" in debug.stderr  # our own debug lines
+    assert "DEBUG edge.models.registry" in debug.stderr  # our own debug lines
     for line in native.splitlines():  # the interpreter's own words come through our logger
         assert f"DEBUG edge.interpreter: {line.strip()}" in debug.stderr
     errors_only = subprocess.run([*cmd, "--log-level", "error"], cwd=REPO, env=env, capture_output=True,

@@ -14,21 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from edge import models
+from edge.models import registry
 from edge.cli import main as cli_main
 from edge.atomic import sha256_file
-from edge.models import (ChecksumMismatchError, ModelDownloadError, ModelNotFoundError,
+from edge.models.registry import (ChecksumMismatchError, ModelDownloadError, ModelNotFoundError,
                          pull_detector_model, resolve_detector_model)
 
-SHORT = models.DETECTOR_MODELS["short"]
-FULL = models.DETECTOR_MODELS["full"]
+SHORT = registry.DETECTOR_MODELS["short"]
+FULL = registry.DETECTOR_MODELS["full"]
 
 
 @pytest.fixture
 def clean_env(tmp_path, monkeypatch):
     """No FER_EDGE_MODEL_DIR / URL base, and an empty private cache under tmp_path."""
-    monkeypatch.delenv(models.ENV_MODEL_DIR, raising=False)
-    monkeypatch.delenv(models.ENV_URL_BASE, raising=False)
+    monkeypatch.delenv(registry.ENV_MODEL_DIR, raising=False)
+    monkeypatch.delenv(registry.ENV_URL_BASE, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     return tmp_path
 
@@ -40,9 +40,9 @@ def put(directory: Path, name: str, data: bytes = b"model bytes") -> Path:
 
 
 def test_cache_dir_honours_xdg(clean_env, monkeypatch):
-    assert models.cache_dir() == clean_env / "xdg" / "fer-edge" / "models"
+    assert registry.cache_dir() == clean_env / "xdg" / "fer-edge" / "models"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert models.cache_dir() == Path.home() / ".cache" / "fer-edge" / "models"
+    assert registry.cache_dir() == Path.home() / ".cache" / "fer-edge" / "models"
 
 
 # Which places hold the file -> which one wins.
@@ -60,15 +60,15 @@ def test_resolution_order(clean_env, monkeypatch, present, winner, model):
     places = {
         "explicit": clean_env / "mine",
         "env": clean_env / "envdir",
-        "cache": models.cache_dir(),
+        "cache": registry.cache_dir(),
     }
     for place in present:
         put(places[place], model.filename)
-    monkeypatch.setenv(models.ENV_MODEL_DIR, str(places["env"]))
+    monkeypatch.setenv(registry.ENV_MODEL_DIR, str(places["env"]))
     explicit = places["explicit"] / model.filename if "explicit" in present else None
     path = resolve_detector_model(model.range, explicit)
     assert path == places[winner] / model.filename
-    assert models.locate_detector_model(model.range, explicit) == (path, winner)
+    assert registry.locate_detector_model(model.range, explicit) == (path, winner)
 
 
 def test_explicit_directory_is_searched_for_the_file(clean_env):
@@ -77,25 +77,25 @@ def test_explicit_directory_is_searched_for_the_file(clean_env):
 
 
 def test_env_dir_without_the_file_falls_through_to_cache(clean_env, monkeypatch):
-    monkeypatch.setenv(models.ENV_MODEL_DIR, str(clean_env / "empty"))
-    put(models.cache_dir(), SHORT.filename)
-    assert resolve_detector_model("short") == models.cache_dir() / SHORT.filename
+    monkeypatch.setenv(registry.ENV_MODEL_DIR, str(clean_env / "empty"))
+    put(registry.cache_dir(), SHORT.filename)
+    assert resolve_detector_model("short") == registry.cache_dir() / SHORT.filename
 
 
 @pytest.mark.parametrize("range_, pull_command", [("short", "fer-edge models pull"),
                                                   ("full", "fer-edge models pull --range full")])
 def test_missing_model_says_how_to_supply_it(clean_env, range_, pull_command):
-    model = models.DETECTOR_MODELS[range_]
+    model = registry.DETECTOR_MODELS[range_]
     with pytest.raises(ModelNotFoundError) as err:
         resolve_detector_model(range_)
     text = str(err.value)
-    for needle in ("--detector-model", models.ENV_MODEL_DIR, str(models.cache_dir() / model.filename),
+    for needle in ("--detector-model", registry.ENV_MODEL_DIR, str(registry.cache_dir() / model.filename),
                    pull_command, model.filename):
         assert needle in text, needle
 
 
 def test_missing_explicit_path_is_not_silently_replaced(clean_env):
-    put(models.cache_dir(), SHORT.filename)  # a cached copy must not hide a wrong explicit path
+    put(registry.cache_dir(), SHORT.filename)  # a cached copy must not hide a wrong explicit path
     with pytest.raises(ModelNotFoundError, match="nowhere.tflite"):
         resolve_detector_model("short", clean_env / "nowhere.tflite")
 
@@ -111,7 +111,7 @@ def test_make_detector_without_a_model_raises_the_same_error(clean_env):
 def test_make_detector_takes_an_explicit_file_or_directory(clean_env, request, range_, size):
     from edge.detect.factory import DetectorConfig, make_detector
 
-    model = models.DETECTOR_MODELS[range_]
+    model = registry.DETECTOR_MODELS[range_]
     file = request.getfixturevalue("detector_dir") / model.filename if range_ == "short" \
         else request.getfixturevalue("full_detector")
     for given in (file.parent, file):
@@ -161,7 +161,7 @@ def test_pull_downloads_and_verifies(clean_env, server, model):
     base, root, requests = server
     seen = []
     path = pull_detector_model(model.range, url_base=base, progress=lambda done, total: seen.append((done, total)))
-    assert path == models.cache_dir() / model.filename
+    assert path == registry.cache_dir() / model.filename
     assert sha256_file(path) == model.sha256[0] == sha256_file(root / model.filename)
     assert seen and seen[-1] == (path.stat().st_size, path.stat().st_size)
     assert sorted(p.name for p in path.parent.iterdir()) == [model.filename]  # no temp file left
@@ -173,7 +173,7 @@ def test_pull_downloads_and_verifies(clean_env, server, model):
 
 def test_pull_honours_the_env_url_base_and_dest(clean_env, server, monkeypatch):
     base, _, requests = server
-    monkeypatch.setenv(models.ENV_URL_BASE, base + "/")
+    monkeypatch.setenv(registry.ENV_URL_BASE, base + "/")
     path = pull_detector_model("short", clean_env / "dest")
     assert path == clean_env / "dest" / SHORT.filename and path.is_file()
     assert requests == [f"/{SHORT.filename}"]
@@ -199,9 +199,9 @@ def test_pulled_models_are_readable_by_other_users(clean_env, server, strict_uma
         assert stat.S_IMODE(folder.stat().st_mode) == 0o755, (folder, oct(folder.stat().st_mode))
     # The user cache too, through the CLI.
     assert cli_main(["models", "pull", "--url-base", base]) == 0
-    cached = models.cache_dir() / SHORT.filename
+    cached = registry.cache_dir() / SHORT.filename
     assert stat.S_IMODE(cached.stat().st_mode) == 0o644
-    assert stat.S_IMODE(models.cache_dir().stat().st_mode) == 0o755
+    assert stat.S_IMODE(registry.cache_dir().stat().st_mode) == 0o755
 
 
 def test_a_good_copy_left_private_by_an_older_pull_is_made_readable(clean_env, server):
@@ -270,11 +270,11 @@ def test_cli_pull_and_list(clean_env, server, capsys, monkeypatch):
     assert "short:" in out and "full:" in out
     assert cli_main(["models", "list"]) == 0
     out = capsys.readouterr().out
-    assert "MISSING" not in out and out.count(str(models.cache_dir())) == 2
+    assert "MISSING" not in out and out.count(str(registry.cache_dir())) == 2
 
-    monkeypatch.setenv(models.ENV_MODEL_DIR, str(models.cache_dir()))
+    monkeypatch.setenv(registry.ENV_MODEL_DIR, str(registry.cache_dir()))
     assert cli_main(["models", "list"]) == 0
-    assert capsys.readouterr().out.count(f"${models.ENV_MODEL_DIR}") == 2
+    assert capsys.readouterr().out.count(f"${registry.ENV_MODEL_DIR}") == 2
 
 
 def test_cli_pull_errors_exit_2(clean_env, capsys):
@@ -284,6 +284,6 @@ def test_cli_pull_errors_exit_2(clean_env, capsys):
 
 
 def test_default_emotion_model():
-    path = models.default_emotion_model()
+    path = registry.default_emotion_model()
     assert path.name == "emotion_int8.tflite" and path.is_file()
     assert path.with_suffix(".json").is_file()  # its sidecar ships beside it

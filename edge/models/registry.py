@@ -246,7 +246,7 @@ def default_emotion_model() -> Path:
             return candidate
     except (ModuleNotFoundError, TypeError):
         pass
-    candidate = Path(__file__).resolve().parents[1] / "models" / name
+    candidate = Path(__file__).resolve().parents[2] / "models" / name
     if candidate.is_file():
         return candidate
     raise ModelNotFoundError(
