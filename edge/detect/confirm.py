@@ -26,8 +26,8 @@ from edge.detect.windows import WindowNets, roi_window
 
 TRACK_IOU = 0.3  # a detection continues a remembered face (or confirms a candidate) at this IoU
 # The second look: both windows (candidate 48 and 72 input px wide) must find the candidate at
-# >= VERIFY_SCORE. On group scenes (seed 0, full scans) this cut false positives ~20x at a cost
-# of ~5 % of the faces, where raising the threshold alone to the same precision lost ~20 %.
+# >= VERIFY_SCORE. On group scenes it cut false positives for far fewer lost faces than raising the
+# threshold alone to the same precision (docs/detection.md, *Settings and their measurements*).
 VERIFY_SCORE = 0.6
 VERIFY_FACE_PX = (48, 72)
 # A new candidate under the score threshold must also be found in a window in which it is this
@@ -37,13 +37,13 @@ SMALL_LOOK_PX = (32,)
 # have too little detail left at 32 input px, and shrinking them costs many of them.
 SMALL_LOOK_MIN_PX = 64
 # The cheap face check on BlazeFace's keypoints: the distance between the eyes, over the box
-# width. Real faces: 0.39 or more in 99 % of the real photos (shared wild set), 0.32 or more in 98 %
-# of upscaled FER-2013 crops; the clock of a green test card, which the second look confirmed,
-# 0.27-0.31. A new face that needs the second look must pass this check first.
+# width. Nearly all real faces (the wild photos, upscaled FER-2013 crops) lie above it, the clock of
+# a green test card that the second look confirmed lies below (docs/detection.md, *Settings and
+# their measurements*). A new face that needs the second look must pass this check first.
 MIN_EYE_RATIO = 0.32
 # A face whose nose lies this far (in eye distances) to the side of the eyes' midpoint is turned
-# too far for the expression classifier (a frontal face: 0.07 at the median, 0.41 at the 99th
-# percentile of the real photos): its state is "uncertain".
+# too far for the expression classifier (above nearly every frontal face of the wild photos, docs/
+# detection.md, *Settings and their measurements*): its state is "uncertain".
 UNCERTAIN_YAW = 0.45
 
 

@@ -26,8 +26,9 @@ from edge.detect.blazeface import NUM_KEYPOINTS, BlazeFaceNet, check_image, chec
 from edge.types import Faces
 
 # Faces scoring below this are dropped in a whole-frame pass. Read off the curve `fer-edge bench
-# threshold` measures (reports/threshold/): the lowest threshold that boxes at most 0.5 % of
-# face-free frames. Tiled scans have their own default (edge.detect.tiling.TILES_SCORE_THRESHOLD).
+# threshold` measures (reports/threshold/): the lowest threshold that keeps boxes off nearly every
+# face-free frame (the criterion and the curve: docs/detection.md). Tiled scans have their own
+# default (edge.detect.tiling.TILES_SCORE_THRESHOLD).
 DEFAULT_SCORE_THRESHOLD = 0.65
 
 

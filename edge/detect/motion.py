@@ -26,13 +26,14 @@ THUMB_DIV = 8  # the thumbnail is this many times smaller than the frame on each
 CHANGE_LEVEL = 16  # gray levels by which a thumbnail pixel must change to count
 CHANGE_MIN_PX = 6  # changed thumbnail pixels from which a part of the frame has changed (a 32 px face covers 16)
 # A sure face whose surroundings stand still keeps its detection for at most this many frames in
-# a row: a still crowd (a classroom) then runs about a third of its tiled windows, and the network
-# ran on 35 % of the frames of a one-face video of a real photo in slow pan and zoom (the interview
-# stand-in of benchmarks.photos.videos). (Unsure faces are looked at again on every frame, so a
-# false detection is not carried.)
+# a row: a still crowd (a classroom) then skips most of its regions' windows, and a one-face video
+# in slow pan and zoom most of its network passes (docs/detection.md, *Settings and their
+# measurements*). (Unsure faces are looked at again on every frame, so a false detection is not
+# carried.)
 CARRY_FRAMES = 2
 # Carried faces are at least this wide: in the 8x thumbnail a smaller face spans too few pixels for
-# a drift of a few pixels to show (seed-2 group scenes lost 4.5 points of 32-47 px recall without it).
+# a drift of a few pixels to show (without this bound group scenes lost small faces: docs/
+# detection.md, *Settings and their measurements*).
 CARRY_MIN_PX = 64
 # A face the network scores at least this high is sure: it may be carried (and a tiled scan keeps
 # a new face this sure without verifying it, edge.detect.tiling).
@@ -70,9 +71,9 @@ def carriable(xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 # The head around a face box, in face sides: hair, ears and the neck move with the face. Its
 # changes are the followed face's, not a new one's (the tile schedule's motion prior ignores them).
-# 0.35 against 0.5 on the 640x480 group scenes (seed 1): recall on faces >= 48 px 91.5 % against
-# 91.4 %, at 32-47 px 77.4 % against 75.3 %; on the one-face 640x480 video of `bench all` the level
-# window then ran on 3 of 150 frames, against 8 with 0.25 (a face's fade ring moved).
+# Wider margins hid small faces that walk in beside a followed one, narrower ones let a face's own
+# fade ring wake the level window of a one-face video (docs/detection.md, *Settings and their
+# measurements*).
 HEAD_MARGIN = 0.35
 
 

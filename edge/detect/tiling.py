@@ -55,7 +55,7 @@ LEVEL_RATIO = 3.0  # scale between pyramid levels; a level finds faces of 32-96 
 # one level up were missed in many group-scene frames.
 OVERLAP_PX = 128
 # A level no larger than this (input px) runs as one window: no overlap to pay for, no cut faces
-# (a 640x480 frame's 40 px level is 512x384; two overlapping 384 px tiles would cost 1.5x).
+# (a 640x480 frame's 40 px level is 512x384: two overlapping 384 px tiles would cover more pixels).
 ONE_WINDOW_PX = 2 * 384 * 384
 # Tiles scanned per streamed frame (after the first). Two: a 1080p cycle takes 10 frames instead
 # of 20, which on group scenes raised recall, most on 32-47 px faces, for some speed; three found
@@ -68,8 +68,8 @@ TILES_PER_FRAME = 2
 # Remembered faces keep their own windows every frame. This is what keeps a webcam's one-face
 # frame near the cost of one whole-frame pass while faces from min_face_px are still found.
 REFRESH_FRAMES = 60
-# 8 against 15 on the 640x480 group scenes (seed 1, HEAD_MARGIN 0.5): recall on faces >= 48 px
-# 91.4 % against 84.9 %, faces that appear later found after a median of 3 frames against 6.
+# A shorter gap finds faces that walk into a small frame sooner and more of them, at the cost of more
+# level windows (docs/detection.md, *Settings and their measurements*).
 MOTION_GAP_FRAMES = 8
 # Many windows see much background, and textures fire the network at scores 0.55-0.7. A face seen
 # for the first time is therefore looked at again (edge.detect.confirm.SecondLook), unless its own score

@@ -22,7 +22,7 @@ from edge.detect.blazeface import BlazeFaceNet, Detections, no_detections
 
 ROI_INPUT_PX = 128  # region-of-interest window side, input px
 # A remembered face's size in its region-of-interest window. The network scores a face highest at
-# 64-80 px of its 128 px input and much lower at 48 (one occluded face: 0.49 at 48 px, 0.68 at 64).
+# 64-80 px of its 128 px input and much lower at 48 (docs/detection.md, *Settings and their measurements*).
 ROI_FACE_INPUT_PX = 72
 EDGE_PX = 2.0  # a box within this many input px of an inner window edge is cut by it
 
