@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from edge.cli import HelpFormatter
-from edge.pipeline_cli import add_pipeline_args, config_from_args
+from edge.cli.pipeline_flags import add_pipeline_args, config_from_args
 from train.data import DATA_ENV, default_data_path
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Runs `fer-edge ARGS` after the imports and prints the seconds of the call alone (the "work").
-_TIMED = ("import sys, time\nimport edge.cli, edge.batch.cli, edge.batch.engines, edge.run_cli\n"
+_TIMED = ("import sys, time\nimport edge.cli, edge.batch.cli, edge.batch.engines, edge.cli.run\n"
           "t0 = time.perf_counter()\nrc = edge.cli.main(sys.argv[1:])\n"
           "print(f'WORK_S {time.perf_counter() - t0:.4f}', file=sys.stderr)\nsys.exit(rc)\n")
 

@@ -27,7 +27,7 @@ import numpy as np
 from benchmarks.speed.soak import looped_copy
 from edge.atomic import atomic_write_text
 from edge.cli import build_parser
-from edge.run_cli import RunConfig, run
+from edge.cli.run import RunConfig, run
 from edge.loop import RunSummary
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.cli import HelpFormatter
 from edge.pipeline import PipelineConfig
-from edge.pipeline_cli import add_pipeline_args, config_from_args
+from edge.cli.pipeline_flags import add_pipeline_args, config_from_args
 from edge.types import Faces, Frame, FrameResult, StageTimings
 from train.data import default_data_path
 

@@ -354,7 +354,7 @@ def summary_rows(report: dict) -> list[str]:
 def register(sub) -> None:
     """Add `scenes` to the `fer-edge bench` subparsers."""
     from edge.cli import HelpFormatter, int_pair
-    from edge.pipeline_cli import add_pipeline_args
+    from edge.cli.pipeline_flags import add_pipeline_args
 
     p = sub.add_parser("scenes", help="end-to-end accuracy on synthetic videos with known faces",
                        description="Paste FER-2013 faces (PrivateTest by default) into synthetic videos at known "
@@ -383,7 +383,7 @@ def register(sub) -> None:
 
 def _cmd_scenes(args) -> int:
     from edge.cli import CliError, command_line
-    from edge.pipeline_cli import config_from_args
+    from edge.cli.pipeline_flags import config_from_args
     from train.data import DataError
 
     if args.videos < 1 or args.frames < 1:

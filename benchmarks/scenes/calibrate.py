@@ -426,7 +426,7 @@ def _floats(text: str) -> list[float]:
 def register(sub) -> None:
     """Add `calibrate` to the `fer-edge bench` subparsers."""
     from edge.cli import HelpFormatter, int_pair
-    from edge.pipeline_cli import add_pipeline_args
+    from edge.cli.pipeline_flags import add_pipeline_args
 
     p = sub.add_parser("calibrate", help="calibrate the crop policy (margin, shift_y, align) on PublicTest faces",
                        description="Paste FER-2013 PublicTest faces into synthetic stills at known squares, "
@@ -454,7 +454,7 @@ def register(sub) -> None:
 
 def _cmd_calibrate(args) -> int:
     from edge.cli import CliError, command_line
-    from edge.pipeline_cli import config_from_args
+    from edge.cli.pipeline_flags import config_from_args
     from train.data import DataError
 
     if args.faces < 1 or args.rotated < 0:

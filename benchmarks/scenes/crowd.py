@@ -487,7 +487,7 @@ def write_crowd_report(report: dict, out_dir: str | Path, command: str = "") -> 
 def register(sub) -> None:
     """Add `crowd` to the `fer-edge bench` subparsers."""
     from edge.cli import int_pair
-    from edge.pipeline_cli import add_pipeline_args
+    from edge.cli.pipeline_flags import add_pipeline_args
 
     p = sub.add_parser("crowd", help="group scenes (720p, 1080p, 4-12 faces of 32-160 px) for every detector mode",
                        description="Write synthetic group videos with known faces (some occluded, some across tile "
@@ -513,7 +513,7 @@ def register(sub) -> None:
 
 def _cmd_crowd(args) -> int:
     from edge.cli import CliError, command_line
-    from edge.pipeline_cli import config_from_args
+    from edge.cli.pipeline_flags import config_from_args
     from train.data import DataError
 
     try:

@@ -466,7 +466,7 @@ def write_outputs(report: dict, out_dir: str | Path, command: str = "") -> dict[
 def register(sub) -> None:
     """Add `threshold` to the `fer-edge bench` subparsers."""
     from edge.cli import HelpFormatter
-    from edge.pipeline_cli import add_pipeline_args
+    from edge.cli.pipeline_flags import add_pipeline_args
 
     p = sub.add_parser("threshold", formatter_class=HelpFormatter,
                        help="detector false positives on face-free video and recall, per score threshold",
@@ -497,7 +497,7 @@ def _cmd_threshold(args) -> int:
     import sys
 
     from edge.cli import CliError, command_line
-    from edge.pipeline_cli import config_from_args
+    from edge.cli.pipeline_flags import config_from_args
 
     if min(args.negative_videos, args.negative_frames, args.face_videos, args.face_frames) < 1:
         raise CliError("--negative-videos, --negative-frames, --face-videos and --face-frames must be >= 1")

@@ -37,7 +37,7 @@ from benchmarks.common.samples import RunSamples, run_interleaved, samples_repor
 from edge.capture import CvReader
 from edge.machine import machine_info
 from edge.pipeline import PipelineConfig
-from edge.pipeline_cli import flag_settings
+from edge.cli.pipeline_flags import flag_settings
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
     report = run_soak(BenchConfig(source="video.mp4", frames=10_000))
     report["rss_growth_mb"], report["rss_slope_mb_per_10k_frames"]
 
-It calls `edge.run_cli.run` itself, with its capture thread, its JSON Lines sink (written to
+It calls `edge.cli.run.run` itself, with its capture thread, its JSON Lines sink (written to
 os.devnull unless `jsonl` names a file) and its run summary, so anything that loop keeps per
 frame shows up here. `run` plays a file once, so a video shorter than warm-up + frames is first
 copied into a temporary video that plays it over and over (the copy is not timed). RSS is
@@ -79,7 +79,7 @@ def run_soak(config: BenchConfig, progress: bool = True, jsonl: str = os.devnull
     from tqdm import tqdm
 
     from edge.cli import CliError
-    from edge.run_cli import RunConfig, run
+    from edge.cli.run import RunConfig, run
     from edge.loop import RunSummary
 
     if config.duration_s is not None:

@@ -34,7 +34,7 @@ LISTED_FAILURES = 10
 
 
 def register(sub) -> None:
-    from edge.pipeline_cli import add_pipeline_args
+    from edge.cli.pipeline_flags import add_pipeline_args
 
     p = sub.add_parser(
         "batch", help="analyse many videos and photos into per-input JSON Lines and one index (locally or on Ray)",
@@ -72,7 +72,7 @@ def register(sub) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from edge.pipeline_cli import config_from_args
+    from edge.cli.pipeline_flags import config_from_args
 
     # One frame-loop thread and one interpreter thread per worker: the pool fills the cores.
     pipeline = config_from_args(args, workers=1)

@@ -171,7 +171,7 @@ _photo_pipeline: tuple[str, object] | None = None  # (settings key, Pipeline) of
 
 def _shared_pipeline(settings: Settings):
     global _photo_pipeline
-    from edge.pipeline_cli import open_pipeline
+    from edge.cli.pipeline_flags import open_pipeline
 
     if _photo_pipeline is None or _photo_pipeline[0] != settings.key:
         if _photo_pipeline is not None:
@@ -258,7 +258,7 @@ def _run(task: Task, settings: Settings, stem: Path, stop) -> Outcome:
     from edge.cli import CliError
     from edge.report.read import read_run
     from edge.report.summary import label_shares, summarize, write_summary_csv
-    from edge.run_cli import RunConfig, run
+    from edge.cli.run import RunConfig, run
     from edge.loop import RunSummary
 
     image = task.kind == "image"

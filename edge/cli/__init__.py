@@ -2,7 +2,11 @@
 
 Each stage registers its own subcommands (`register(subparsers)` in its `cli` module), so the
 stages stay independent and heavy imports (TensorFlow, Flask) happen only when that
-subcommand runs.
+subcommand runs. This module is the dispatcher and what every command shares (CliError,
+HelpFormatter, StopOnSignals, require); beside it:
+
+    run.py             `fer-edge run`: a source through the pipeline into the window and outputs
+    pipeline_flags.py  the pipeline's flags, declared once for every command that builds a Pipeline
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import threading
 _COMMAND_MODULES = (
     "train.cli",  # data, train, evaluate
     "convert.cli",  # convert
-    "edge.run_cli",  # run
+    "edge.cli.run",  # run
     "edge.report.cli",  # report
     "edge.batch.cli",  # batch
     "edge.models.cli",  # models
@@ -232,7 +236,7 @@ def install_hint(extra: str) -> str:
     """The pip command that adds an extra, for an install made from a checkout (`pip install .`)."""
     from pathlib import Path
 
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     pyproject = checkout / "pyproject.toml"
     if pyproject.is_file() and 'name = "fer-edge"' in pyproject.read_text(errors="replace"):
         return f"pip install '.[{extra}]' (in {checkout})"

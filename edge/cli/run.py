@@ -59,7 +59,7 @@ class RunConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunConfig":
-        from edge.pipeline_cli import config_from_args
+        from edge.cli.pipeline_flags import config_from_args
         from edge.outputs.remote_cli import mqtt_from_args
 
         values = {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in ("pipeline", "mqtt")}
@@ -67,7 +67,7 @@ class RunConfig:
 
 
 def register(sub) -> None:
-    from edge.pipeline_cli import add_pipeline_args
+    from edge.cli.pipeline_flags import add_pipeline_args
     from edge.outputs.remote_cli import add_remote_args
 
     p = sub.add_parser(
@@ -311,7 +311,7 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     """
     from edge.capture import Capture, SourceError, parse_source
     from edge.loop import FrameLoop, RunSummary
-    from edge.pipeline_cli import open_pipeline
+    from edge.cli.pipeline_flags import open_pipeline
     from edge.outputs.paths import check_output_paths, stopped_message
     from edge.outputs.remote_cli import check_remote
 

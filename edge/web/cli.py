@@ -21,7 +21,7 @@ DEFAULT_PIPELINES = 1
 
 
 def register(sub) -> None:
-    from edge.pipeline_cli import add_pipeline_args
+    from edge.cli.pipeline_flags import add_pipeline_args
     from edge.web import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB
 
     p = sub.add_parser(
@@ -116,7 +116,7 @@ def _check_args(args: argparse.Namespace) -> str | None:
 
 def _build_pipelines(args: argparse.Namespace, n: int):
     """n still pipelines (smoothing off) and, with --source, one live pipeline."""
-    from edge.pipeline_cli import config_from_args, open_pipeline
+    from edge.cli.pipeline_flags import config_from_args, open_pipeline
 
     live_config = config_from_args(args)
     # With a pool, the parallelism comes from the pool: one interpreter thread per still

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from edge.cli import build_parser
-from edge.run_cli import RunConfig
+from edge.cli.run import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "pi" / "emulated-check.sh"

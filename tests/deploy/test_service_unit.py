@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.cli import build_parser
-from edge.run_cli import RunConfig
+from edge.cli.run import RunConfig
 from edge.outputs.sinks import JsonlSink
 
 REPO = Path(__file__).resolve().parents[2]

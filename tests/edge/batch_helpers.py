@@ -44,7 +44,7 @@ def make_photos(folder: Path, video: Path, n: int) -> list[Path]:
 
 def run_records(source: Path, out: Path) -> list[dict]:
     """The records `fer-edge run --source SOURCE --headless --jsonl OUT` writes, timings aside."""
-    from edge.run_cli import RunConfig, run
+    from edge.cli.run import RunConfig, run
 
     run(RunConfig(source=str(source), headless=True, jsonl=str(out)), quiet=True)
     return records(out)

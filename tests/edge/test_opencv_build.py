@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from edge.cli import main as cli_main
-from edge.run_cli import opencv_has_gui
+from edge.cli.run import opencv_has_gui
 
 
 def _opencv_distributions() -> set[str]:

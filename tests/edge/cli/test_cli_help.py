@@ -12,7 +12,7 @@ import pytest
 
 from edge.cli import build_parser, configure_logging, install_hint, version_text
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # Owned by the training and conversion stages, whose help their own issue rewrites.
 NOT_HERE = {"data", "train", "evaluate", "convert"}
 

@@ -74,7 +74,7 @@ def test_a_reader_that_goes_away_gets_no_traceback():
     import sys
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     read_end, write_end = os.pipe()
     os.close(read_end)  # nobody reads: the first write raises BrokenPipeError
     proc = subprocess.run([sys.executable, "-m", "edge", "models", "list"], stdout=write_end,

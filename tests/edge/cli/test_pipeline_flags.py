@@ -1,4 +1,4 @@
-"""edge.pipeline_cli: the pipeline's flags, declared once, parsed into one PipelineConfig."""
+"""edge.cli.pipeline_flags: the pipeline's flags, declared once, parsed into one PipelineConfig."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from edge.cli import CliError, HelpFormatter, build_parser
 from edge.detect.factory import DetectorConfig
 from edge.pipeline import PipelineConfig
-from edge.pipeline_cli import GROUPS, add_pipeline_args, config_from_args, flag_settings, open_pipeline
+from edge.cli.pipeline_flags import GROUPS, add_pipeline_args, config_from_args, flag_settings, open_pipeline
 from edge.track.tracker import TrackerConfig
 
 

@@ -18,10 +18,10 @@ import pytest
 from edge.cli import build_parser
 from edge.cli import main as cli_main
 from edge.pipeline import PipelineConfig
-from edge.run_cli import RunConfig
+from edge.cli.run import RunConfig
 from edge_runtime_helpers import fer_faces, scene_video
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RECORD_KEYS = {"v", "frame", "t", "faces", "latency_ms"}
 
 
@@ -274,7 +274,7 @@ def test_a_run_that_finds_almost_no_faces_says_what_to_try(tmp_path, detector_di
 
 
 def test_no_face_hint_threshold():
-    from edge.run_cli import no_face_hint
+    from edge.cli.run import no_face_hint
 
     cfg = RunConfig()
     assert no_face_hint(0, 0, cfg) is None
@@ -292,7 +292,7 @@ def test_no_face_hint_threshold():
     ({"scan": "frame", "score_threshold": 0.4}, None),
 ])
 def test_the_no_face_hint_names_the_threshold_the_scan_used(settings, tip):
-    from edge.run_cli import no_face_hint
+    from edge.cli.run import no_face_hint
 
     hint = no_face_hint(100, 0, RunConfig(pipeline=PipelineConfig().replace(**settings)))
     if tip is None:

@@ -11,7 +11,7 @@ import pytest
 from edge.cli import build_parser
 from edge.cli import main as cli_main
 from edge.outputs.heartbeat import Heartbeat
-from edge.run_cli import RunConfig
+from edge.cli.run import RunConfig
 from edge_runtime_helpers import scene_video
 
 ALIVE = re.compile(r"alive: frames (\d+)  faces (\d+)  ([\d.]+) frames/s  drops (\d+)  skipped (\d+)  "
@@ -52,11 +52,11 @@ def video(tmp_path_factory, faces_dir):
 
 def _alive_lines(caplog) -> list[tuple[int, ...]]:
     return [tuple(float(g) if "." in g else int(g) for g in ALIVE.search(r.getMessage()).groups())
-            for r in caplog.records if r.name == "edge.run_cli" and "alive:" in r.getMessage()]
+            for r in caplog.records if r.name == "edge.cli.run" and "alive:" in r.getMessage()]
 
 
 def test_headless_run_logs_alive_lines_at_the_interval(tmp_path, video, detector_dir, caplog):
-    caplog.set_level(logging.INFO, logger="edge.run_cli")
+    caplog.set_level(logging.INFO, logger="edge.cli.run")
     out = tmp_path / "r.jsonl"
     # --max-fps 10 makes 12 frames last at least 1.1 s, so a 0.2 s interval must beat.
     assert cli_main(["run", "--headless", "--source", str(video), "--jsonl", str(out),
@@ -70,7 +70,7 @@ def test_headless_run_logs_alive_lines_at_the_interval(tmp_path, video, detector
 
 
 def test_interval_zero_turns_the_heartbeat_off(tmp_path, video, detector_dir, caplog):
-    caplog.set_level(logging.INFO, logger="edge.run_cli")
+    caplog.set_level(logging.INFO, logger="edge.cli.run")
     assert cli_main(["run", "--headless", "--source", str(video), "--jsonl", str(tmp_path / "r.jsonl"),
                      "--max-fps", "10", "--stats-interval-s", "0"]) == 0
     assert _alive_lines(caplog) == []

@@ -17,7 +17,7 @@ from edge.cli import build_parser  # noqa: E402
 from edge.cli import main as cli_main  # noqa: E402
 from edge.labels import LABELS  # noqa: E402
 from edge.outputs.metrics import cpu_temperature_c  # noqa: E402
-from edge.run_cli import RunConfig, run  # noqa: E402
+from edge.cli.run import RunConfig, run  # noqa: E402
 from mqtt_helpers import free_port, presence_video  # noqa: E402
 
 

@@ -20,7 +20,7 @@ pytest.importorskip("paho.mqtt.client", reason="needs paho-mqtt: pip install '.[
 
 from edge.cli import build_parser  # noqa: E402
 from edge.cli import main as cli_main  # noqa: E402
-from edge.run_cli import RunConfig, run  # noqa: E402
+from edge.cli.run import RunConfig, run  # noqa: E402
 from mqtt_helpers import GUARD_S, Broker, Subscriber, free_port, presence_video, retained, wait_for  # noqa: E402
 
 PREFIX, DEVICE = "home", "cam1"
