@@ -9,7 +9,7 @@ stage on this thread, or detection one frame ahead on a second one), counts it i
 RunSummary, hands it to `on_result` (the sinks, the window, the live page) and keeps to
 max_fps. `on_idle` is called while no frame is ready (a stalled camera, a window's keys).
 Either returning True ends the loop, as do the end of the source and the stop Event. The
-source's error (edge.capture.SourceError) is raised to the caller. Leaving the context closes
+source's error (edge.capture.thread.SourceError) is raised to the caller. Leaving the context closes
 the stages and fills in the summary's wall time and the capture's counters.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from edge.types import Frame, FrameResult
 
 if TYPE_CHECKING:
-    from edge.capture import Capture
+    from edge.capture.thread import Capture
     from edge.pipeline import Pipeline
 
 STAGES = ("detect", "preprocess", "classify", "track", "total")
@@ -34,7 +34,7 @@ STAGES = ("detect", "preprocess", "classify", "track", "total")
 class FrameLoop:
     """Frames from a capture through a pipeline into a callback, at most max_fps of them.
 
-    pipeline: an open edge.pipeline.Pipeline; capture: an entered edge.capture.Capture (or any
+    pipeline: an open edge.pipeline.Pipeline; capture: an entered edge.capture.thread.Capture (or any
     source with its `read(after, timeout_s)` and `stats`). fresh(frame) -> True: the frame
     starts an unrelated stream (a still), so detector memory and tracks are reset for it.
     workers: 1 or 2 (None: the pipeline's own setting). summary: the RunSummary to fill.
@@ -79,8 +79,8 @@ class FrameLoop:
             on_idle: Callable[[], bool | None] | None = None) -> None:
         """Frames until the source ends, the stop Event is set or a callback returns True.
 
-        Raises edge.capture.SourceError when the source fails."""
-        from edge.capture import EndOfStream
+        Raises edge.capture.thread.SourceError when the source fails."""
+        from edge.capture.thread import EndOfStream
 
         if self._stages is None:
             raise RuntimeError("FrameLoop.run needs the loop entered: `with FrameLoop(...) as loop`")

@@ -233,7 +233,7 @@ class DetectAhead:
         with DetectAhead(pipeline, capture) as ahead:
             while (result := ahead.next()) is not None: ...
 
-    `source.read(after=index, timeout_s=...)` is called on the worker only (edge.capture.Capture
+    `source.read(after=index, timeout_s=...)` is called on the worker only (edge.capture.thread.Capture
     fits: a live source gives its newest frame, a file every frame). Results come out in frame
     order, and the tracker sees every frame in order, on the caller's thread. The detector's
     interpreters are used by the worker only, the classifier's by the caller only (LiteRT and

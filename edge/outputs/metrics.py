@@ -99,7 +99,7 @@ class Metrics:
 
     def __init__(self, labels: tuple[str, ...], model_path: str | Path, *, detector: str = ""):
         self.registry = CollectorRegistry()
-        self.capture_stats: Callable[[], object] | None = None  # -> an edge.capture.CaptureStats or None
+        self.capture_stats: Callable[[], object] | None = None  # -> an edge.capture.thread.CaptureStats or None
         self.mqtt_stats: Callable[[], object] | None = None  # -> an edge.outputs.mqtt.MqttStats or None
         self.thermal_root = THERMAL_ROOT
         r = self.registry

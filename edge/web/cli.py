@@ -151,7 +151,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _live_stream(args: argparse.Namespace, spec, live_pipeline, metrics=None):
     """The Live page's stream: the live pipeline on --source, frames detected one ahead on a
     second thread while the previous one is drawn and encoded."""
-    from edge.capture import Capture
+    from edge.capture.thread import Capture
     from edge.outputs.overlay import draw
     from edge.web.app import face_records
     from edge.web.live import LiveStream
@@ -256,7 +256,7 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
 
     spec = None
     if args.source is not None:
-        from edge.capture import SourceError, parse_source
+        from edge.capture.thread import SourceError, parse_source
 
         try:
             spec = parse_source(args.source)

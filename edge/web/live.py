@@ -52,7 +52,7 @@ class TooManyClients(RuntimeError):
 class LiveStream:
     """`with LiveStream(open_capture, pipeline, draw, to_records) as live: live.wait_newer(seq)`.
 
-    open_capture: () -> an entered-able edge.capture.Capture (opened on the live thread).
+    open_capture: () -> an entered-able edge.capture.thread.Capture (opened on the live thread).
     pipeline: the live edge.pipeline.Pipeline (only this thread, and its detection thread, use
     it), run by the frame loop (edge.loop.FrameLoop) with `workers`, `fresh` and `max_fps`.
     draw: (image_bgr, FrameResult, fps or None) -> annotated image_bgr.
@@ -261,7 +261,7 @@ class LiveStream:
 
     @property
     def capture_stats(self):
-        """The capture's counters (edge.capture.CaptureStats) as of the latest frame; None before the first."""
+        """The capture's counters (edge.capture.thread.CaptureStats) as of the latest frame; None before the first."""
         return self._capture_stats
 
     def shares(self) -> dict:

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from edge import Pipeline
-from edge.capture import Capture, SourceError, parse_source
+from edge.capture.thread import Capture, SourceError, parse_source
 from edge.loop import FrameLoop, RunSummary
 from edge.types import StageTimings
 from edge_runtime_helpers import known_result, scene_video

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = {
     "import edge": "import edge",
     "from edge import Pipeline": "from edge import Pipeline, PipelineConfig, FrameResult, Faces, Frame",
-    "the run command's modules": "import edge.cli.run, edge.capture, edge.track.tracker, edge.outputs.overlay, edge.outputs.sinks, "
+    "the run command's modules": "import edge.cli.run, edge.capture.thread, edge.track.tracker, edge.outputs.overlay, edge.outputs.sinks, "
                                  "edge.pipeline",
     # Build the real pipeline and process a frame: the interpreter must come from LiteRT.
     "a processed frame": "import numpy as np\nfrom edge import Pipeline\n"

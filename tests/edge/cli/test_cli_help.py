@@ -84,7 +84,7 @@ def test_log_level_holds_other_libraries_at_warning():
         assert ours.getEffectiveLevel() == logging.INFO
         assert logging.getLogger("waitress").getEffectiveLevel() == logging.WARNING
         configure_logging("error")
-        assert logging.getLogger("edge.capture").getEffectiveLevel() == logging.ERROR
+        assert logging.getLogger("edge.capture.thread").getEffectiveLevel() == logging.ERROR
     finally:
         root.setLevel(saved[0])
         ours.setLevel(saved[1])

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture import Capture, parse_source
+from edge.capture.thread import Capture, parse_source
 from edge.outputs.overlay import draw
 from edge.pipeline import Pipeline
 from edge.web.app import MJPEG_BOUNDARY, StillPool, WebConfig, create_app, face_records

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture import (
+from edge.capture.thread import (
     Capture,
     CvReader,
     EndOfStream,
