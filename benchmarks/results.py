@@ -67,7 +67,7 @@ def make_videos(out_dir: Path, crops: np.ndarray, labels: np.ndarray, seed: int 
     sides do the whole per-face work; faces per frame are reported beside every figure.
     """
     from benchmarks.scenes.synthetic import make_scene_video
-    from edge.capture.thread import read_video_frames
+    from edge.capture.readers import read_video_frames
 
     paths = {}
     detectors = None

@@ -9,7 +9,7 @@ stage on this thread, or detection one frame ahead on a second one), counts it i
 RunSummary, hands it to `on_result` (the sinks, the window, the live page) and keeps to
 max_fps. `on_idle` is called while no frame is ready (a stalled camera, a window's keys).
 Either returning True ends the loop, as do the end of the source and the stop Event. The
-source's error (edge.capture.thread.SourceError) is raised to the caller. Leaving the context closes
+source's error (edge.capture.source.SourceError) is raised to the caller. Leaving the context closes
 the stages and fills in the summary's wall time and the capture's counters.
 """
 
@@ -79,7 +79,7 @@ class FrameLoop:
             on_idle: Callable[[], bool | None] | None = None) -> None:
         """Frames until the source ends, the stop Event is set or a callback returns True.
 
-        Raises edge.capture.thread.SourceError when the source fails."""
+        Raises edge.capture.source.SourceError when the source fails."""
         from edge.capture.thread import EndOfStream
 
         if self._stages is None:

@@ -104,7 +104,7 @@ def check_layout(result: FrameResult, shape, fps=None, *, bars=True, hud=True, h
 
 def run(out: Path, data: str, seed: int, pipeline: PipelineConfig | None = None) -> dict:
     from benchmarks.scenes.synthetic import make_scene_image, make_scene_video
-    from edge.capture.thread import read_video_frames
+    from edge.capture.readers import read_video_frames
     from edge.outputs.overlay import draw
     from edge.pipeline import Pipeline
 

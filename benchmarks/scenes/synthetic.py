@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from edge.boxes import greedy_pairs, iou_matrix, match_boxes
-from edge.capture.thread import video_frames
+from edge.capture.readers import video_frames
 from edge.labels import LABELS
 
 log = logging.getLogger(__name__)

@@ -219,7 +219,8 @@ def chromium_fake_camera(n_frames: int, size: tuple[int, int] = (640, 480), exec
 
 def _extra_frames(source: str, max_frames: int) -> Iterator[np.ndarray]:
     """Frames of the user's own face-free footage (a video, an image, a folder or a glob)."""
-    from edge.capture.thread import Capture, EndOfStream, parse_source
+    from edge.capture.source import parse_source
+    from edge.capture.thread import Capture, EndOfStream
 
     spec = parse_source(source)
     with Capture.from_spec(spec) as cap:

@@ -34,7 +34,7 @@ import psutil
 
 from benchmarks.common.outputs import pyplot, save_figure
 from benchmarks.common.samples import RunSamples, run_interleaved, samples_report
-from edge.capture.thread import CvReader
+from edge.capture.readers import CvReader
 from edge.machine import machine_info
 from edge.pipeline import PipelineConfig
 from edge.cli.pipeline_flags import flag_settings
@@ -68,7 +68,7 @@ def model_info(model_path: str | os.PathLike | None) -> dict:
 # ----------------------------------------------------------------------------- frame source
 
 class FrameReader:
-    """Synchronous reader of a video file or a camera index (edge.capture.thread.CvReader on the
+    """Synchronous reader of a video file or a camera index (edge.capture.readers.CvReader on the
     caller's thread, so that decoding is timed as its own stage); rewinds a file at its end.
 
     `read()` -> (H, W, 3) uint8 BGR, or None when a camera stops or a file has no frames at all.

@@ -45,7 +45,7 @@ def rss_growth(rss_mb, frac: float = 0.1) -> dict:
 
 def frame_count_and_fps(source: str) -> tuple[int, float]:
     """(frame count the container states, frames/s) of a video file; BenchError when it does not open."""
-    from edge.capture.thread import CvReader
+    from edge.capture.readers import CvReader
 
     if not Path(source).is_file():
         raise BenchError(f"{source}: no such video file (or pass a camera index such as 0)")

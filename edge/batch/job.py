@@ -254,7 +254,7 @@ def _one(task: Task, settings: Settings, folder: Path, stop) -> Outcome:
 
 
 def _run(task: Task, settings: Settings, stem: Path, stop) -> Outcome:
-    from edge.capture.thread import SourceSpec
+    from edge.capture.source import SourceSpec
     from edge.cli import CliError
     from edge.report.read import read_run
     from edge.report.summary import label_shares, summarize, write_summary_csv

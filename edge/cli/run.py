@@ -23,7 +23,7 @@ from edge.cli import CliError, HelpFormatter, StopOnSignals
 from edge.pipeline import PipelineConfig
 
 if TYPE_CHECKING:
-    from edge.capture.thread import SourceSpec
+    from edge.capture.source import SourceSpec
     from edge.outputs.mqtt_config import MqttConfig
     from edge.pipeline import Pipeline
     from edge.loop import FrameLoop, RunSummary
@@ -221,7 +221,7 @@ class _Run:
 
     def loop(self, loop: FrameLoop, capture) -> CliError | None:
         """Frames until the source ends, a stop signal or the user quits; the source's error, if any."""
-        from edge.capture.thread import SourceError
+        from edge.capture.source import SourceError
 
         def on_result(result: FrameResult) -> bool:
             self._beat(capture)
@@ -309,7 +309,8 @@ def run(config: RunConfig, stop: threading.Event | None = None, *, summary: RunS
     content) instead of config.source; `pipeline`, an open Pipeline to use and leave open (its
     models loaded once); `quiet`, no summary or hint on stderr.
     """
-    from edge.capture.thread import Capture, SourceError, parse_source
+    from edge.capture.source import SourceError, parse_source
+    from edge.capture.thread import Capture
     from edge.loop import FrameLoop, RunSummary
     from edge.cli.pipeline_flags import open_pipeline
     from edge.outputs.paths import check_output_paths, stopped_message

@@ -256,7 +256,7 @@ def serve(args: argparse.Namespace, token: str | None) -> int:
 
     spec = None
     if args.source is not None:
-        from edge.capture.thread import SourceError, parse_source
+        from edge.capture.source import SourceError, parse_source
 
         try:
             spec = parse_source(args.source)

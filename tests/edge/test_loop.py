@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from edge import Pipeline
-from edge.capture.thread import Capture, SourceError, parse_source
+from edge.capture.source import SourceError, parse_source
+from edge.capture.thread import Capture
 from edge.loop import FrameLoop, RunSummary
 from edge.types import StageTimings
 from edge_runtime_helpers import known_result, scene_video

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edge.capture.thread import read_video_frames
+from edge.capture.readers import read_video_frames
 from edge import FrameResult, Pipeline, PipelineConfig
 from edge.boxes import iou_matrix as iou
 from edge.cli import main as cli_main

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge import Pipeline
-from edge.capture.thread import read_video_frames
+from edge.capture.readers import read_video_frames
 from edge.labels import LABELS
 from edge.outputs.sinks import JsonlSink
 from edge.record import RECORD_VERSION, Record, frame_record, parse_record, record_line

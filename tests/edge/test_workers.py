@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edge import Pipeline
-from edge.capture.thread import Capture, EndOfStream, parse_source
+from edge.capture.source import parse_source
+from edge.capture.thread import Capture, EndOfStream
 from edge.cli import main as cli_main
 from edge.pipeline import DetectAhead, InlineStages, stages
 from edge_runtime_helpers import scene_video

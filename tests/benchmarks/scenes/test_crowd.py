@@ -11,7 +11,7 @@ from benchmarks.scenes.crowd import (BANDS, band_of, crowd_markdown, make_group_
                                      tile_edges, write_crowd_report)
 from benchmarks.scenes.synthetic import read_truth, upscale_face
 from edge.boxes import iou_matrix
-from edge.capture.thread import read_video_frames
+from edge.capture.readers import read_video_frames
 from edge.pipeline import PipelineConfig
 
 

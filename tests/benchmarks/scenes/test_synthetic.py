@@ -17,7 +17,7 @@ from benchmarks.scenes.synthetic import (
     upscale_face,
 )
 from edge.boxes import iou_matrix as iou
-from edge.capture.thread import read_video_frames
+from edge.capture.readers import read_video_frames
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture.thread import (
-    Capture,
-    CvReader,
-    EndOfStream,
-    Grab,
-    LatestFrameBox,
-    SourceError,
-    backoff_delay,
-    parse_source,
-    read_video_frames,
-    video_frames,
-)
+from edge.capture.readers import CvReader, Grab, read_video_frames, video_frames
+from edge.capture.source import SourceError, parse_source
+from edge.capture.thread import Capture, EndOfStream, LatestFrameBox, backoff_delay
 from edge.types import Frame
 
 SIZE = (160, 120)  # w, h

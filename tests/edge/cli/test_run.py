@@ -380,7 +380,7 @@ def test_a_truncated_video_warns_with_the_frame_reached_and_library_noise_waits_
     assert res.returncode == 0, res.stderr[-2000:]
     lines = len((tmp_path / "o.jsonl").read_text().splitlines())
     assert 0 < lines < 71
-    warning = [line for line in res.stderr.splitlines() if "WARNING edge.capture.thread" in line]
+    warning = [line for line in res.stderr.splitlines() if "WARNING edge.capture.readers" in line]
     assert len(warning) == 1, res.stderr
     reached = int(warning[0].split("the video ended at frame ")[1].split()[0])
     assert f"{cut}: the video ended at frame {reached} of the 71 its header announces" in warning[0]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks.scenes.synthetic import paste_face
-from edge.capture.thread import read_video_frames
+from edge.capture.readers import read_video_frames
 from edge.detect import motion
 from edge.detect.frame import BlazeFaceDetector
 from edge.detect.motion import StillCarry

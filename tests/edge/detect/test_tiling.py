@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.scenes.crowd import make_group_video, tile_edges
 from benchmarks.scenes.synthetic import make_scene_image, paste_face
-from edge.capture.thread import read_video_frames
+from edge.capture.readers import read_video_frames
 from edge.boxes import iou_matrix, match_boxes
 from edge.detect.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
 from edge.detect.factory import DetectorConfig, make_detector

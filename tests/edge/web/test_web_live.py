@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture.thread import Capture, parse_source
+from edge.capture.source import parse_source
+from edge.capture.thread import Capture
 from edge.outputs.overlay import draw
 from edge.pipeline import Pipeline
 from edge.web.app import MJPEG_BOUNDARY, StillPool, WebConfig, create_app, face_records
