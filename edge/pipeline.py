@@ -52,15 +52,13 @@ class PipelineConfig:
     emotion_model: str | None = None  # None: the shipped models/emotion_int8.tflite
     threads: int | None = None  # interpreter threads per model; None: DEFAULT_THREADS (tiles: up to 2)
     workers: int | None = None  # frame-loop threads (`stages`): 1 or 2; None: DEFAULT_WORKERS
-    # One classifier call for all faces of a frame. Measured (x86, 2 cores, XNNPACK, p50 ms per
-    # call, batched vs one-by-one, face count changing every frame): 24x24 int8 model 1 face
-    # 0.41/0.40, 2: 0.78/0.79, 3: 1.16/1.17, 4: 1.56/1.58; the 48x48 provisional model
-    # 0.75/0.73, 1.33/1.36, 1.98/2.05, 2.64/2.72. Cost is linear in faces either way, so it is
-    # a tie; batched for one interpreter call per frame and its slightly steadier tail.
+    # One classifier call for all faces of a frame. Its cost grows with the faces just as calls
+    # one by one do (a tie, docs/benchmarks.md, *Runtime settings and their measurements*);
+    # batched for one interpreter call per frame and its slightly steadier tail.
     batch: bool = True
-    # flip: average each face with its mirror image (edge.classify.classifier.TTA). Measured on PrivateTest
-    # with the shipped int8 model: 70.21 % against 68.68 % single pass, for a second classifier
-    # pass per face.
+    # flip: average each face with its mirror image (edge.classify.classifier.TTA): more accurate
+    # (docs/benchmarks.md, the results table) for a second classifier pass per face, a cost that
+    # is the user's to choose.
     tta: str = "none"
 
     def replace(self, **changes) -> "PipelineConfig":
@@ -165,7 +163,7 @@ class Pipeline:
             gray = to_gray(image_bgr)
             for i in range(n):
                 crops[i] = crop_face(gray, faces.xyxy[i], spec, policy, faces.keypoints[i])
-        else:  # gray conversion of the face windows only (1080p: ~10x fewer pixels for 8 faces)
+        else:  # gray conversion of the face windows only: far fewer pixels than the whole frame
             for i, (x0, y0, x1, y1) in enumerate(windows):
                 # crop_face works in its window's coordinates, so this gives the same pixels.
                 offset = np.array([x0, y0], np.float32)
@@ -244,10 +242,9 @@ class DetectAhead:
     stream (a still, a rewound file), so detector memory and tracks are reset for it.
     """
 
-    # Three in flight from a file were measured and not kept: with --carry-frames 2, one face at
-    # 640x360 and 640x480 ran 8-16 % more frames/s (483-506 -> 514-555 on the interview stand-in),
-    # the 1080p crowd no more, and p95 latency grew 1-2 ms (`bench all`'s 640x480 row: 9.6 ms,
-    # against its 10 ms target).
+    # Not three from a file: small frames gained some frames/s, the 1080p crowd none, and the
+    # latency tail grew to the edge of its target (docs/benchmarks.md, *Runtime settings and their
+    # measurements*); two also keep a live source's latency from growing.
     IN_FLIGHT = 2
     workers = 2
 

@@ -11,8 +11,8 @@ from edge.labels import NUM_CLASSES
 
 ARCHITECTURES = ("seed", "edge")
 # Input side per architecture: FER-2013's own 48x48, so a FER image reaches the model untouched
-# and camera crops are cut straight to it. The int8 edge net at 48x48 is well inside the 2 ms
-# per-face budget (docs/convert.md), so nothing is gained by throwing away the images' detail.
+# and camera crops are cut straight to it. The int8 edge net at 48x48 stays inside the per-face
+# time budget (measured in docs/convert.md), so nothing is gained by throwing away the images' detail.
 INPUT_SIDE = {"seed": 48, "edge": 48}
 
 

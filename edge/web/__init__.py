@@ -4,5 +4,6 @@ This module stays import-light (no Flask, no OpenCV) so that `fer-edge --help` d
 """
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
-# 16.7 MP: a 12 MP phone photo or a 4K frame fits; one decoded BGR image is then <= 50 MB.
+# A 12 MP phone photo or a 4K frame fits; the cap bounds the memory of one decoded image (3 bytes
+# per pixel in BGR), so a crafted upload cannot exhaust it.
 DEFAULT_MAX_PIXELS = 4096 * 4096
