@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -140,6 +141,20 @@ def _tasks(found: list[Input]) -> list[Task]:
                          disable=len(found) < 200 or None, file=sys.stderr))
 
 
+def _largest_first(tasks: list[Task]) -> list[Task]:
+    """Videos by file size, largest first, then the photos: the longest inputs start while every
+    worker is busy, and the short ones fill the end, where a long video started last would leave
+    the other workers idle. The index keeps the input order."""
+    def size(task: Task) -> int:
+        try:
+            return os.stat(task.path).st_size
+        except OSError:  # gone: its error row comes when it is reached
+            return 0
+
+    videos = [t for t in tasks if t.kind != "image"]
+    return sorted(videos, key=size, reverse=True) + [t for t in tasks if t.kind == "image"]
+
+
 def _chunks(tasks: list[Task]):
     photos: list[Task] = []
     for task in tasks:
@@ -206,7 +221,7 @@ def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", j
     try:
         if todo:
             with _engine(engine, settings, store, jobs, address, retries) as runner, signals:
-                runner.run(_chunks(todo), on_done, stop)
+                runner.run(_chunks(_largest_first(todo)), on_done, stop)
     finally:
         progress.close()
         index = store.write_index(_index_rows(tasks, rows), settings.labels)

@@ -3,9 +3,10 @@
 `analyse(tasks, settings)` runs each input through `edge.run_cli.run` (the `fer-edge run` frame
 loop and its JsonlSink: the same records as `fer-edge run --jsonl`), then reads the records
 back with edge.report (read, summary) for the index row and, for a video, the per-person summary that
-`fer-edge report` writes (summary.csv). Videos get a fresh pipeline each, exactly as a `fer-edge
-run` of that file would (track ids from 1, the detector's schedule from its start); photos
-share one pipeline per worker process, each a fresh still, as in a `fer-edge run` over a folder.
+`fer-edge report` writes (summary.csv). A worker process loads the models once: each video gets
+a fresh pipeline over them (a new tracker, the detector reset), so its records are exactly those
+of a `fer-edge run` of that file (track ids from 1, the detector's schedule from its start);
+photos share one pipeline, each a fresh still, as in a `fer-edge run` over a folder.
 
 Settings travel with a job: `Settings.resolve` finds the model files the driver would use and
 hashes them; `Settings.packed()` carries their bytes, and a worker on another machine writes
@@ -166,18 +167,32 @@ class _Warnings(logging.Handler):
             self.messages.append(record.getMessage())
 
 
-_photo_pipeline: tuple[str, object] | None = None  # (settings key, Pipeline) of this worker process
+_worker_pipeline: tuple[str, object] | None = None  # (settings key, Pipeline) of this worker process
 
 
 def _shared_pipeline(settings: Settings):
-    global _photo_pipeline
+    """This worker's pipeline for `settings`, its models loaded on first use only: loading them
+    (interpreters, XNNPACK's weight packing, one per detector window shape) costs a short video
+    a good part of its own analysis."""
+    global _worker_pipeline
     from edge.cli.pipeline_flags import open_pipeline
 
-    if _photo_pipeline is None or _photo_pipeline[0] != settings.key:
-        if _photo_pipeline is not None:
-            _photo_pipeline[1].close()
-        _photo_pipeline = (settings.key, open_pipeline(settings.pipeline))
-    return _photo_pipeline[1]
+    if _worker_pipeline is None or _worker_pipeline[0] != settings.key:
+        if _worker_pipeline is not None:
+            _worker_pipeline[1].close()
+        _worker_pipeline = (settings.key, open_pipeline(settings.pipeline))
+    return _worker_pipeline[1]
+
+
+def _video_pipeline(settings: Settings):
+    """A pipeline for a new video over this worker's loaded models: its own tracker (ids from 1),
+    the detector reset (no remembered faces, a full scan first). It is not closed after the video:
+    the models are the worker's."""
+    from edge.pipeline import Pipeline
+
+    shared = _shared_pipeline(settings)
+    shared.detector.reset()
+    return Pipeline(shared.config, shared.detector, shared.classifier)
 
 
 def analyse(tasks: Sequence[Task], settings: Settings, *, staging: str | None = None,
@@ -268,8 +283,8 @@ def _run(task: Task, settings: Settings, stem: Path, stop) -> Outcome:
                        stats_interval_s=0.0)
     summary = RunSummary()
     try:
-        run(config, stop, summary=summary, spec=spec, pipeline=_shared_pipeline(settings) if image else None,
-            quiet=True)
+        run(config, stop, summary=summary, spec=spec,
+            pipeline=_shared_pipeline(settings) if image else _video_pipeline(settings), quiet=True)
     except CliError as exc:
         if task.kind == "unknown":
             raise CliError(f"neither a video nor an image that OpenCV can read ({exc})") from None

@@ -142,14 +142,17 @@ def test_a_path_that_disappears_mid_batch_is_an_error_row(faces_dir, detector_di
     listing.write_text("\n".join(str(v) for v in videos) + "\n")
     out = tmp_path / "out"
     proc = start_batch(f"@{listing}", "--out", str(out), "--jobs", "1")
-    # One worker, at most two chunks in flight: the last video is not started before the first is done.
+    # Videos run largest first; one worker, at most two chunks in flight: the smallest video is not
+    # started before the first is done.
+    smallest = min(videos, key=lambda v: v.stat().st_size)
     wait_for_done_files(out / "runs", 1, proc)
-    videos[-1].unlink()
+    smallest.unlink()
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 1, stderr
     rows = index_rows(out)
-    assert [r["status"] for r in rows] == ["ok"] * 4 + ["error"]
-    assert "cannot open" in rows[-1]["error"]
+    assert [r["path"] for r in rows] == [str(v) for v in videos]  # the index keeps the input order
+    assert [r["status"] for r in rows] == ["error" if v == smallest else "ok" for v in videos]
+    assert "cannot open" in next(r["error"] for r in rows if r["path"] == str(smallest))
     assert len(assert_whole(out)) == 4
 
 
