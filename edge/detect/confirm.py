@@ -11,7 +11,11 @@ turn candidates into faces (confirmation instead of one global threshold):
 - a new one is kept when it scores >= `sure_score`, or when its keypoints look like a face's (the
   eyes far enough apart for its box, `face_geometry`) and the second look confirms it; under
   `keep_score` (the caller's candidates start lower), the second look must also find it in a
-  window in which it is only `SMALL_LOOK_PX` wide, the smallest face the network finds reliably.
+  window in which it is only `SMALL_LOOK_PX` wide, the smallest face the network finds reliably;
+- new candidates are taken from the highest score down, and one whose centre lies inside the box
+  of a face already kept, at least as large (`part_of`: a box on its nose or an eye), is dropped
+  without a look: the windows of a scan see one face at several zooms, and such boxes overlap the
+  face's too little for the non-maximum suppression to merge them.
 
 `uncertain` marks faces turned too far for an expression label (a profile), from the keypoints.
 """
@@ -86,6 +90,20 @@ def uncertain(xyxy: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     return np.abs(face_geometry(xyxy, keypoints)[1]) >= UNCERTAIN_YAW
 
 
+def part_of(box: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether a box (4,) is part of one of the faces (m, 4), all xyxy: its centre lies inside a
+    face's box that is at least as large. The windows of a scan see one face at several zooms, and
+    a box on the nose or an eye overlaps the face's box too little for the non-maximum suppression
+    to merge them; two faces would have to hide each other by half. (A larger box around a smaller
+    face is not dropped by this: the smaller one may be the part.)"""
+    if not len(faces):
+        return False
+    centre = (box[:2] + box[2:]) / 2.0
+    inside = np.all((faces[:, :2] <= centre) & (centre <= faces[:, 2:]), axis=1)
+    larger = np.max(faces[:, 2:] - faces[:, :2], axis=1) >= np.max(box[2:] - box[:2])
+    return bool((inside & larger).any())
+
+
 def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
            known_xyxy: np.ndarray, *, keep_score: float, sure_score: float, second_look: SecondLook | None
            ) -> np.ndarray:
@@ -93,7 +111,8 @@ def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scor
     faces. A candidate that overlaps a known face (known_xyxy (m, 4): faces of the last frames) by
     TRACK_IOU continues it from keep_score; a new one needs sure_score, or the keypoint check
     (MIN_EYE_RATIO) and the second look (None: never confirmed); one under keep_score must also be
-    found in a window in which it is SMALL_LOOK_PX wide."""
+    found in a window in which it is SMALL_LOOK_PX wide. New candidates are decided from the highest
+    score down, and one that is `part_of` a face already kept is dropped without a look."""
     keep = np.zeros(len(scores), bool)
     known = np.zeros(len(scores), bool)
     if len(known_xyxy) and len(scores):
@@ -102,7 +121,10 @@ def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scor
     keep[known] = scores[known] >= keep_score
     eye_ratio = face_geometry(boxes, keypoints)[0] if len(scores) else np.zeros(0, np.float32)
     box_side = np.max(boxes[:, 2:4] - boxes[:, 0:2], axis=1) if len(scores) else np.zeros(0, np.float32)
-    for i in np.flatnonzero(~known):
+    new = np.flatnonzero(~known)
+    for i in new[np.argsort(-scores[new], kind="stable")]:
+        if part_of(boxes[i], boxes[keep]):
+            continue
         if scores[i] >= sure_score:
             keep[i] = True
         elif second_look is not None and eye_ratio[i] >= MIN_EYE_RATIO:

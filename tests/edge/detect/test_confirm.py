@@ -10,7 +10,8 @@ import pytest
 
 from benchmarks.scenes.synthetic import make_scene_image
 from benchmarks.scenes.threshold import negative_frames
-from edge.detect.confirm import MIN_EYE_RATIO, UNCERTAIN_YAW, SecondLook, accept, face_geometry, uncertain
+from edge.detect.confirm import (MIN_EYE_RATIO, UNCERTAIN_YAW, SecondLook, accept, face_geometry, part_of,
+                                 uncertain)
 from edge.detect.factory import DetectorConfig, make_detector
 from edge.detect.frame import BlazeFaceDetector
 from edge.detect.windows import WindowNets
@@ -177,3 +178,46 @@ def test_a_face_turned_too_far_is_uncertain(yaw, want):
     ratio, got_yaw = face_geometry(box[None], kp[None])
     assert ratio[0] == pytest.approx(0.42) and got_yaw[0] == pytest.approx(yaw, abs=1e-4)
     assert bool(uncertain(box[None], kp[None])[0]) is want
+
+
+@pytest.mark.parametrize("case, second, want_kept, want_looks", [
+    ("a box on the face's nose: part of the kept face, no look", lambda b: _inner(b, 0.3), False, 0),
+    ("a box on an eye, off-centre: part of the kept face, no look", lambda b: _inner(b, 0.2, dx=-0.2, dy=-0.15), False, 0),
+    ("a larger box around the face: looked at, as before", lambda b: _inner(b, 1.6), None, 1),
+    ("a second face beside it: looked at, and kept", None, True, 2),
+])
+def test_a_second_box_on_a_kept_face_costs_no_look(faces, second_look, case, second, want_kept, want_looks):
+    """One face seen at several zooms can give a tight box and a box on its nose or an eye, which
+    overlap too little to be merged: the smaller one lies inside the kept face and is dropped
+    without a window. Anything else still gets its second look."""
+    images, labels = faces
+    image, truth = make_scene_image(images[16:18], labels[16:18], size=(640, 480), faces_per_frame=2,
+                                    face_px=(160, 160), seed=3, background="room")
+    boxes = sorted((np.array(f.box, np.float32) for f in truth), key=lambda b: b[0])
+    face = boxes[0]
+    other = boxes[1] if second is None else second(face)
+    looks = second_look.looks
+    keep = accept(image, np.stack([face, other]), np.stack([_frontal(face), _frontal(other)]),
+                  np.array([0.8, 0.6], np.float32), NO_KNOWN, keep_score=0.5, sure_score=0.75,
+                  second_look=second_look)
+    assert keep[0], case
+    if want_kept is not None:
+        assert bool(keep[1]) is want_kept, case
+    assert (second_look.looks - looks > 0) is (want_looks > 0), case
+
+
+def _inner(box: np.ndarray, frac: float, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+    """A square box `frac` of `box`'s side, centred at its centre shifted by (dx, dy) sides."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = x2 - x1
+    cx, cy = (x1 + x2) / 2 + dx * side, (y1 + y2) / 2 + dy * side
+    half = frac * side / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half], np.float32)
+
+
+def test_part_of_needs_the_centre_inside_a_box_at_least_as_large():
+    face = np.array([[100, 100, 200, 200]], np.float32)
+    assert part_of(np.array([140, 140, 160, 160], np.float32), face)
+    assert not part_of(np.array([50, 50, 250, 250], np.float32), face)  # larger: the face may be the part
+    assert not part_of(np.array([190, 100, 290, 200], np.float32), face)  # centre outside: another face
+    assert not part_of(face[0], np.zeros((0, 4), np.float32))
