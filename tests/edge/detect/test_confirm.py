@@ -182,7 +182,8 @@ def test_a_face_turned_too_far_is_uncertain(yaw, want):
 
 @pytest.mark.parametrize("case, second, want_kept, want_looks", [
     ("a box on the face's nose: part of the kept face, no look", lambda b: _inner(b, 0.3), False, 0),
-    ("a box on an eye, off-centre: part of the kept face, no look", lambda b: _inner(b, 0.2, dx=-0.2, dy=-0.15), False, 0),
+    ("a box on an eye, off-centre: part of the kept face, no look",
+     lambda b: _inner(b, 0.2, dx=-0.2, dy=-0.15), False, 0),
     ("a larger box around the face: looked at, as before", lambda b: _inner(b, 1.6), None, 1),
     ("a second face beside it: looked at, and kept", None, True, 2),
 ])

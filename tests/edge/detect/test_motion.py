@@ -94,3 +94,29 @@ def test_a_change_runs_the_network_on_the_next_frame(detector_dir, faces, change
 def test_carry_frames_must_not_be_negative_here_either(detector_dir):
     with pytest.raises(ValueError, match="carry_frames"):
         StillCarry(BlazeFaceDetector(detector_dir / SHORT, num_threads=1), -1)
+
+
+@pytest.mark.parametrize("height, width", [(350, 350), (1080, 1920), (147, 110), (7, 5)])
+def test_the_thumbnail_is_a_whole_factor_smaller_at_every_frame_size(faces, height, width):
+    """A photo whose sides are no multiple of THUMB_DIV (350 px) is cut to whole blocks, so the
+    thumbnail is the blocks' means and a face's thumbnail area lies where the face is."""
+    images, _ = faces
+    image = cv2.resize(_face_frame(images, (640, 480), 200), (width, height), interpolation=cv2.INTER_AREA)
+    thumbnail = motion.Thumbnail(height, width)
+    thumb = thumbnail(image).copy()  # the thumbnail is a reused buffer
+    w, h = thumbnail.size
+    assert thumb.shape == (h, w)
+    if min(height, width) >= motion.THUMB_DIV:
+        assert (w, h) == (width // motion.THUMB_DIV, height // motion.THUMB_DIV)
+        assert thumbnail.scale == (1 / motion.THUMB_DIV, 1 / motion.THUMB_DIV)
+        gray = cv2.cvtColor(image[:h * motion.THUMB_DIV, :w * motion.THUMB_DIV], cv2.COLOR_BGR2GRAY).astype(np.float32)
+        means = gray.reshape(h, motion.THUMB_DIV, w, motion.THUMB_DIV).mean(axis=(1, 3))
+        assert np.abs(thumb.astype(np.float32) - means).max() <= 1.0
+        # A face pasted into the middle changes the thumbnail there and only there.
+        box = (width // 4, height // 4, width // 4 + width // 3, height // 4 + height // 3)
+        moved = image.copy()
+        paste_face(moved, images[3], box)
+        area = motion.face_thumb_area(box, thumbnail.scale, margin=0.25)
+        assert not motion.still(thumbnail(moved)[area], thumb[area])
+    else:
+        assert (w, h) == (1, 1)
