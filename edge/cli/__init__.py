@@ -250,6 +250,3 @@ def require(module: str, extra: str) -> None:
     except ImportError:
         raise CliError(f"this command needs {module!r}: {install_hint(extra)}") from None
 
-
-if __name__ == "__main__":
-    sys.exit(main())
