@@ -3,7 +3,7 @@
 `float32` is the plain conversion; `float16` stores weights as float16; `dynamic` stores
 weights as int8 and quantizes activations on the fly; `int8` is full-integer (int8 input and
 output tensors, every op int8), calibrated on a stratified, deterministic sample of FER-2013
-Training images fed through `edge.preprocess.to_model_input`, the function training and the
+Training images fed through `edge.classify.preprocess.to_model_input`, the function training and the
 runtime call on every crop (histogram equalization included), so calibration sees the input
 distribution the device sees.
 

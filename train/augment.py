@@ -26,7 +26,7 @@ class AugmentConfig:
 
 
 def augment_batch(images, cfg: AugmentConfig):
-    """images: (b, h, w, 1) float32 tf.Tensor, already normalised by edge.preprocess.to_model_input."""
+    """images: (b, h, w, 1) float32 tf.Tensor, already normalised by edge.classify.preprocess.to_model_input."""
     import tensorflow as tf
 
     b = tf.shape(images)[0]

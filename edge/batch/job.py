@@ -1,6 +1,6 @@
 """The settings of a batch, and `analyse`: the one per-input function that every engine runs.
 
-`analyse(tasks, settings)` runs each input through `edge.run_cli.run` (the `fer-edge run` frame
+`analyse(tasks, settings)` runs each input through `edge.cli.run.run` (the `fer-edge run` frame
 loop and its JsonlSink: the same records as `fer-edge run --jsonl`), then reads the records
 back with edge.report (read, summary) for the index row and, for a video, the per-person summary that
 `fer-edge report` writes (summary.csv). A worker process loads the models once: each video gets
