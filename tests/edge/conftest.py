@@ -1,6 +1,6 @@
-"""The runtime tests' shared helpers (edge_runtime_helpers.py, xvfb_helpers.py, batch_helpers.py) are
+"""The runtime tests' shared helpers (edge_runtime_helpers.py, xvfb_helpers.py) are
 imported by name from the test folders below this one too (capture/, detect/, classify/, track/, outputs/,
-models/, cli/, report/, web/)."""
+models/, cli/, report/, web/, batch/)."""
 
 import sys
 from pathlib import Path

@@ -14,7 +14,7 @@ import cv2
 
 from edge_runtime_helpers import scene_video
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def make_videos(folder: Path, faces_dir: Path, n: int, *, frames: int = 30) -> list[Path]:
