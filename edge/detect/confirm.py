@@ -3,9 +3,10 @@
 **The second look.** Textures, lamps and the backs of heads fire the network at 0.5-0.7 in one
 view, while a real face scores high again when it is looked at on its own, zoomed to the size the
 network likes best. `SecondLook.confirms(image, box)` runs two region-of-interest windows
-(edge.detect.windows) on a candidate box, in which the candidate is 48 and 72 input px wide, and
-says yes when both find a face on it at >= `verify_score`. `accept` is the rule every scan uses to
-turn candidates into faces (confirmation instead of one global threshold):
+(edge.detect.windows) on a candidate box, in which the candidate is 72 and then 48 input px wide,
+and says yes when both find a face on it at >= `verify_score`, or the first (the network's
+favourite zoom) at >= the caller's sure score. `accept` is the rule every scan uses to turn
+candidates into faces (confirmation instead of one global threshold):
 
 - a candidate that continues a face of the last frames (a known track) is kept from `keep_score`;
 - a new one is kept when it scores >= `sure_score`, or when its keypoints look like a face's (the
@@ -29,11 +30,15 @@ from edge.detect.blazeface import check_score, logit
 from edge.detect.windows import WindowNets, roi_window
 
 TRACK_IOU = 0.3  # a detection continues a remembered face (or confirms a candidate) at this IoU
-# The second look: both windows (candidate 48 and 72 input px wide) must find the candidate at
+# The second look: both windows (candidate 72 and 48 input px wide) must find the candidate at
 # >= VERIFY_SCORE. On group scenes it cut false positives for far fewer lost faces than raising the
 # threshold alone to the same precision (docs/detection.md, *Settings and their measurements*).
+# The 72 px window comes first: it is the zoom the network scores faces highest at (edge.detect.
+# windows.ROI_FACE_INPUT_PX), and a candidate that is sure there (>= the caller's sure score) is
+# confirmed without the 48 px one, as a candidate sure in its own window needs no look at all. Many
+# partly hidden or turned faces score well only near that zoom, while textures rarely reach it.
 VERIFY_SCORE = 0.6
-VERIFY_FACE_PX = (48, 72)
+VERIFY_FACE_PX = (72, 48)
 # A new candidate under the score threshold must also be found in a window in which it is this
 # small: a real face is, while the text of a test card that passes both windows above is not.
 SMALL_LOOK_PX = (32,)
@@ -53,7 +58,8 @@ UNCERTAIN_YAW = 0.45
 
 class SecondLook:
     """`second_look.confirms(image_bgr, box)`: whether a candidate face box is found again, at
-    >= verify_score, in each of the zoomed windows in which it is `face_px` input px wide."""
+    >= verify_score, in each of the zoomed windows in which it is `face_px` input px wide (in that
+    order), or at >= sure_score in one of them."""
 
     def __init__(self, nets: WindowNets, verify_score: float = VERIFY_SCORE,
                  face_px: tuple[float, ...] = VERIFY_FACE_PX):
@@ -63,14 +69,28 @@ class SecondLook:
         self._logit = logit(self.verify_score)
         self.looks = 0  # windows run so far (for reports)
 
-    def confirms(self, image_bgr: np.ndarray, box: np.ndarray, face_px: tuple[float, ...] | None = None) -> bool:
-        """face_px: the windows' face widths, input px (None: the second look's own)."""
-        for px in self.face_px if face_px is None else face_px:  # stops at the first window that does not find it
-            self.looks += 1
-            found, _, _ = self.nets.run(image_bgr, roi_window(box, px), self._logit)
-            if not (len(found) and (iou_matrix(np.asarray(box, np.float32)[None], found)[0] > TRACK_IOU).any()):
+    def confirms(self, image_bgr: np.ndarray, box: np.ndarray, face_px: tuple[float, ...] | None = None,
+                 sure_score: float | None = None) -> bool:
+        """face_px: the windows' face widths, input px (None: the second look's own); sure_score: a
+        window that finds the box at least this high confirms it at once (None: every window runs).
+        Stops at the first window that does not find it."""
+        for px in self.face_px if face_px is None else face_px:
+            score = self.score(image_bgr, box, px)
+            if score < self.verify_score:
                 return False
+            if sure_score is not None and score >= sure_score:
+                return True
         return True
+
+    def score(self, image_bgr: np.ndarray, box: np.ndarray, face_px: float) -> float:
+        """The best score of a detection on `box` (IoU > TRACK_IOU) in the window in which the box is
+        face_px input px wide; 0 when there is none at >= verify_score."""
+        self.looks += 1
+        found, _, scores = self.nets.run(image_bgr, roi_window(box, face_px), self._logit)
+        if not len(found):
+            return 0.0
+        on_box = iou_matrix(np.asarray(box, np.float32)[None], found)[0] > TRACK_IOU
+        return float(scores[on_box].max()) if on_box.any() else 0.0
 
 
 def face_geometry(xyxy: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +149,7 @@ def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scor
             keep[i] = True
         elif second_look is not None and eye_ratio[i] >= MIN_EYE_RATIO:
             # the caller's candidates may start below keep_score
-            keep[i] = second_look.confirms(image_bgr, boxes[i])
+            keep[i] = second_look.confirms(image_bgr, boxes[i], sure_score=sure_score)
             if keep[i] and scores[i] < keep_score and box_side[i] >= SMALL_LOOK_MIN_PX:
                 # Under keep_score the two looks are not enough (the timestamp of Chromium's fake
                 # camera passes them): a face is still found when it is small in its window, a

@@ -150,15 +150,40 @@ def test_a_known_track_survives_a_frame_at_the_lower_score(detector_dir, emotion
     assert second.track_ids.tolist() == first.track_ids.tolist()
 
 
-@pytest.mark.parametrize("score, looks", [(0.45, 3), (0.55, 2)])
-def test_a_new_face_under_the_low_score_is_looked_at_small_too(faces, second_look, score, looks):
+def test_a_new_face_under_the_low_score_is_looked_at_small_too(faces, second_look):
     """Under the low score a new face costs one more window (it is 32 input px wide there), and a
     real face is found in it."""
     image, box = _scene(faces, 6, 200)
+    looks = {}
+    for score in (0.45, 0.55):
+        before = second_look.looks
+        keep = accept(image, box[None], _frontal(box)[None], np.array([score], np.float32), NO_KNOWN,
+                      keep_score=0.5, sure_score=0.75, second_look=second_look)
+        assert keep[0]
+        looks[score] = second_look.looks - before
+    assert looks[0.45] == looks[0.55] + 1
+
+
+@pytest.mark.parametrize("case, want, want_looks", [
+    ("a real face, sure at 72 px: confirmed without the 48 px window", True, 1),
+    ("colour noise that fires the network: not found at 72 px, no second window", False, 1),
+])
+def test_the_second_look_starts_at_72_px_and_stops_when_sure(faces, second_look, case, want, want_looks):
+    """The 72 px window, the network's favourite zoom, runs first; a candidate sure there needs no
+    48 px window, and one it does not find there needs none either."""
+    if case.startswith("a real face"):
+        image, box = _scene(faces, 16, 200)
+        assert second_look.score(image, box, 72) >= 0.75
+        assert second_look.score(image, box, 48) >= second_look.verify_score  # would pass that one too
+    else:
+        image, box = _noise_frame(), np.array([315, 226, 559, 469], np.float32)  # where noise fires the network
+        assert second_look.score(image, box, 72) < second_look.verify_score
     before = second_look.looks
-    keep = accept(image, box[None], _frontal(box)[None], np.array([score], np.float32), NO_KNOWN,
-                  keep_score=0.5, sure_score=0.75, second_look=second_look)
-    assert keep[0] and second_look.looks - before == looks
+    assert second_look.confirms(image, box, sure_score=0.75) is want, case
+    assert second_look.looks - before == want_looks, case
+    before = second_look.looks
+    assert second_look.confirms(image, box) is want, case  # without a sure score every window runs
+    assert second_look.looks - before == (2 if want else 1), case
 
 
 def test_a_candidate_whose_eyes_are_too_close_for_its_box_is_not_looked_at_again(faces, second_look):
