@@ -14,9 +14,9 @@ candidates into faces (confirmation instead of one global threshold):
   `keep_score` (the caller's candidates start lower), the second look must also find it in a
   window in which it is only `SMALL_LOOK_PX` wide, the smallest face the network finds reliably;
 - new candidates are taken from the highest score down, and one whose centre lies inside the box
-  of a face already kept, at least as large (`part_of`: a box on its nose or an eye), is dropped
-  without a look: the windows of a scan see one face at several zooms, and such boxes overlap the
-  face's too little for the non-maximum suppression to merge them.
+  of a face already kept, larger but not 4x larger (`part_of`: a box on its nose or an eye), is
+  dropped without a look: the windows of a scan see one face at several zooms, and such boxes
+  overlap the face's too little for the non-maximum suppression to merge them.
 
 `uncertain` marks faces turned too far for an expression label (a profile), from the keypoints.
 """
@@ -45,6 +45,9 @@ SMALL_LOOK_PX = (32,)
 # Only candidates at least this many frame px wide get that window: smaller real faces (a crowd's)
 # have too little detail left at 32 input px, and shrinking them costs many of them.
 SMALL_LOOK_MIN_PX = 64
+# A box inside a kept face and at least this share of its side is a part of that face (an eye, the
+# nose, the mouth: `part_of`); a smaller one may be a face of its own.
+PART_MIN_RATIO = 0.25
 # The cheap face check on BlazeFace's keypoints: the distance between the eyes, over the box
 # width. Nearly all real faces (the wild photos, upscaled FER-2013 crops) lie above it, the clock of
 # a green test card that the second look confirmed lies below (docs/detection.md, *Settings and
@@ -112,16 +115,17 @@ def uncertain(xyxy: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 
 def part_of(box: np.ndarray, faces: np.ndarray) -> bool:
     """Whether a box (4,) is part of one of the faces (m, 4), all xyxy: its centre lies inside a
-    face's box that is at least as large. The windows of a scan see one face at several zooms, and
-    a box on the nose or an eye overlaps the face's box too little for the non-maximum suppression
-    to merge them; two faces would have to hide each other by half. (A larger box around a smaller
-    face is not dropped by this: the smaller one may be the part.)"""
+    face's box that is at least as large and at most 1 / PART_MIN_RATIO times larger. The windows
+    of a scan see one face at several zooms, and a box on its nose, an eye or the mouth overlaps the
+    face's box too little for the non-maximum suppression to merge them; two faces would have to
+    hide each other by half. A larger box around a smaller face is not dropped by this (the smaller
+    one may be the part), nor a much smaller one: a face far behind, or inside a false box."""
     if not len(faces):
         return False
     centre = (box[:2] + box[2:]) / 2.0
     inside = np.all((faces[:, :2] <= centre) & (centre <= faces[:, 2:]), axis=1)
-    larger = np.max(faces[:, 2:] - faces[:, :2], axis=1) >= np.max(box[2:] - box[:2])
-    return bool((inside & larger).any())
+    side, face_side = np.max(box[2:] - box[:2]), np.max(faces[:, 2:] - faces[:, :2], axis=1)
+    return bool((inside & (face_side >= side) & (PART_MIN_RATIO * face_side <= side)).any())
 
 
 def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,

@@ -10,8 +10,8 @@ import pytest
 
 from benchmarks.scenes.synthetic import make_scene_image
 from benchmarks.scenes.threshold import negative_frames
-from edge.detect.confirm import (MIN_EYE_RATIO, UNCERTAIN_YAW, SecondLook, accept, face_geometry, part_of,
-                                 uncertain)
+from edge.detect.confirm import (MIN_EYE_RATIO, PART_MIN_RATIO, UNCERTAIN_YAW, SecondLook, accept, face_geometry,
+                                 part_of, uncertain)
 from edge.detect.factory import DetectorConfig, make_detector
 from edge.detect.frame import BlazeFaceDetector
 from edge.detect.windows import WindowNets
@@ -208,7 +208,7 @@ def test_a_face_turned_too_far_is_uncertain(yaw, want):
 @pytest.mark.parametrize("case, second, want_kept, want_looks", [
     ("a box on the face's nose: part of the kept face, no look", lambda b: _inner(b, 0.3), False, 0),
     ("a box on an eye, off-centre: part of the kept face, no look",
-     lambda b: _inner(b, 0.2, dx=-0.2, dy=-0.15), False, 0),
+     lambda b: _inner(b, 0.3, dx=-0.2, dy=-0.15), False, 0),
     ("a larger box around the face: looked at, as before", lambda b: _inner(b, 1.6), None, 1),
     ("a second face beside it: looked at, and kept", None, True, 2),
 ])
@@ -241,9 +241,32 @@ def _inner(box: np.ndarray, frac: float, dx: float = 0.0, dy: float = 0.0) -> np
     return np.array([cx - half, cy - half, cx + half, cy + half], np.float32)
 
 
-def test_part_of_needs_the_centre_inside_a_box_at_least_as_large():
+@pytest.mark.parametrize("case, box, want", [
+    ("the nose, a third of the face", [135, 135, 168, 168], True),
+    ("an eye, a quarter of the face, off-centre", [110, 115, 135, 140], True),
+    ("the face again, as large", [102, 100, 202, 200], True),
+    ("a larger box around it: the face may be the part", [50, 50, 250, 250], False),
+    ("centre outside: another face beside it", [190, 100, 290, 200], False),
+    ("a tenth of the face: a face far behind, or in a false box", [145, 145, 155, 155], False),
+])
+def test_part_of_needs_the_centre_inside_a_box_larger_but_not_much_larger(case, box, want):
     face = np.array([[100, 100, 200, 200]], np.float32)
-    assert part_of(np.array([140, 140, 160, 160], np.float32), face)
-    assert not part_of(np.array([50, 50, 250, 250], np.float32), face)  # larger: the face may be the part
-    assert not part_of(np.array([190, 100, 290, 200], np.float32), face)  # centre outside: another face
-    assert not part_of(face[0], np.zeros((0, 4), np.float32))
+    assert part_of(np.array(box, np.float32), face) is want, case
+    assert not part_of(np.array(box, np.float32), np.zeros((0, 4), np.float32))
+    assert PART_MIN_RATIO * 100 <= 25  # the quarter-face case above is a part
+
+
+def test_a_small_face_inside_a_kept_false_box_still_gets_its_look(faces, second_look):
+    """A false box kept around a real face much smaller than it (a textured background's) must not
+    swallow the face: the face is looked at, and kept."""
+    images, labels = faces
+    image, truth = make_scene_image(images[16:17], labels[16:17], size=(640, 480), faces_per_frame=1,
+                                    face_px=(48, 48), seed=3, background="room")
+    face = np.array(truth[0].box, np.float32)
+    cx, cy = (face[:2] + face[2:]) / 2
+    false_box = np.array([cx - 120, cy - 110, cx + 130, cy + 140], np.float32)
+    looks = second_look.looks
+    keep = accept(image, np.stack([false_box, face]), np.stack([_frontal(false_box), _frontal(face)]),
+                  np.array([0.8, 0.6], np.float32), NO_KNOWN, keep_score=0.5, sure_score=0.75,
+                  second_look=second_look)
+    assert keep.tolist() == [True, True] and second_look.looks > looks
