@@ -28,8 +28,11 @@ waiting longest.
 A still scene is therefore a plain round-robin (a cycle is 10 frames at 1080p with the defaults),
 and no tile waits more than `MAX_WAIT_CYCLES` + 1 cycles, whatever moves elsewhere. The first
 frame after `reset()` (and after the frame size changes) is a full scan, so stills and the first
-frame of a video see every face. Detections go through a weighted non-maximum suppression per
-window, then one across all windows of the frame, in frame pixels.
+frame of a video see every face. A full scan runs the coarse pass first and skips the level
+windows that its sure faces fill for at least COVERED_SKIP of their area (a portrait: there is no
+room left beside its face for one the levels would find; on a stream they run on the next frame).
+Detections go through a weighted non-maximum suppression per window, then one across all windows
+of the frame, in frame pixels.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ import numpy as np
 from edge.boxes import match_boxes, weighted_nms
 from edge.detect.blazeface import ALIGN, check_image, check_score, frame_faces, logit
 from edge.detect.confirm import TRACK_IOU, SecondLook, accept
-from edge.detect.motion import (CARRY_FRAMES, CHANGE_LEVEL, CHANGE_MIN_PX, CONFIDENT_SCORE, HEAD_MARGIN, Thumbnail,
+from edge.detect.motion import (CARRY_FRAMES, CHANGE_LEVEL, CHANGE_MIN_PX, CONFIDENT_SCORE, HEAD_MARGIN, THUMB_DIV,
+                                Thumbnail,
                                 carriable, face_thumb_area, still)
 from edge.detect.windows import Window, WindowNets, coarse_window, roi_window
 from edge.types import Faces
@@ -80,6 +84,11 @@ CANDIDATE_SCORE = 0.4  # windows report detections from this score; confirmation
 # A higher one here cost much 1080p group-scene recall at the same precision (`fer-edge bench threshold`).
 TILES_SCORE_THRESHOLD = 0.5
 MAX_REMEMBERED = 64  # bound on remembered faces (regions of interest per frame)
+# A full scan skips a level window whose frame area is at least this much covered by the boxes of
+# sure faces (>= CONFIDENT_SCORE) of the coarse pass: a portrait that one face fills has no room
+# left there for the small faces the levels look for, and the levels, which see faces up to a
+# fraction of the frame, do not find that face again. A group photo's faces leave the windows open.
+COVERED_SKIP = 0.5
 # Tiles that waited this many round-robin cycles run first. When motion keeps the budget busy, they
 # all come due at once and take a further cycle to run: no tile waits more than one cycle more.
 MAX_WAIT_CYCLES = 2
@@ -337,6 +346,30 @@ class TiledDetector:
                 self._roi_seen[area] = thumb[area]
         return windows
 
+    def _open_tiles(self, coarse: tuple[np.ndarray, np.ndarray, np.ndarray], height: int, width: int) -> list[Window]:
+        """A full scan's level windows that sure faces of the coarse pass leave open (COVERED_SKIP).
+        Skipped ones run first on the next streamed frame."""
+        sure = coarse[0][coarse[2] >= max(CONFIDENT_SCORE, self.score_threshold)]
+        if not len(sure):
+            return list(self._tiles)
+        cell = THUMB_DIV  # coverage is counted on a grid of cell x cell frame px
+        covered = np.zeros((math.ceil(height / cell), math.ceil(width / cell)), bool)
+        for x1, y1, x2, y2 in np.clip(sure / cell, 0, None):
+            covered[int(round(y1)):int(round(y2)), int(round(x1)):int(round(x2))] = True
+        open_ = []
+        for k, t in enumerate(self._tiles):
+            x0, y0 = max(0.0, t.x) / cell, max(0.0, t.y) / cell
+            x1, y1 = min(width, t.x + t.width / t.scale) / cell, min(height, t.y + t.height / t.scale) / cell
+            area = covered[int(y0):max(int(y0) + 1, int(round(y1))), int(x0):max(int(x0) + 1, int(round(x1)))]
+            if area.mean() < COVERED_SKIP:
+                open_.append(k)
+        if len(open_) < len(self._tiles):
+            self.tiles_last_frame = tuple(open_)
+            if self.stream:
+                skipped = np.setdiff1d(np.arange(len(self._tiles)), open_)
+                self._schedule.age[skipped] = self._schedule.max_wait
+        return [self._tiles[k] for k in open_]
+
     def _run(self, image_bgr: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._nets.run(image_bgr, win, self._logit_threshold)
 
@@ -346,7 +379,10 @@ class TiledDetector:
             raise RuntimeError("detector is closed")
         h, w = check_image(image_bgr)
         windows, thumb = self._windows(image_bgr)
-        parts = [self._run(image_bgr, win) for win in windows]
+        parts = [self._run(image_bgr, windows[0])]  # the coarse pass first: it decides what a full scan skips
+        if thumb is None and len(windows) > 1:
+            windows = [windows[0], *self._open_tiles(parts[0], h, w)]
+        parts += [self._run(image_bgr, win) for win in windows[1:]]
         if thumb is not None:
             rois = self._rois(thumb, parts[0])
             parts += [self._run(image_bgr, win) for win in rois]

@@ -12,7 +12,7 @@ from edge.boxes import iou_matrix, match_boxes
 from edge.detect.anchors import SHORT_RANGE, anchor_centres_px, ssd_anchor_centres
 from edge.detect.factory import DetectorConfig, make_detector
 from edge.detect.frame import BlazeFaceDetector
-from edge.detect.motion import CARRY_FRAMES, CARRY_MIN_PX
+from edge.detect.motion import CARRY_FRAMES, CARRY_MIN_PX, CONFIDENT_SCORE
 from edge.detect.tiling import MAX_WAIT_CYCLES, OVERLAP_PX, TILES_PER_FRAME, REFRESH_FRAMES, TiledDetector, plan_scan
 from edge.detect.windows import coarse_window
 from edge.interpreter import load_interpreter
@@ -281,3 +281,71 @@ def test_tiles_per_frame_sets_the_scan_budget(detector_dir):
 def test_carry_frames_must_not_be_negative(detector_dir):
     with pytest.raises(ValueError, match="carry_frames"):
         TiledDetector(detector_dir / SHORT, carry_frames=-1)
+
+
+def _portrait(images, face: int, size: int = 350, side: int = 300) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A photo that one face fills, as a face crop of a portrait is: (size, size, 3) BGR and its square."""
+    image = np.full((size, size, 3), 120, np.uint8)
+    x = (size - side) // 2
+    box = (x, x, x + side, x + side)
+    paste_face(image, images[face], box)
+    return image, box
+
+
+def _sure_portrait(images, tiled) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The first of the faces whose portrait the coarse pass finds sure (>= CONFIDENT_SCORE)."""
+    for face in range(len(images)):
+        image, box = _portrait(images, face)
+        coarse, _ = tiled.plan(*image.shape[:2])
+        _, _, scores = tiled._nets.run(image, coarse, 0.0)
+        if len(scores) and scores.max() >= CONFIDENT_SCORE:
+            return image, box
+    raise AssertionError("no portrait the coarse pass is sure of")
+
+
+def test_a_still_that_one_face_fills_skips_the_level_windows(faces, tiled):
+    """A portrait's sure face covers the level window: a full scan runs the coarse pass (and the
+    face's looks) only, and finds the face; the same face as a smaller part of the frame leaves the
+    level window open."""
+    images, _ = faces
+    image, box = _sure_portrait(images, tiled)
+    assert tiled.plan(*image.shape[:2])[1], "a 350 px photo has a level window"
+    tiled.reset()
+    found = tiled.detect(image)
+    assert "tile" not in tiled.windows_last_frame and tiled.tiles_last_frame == ()
+    assert len(found) == 1 and iou_matrix(np.asarray([box]), found.xyxy)[0, 0] > 0.3
+    framed = np.full((700, 700, 3), 120, np.uint8)  # the same face, a quarter of the photo's area
+    framed[175:525, 175:525] = image
+    tiled.reset()
+    tiled.detect(framed)
+    assert "tile" in tiled.windows_last_frame
+
+
+def test_a_group_photo_with_one_large_face_keeps_its_small_faces(faces, tiled):
+    """A large sure face leaves most of a group photo's level windows open: the 40-56 px faces
+    beside it are still found."""
+    images, labels = faces
+    group, placed = make_scene_image(images[:5], labels[:5], size=(900, 720), faces_per_frame=5, face_px=(44, 56),
+                                     seed=5, background="room")
+    image = np.full((720, 1280, 3), 120, np.uint8)
+    image[:, :900] = group
+    big, _ = _sure_portrait(images, tiled)
+    image[360:710, 920:1270] = big  # a large face beside the small ones
+    truth = np.asarray([f.box for f in placed])
+    tiled.reset()
+    found = tiled.detect(image)
+    assert len(tiled.tiles_last_frame) >= len(tiled.plan(720, 1280)[1]) - 2
+    ti, _, _ = match_boxes(truth, found.xyxy, 0.3)
+    assert len(ti) >= 4, f"{len(ti)} of 5 small faces found beside the large one"
+
+
+def test_a_stream_runs_the_skipped_level_windows_next(faces, tiled):
+    """On a stream's first frame the portrait skips its level window; the next frame runs it, so a
+    small face that the first frame could not see is looked for at once."""
+    images, _ = faces
+    image, _ = _sure_portrait(images, tiled)
+    tiled.reset()
+    tiled.detect(image)
+    assert tiled.tiles_last_frame == ()
+    tiled.detect(image)
+    assert tiled.tiles_last_frame == (0,)
