@@ -29,7 +29,7 @@ A still scene is therefore a plain round-robin (a cycle is 10 frames at 1080p wi
 and no tile waits more than `MAX_WAIT_CYCLES` + 1 cycles, whatever moves elsewhere. The first
 frame after `reset()` (and after the frame size changes) is a full scan, so stills and the first
 frame of a video see every face. A full scan runs the coarse pass first and skips the level
-windows that its sure faces fill for at least COVERED_SKIP of their area (a portrait: there is no
+windows that its faces fill for at least COVERED_SKIP of their area (a portrait: there is no
 room left beside its face for one the levels would find; on a stream they run on the next frame).
 Detections go through a weighted non-maximum suppression per window, then one across all windows
 of the frame, in frame pixels.
@@ -85,7 +85,8 @@ CANDIDATE_SCORE = 0.4  # windows report detections from this score; confirmation
 TILES_SCORE_THRESHOLD = 0.5
 MAX_REMEMBERED = 64  # bound on remembered faces (regions of interest per frame)
 # A full scan skips a level window whose frame area is at least this much covered by the boxes of
-# sure faces (>= CONFIDENT_SCORE) of the coarse pass: a portrait that one face fills has no room
+# faces of the coarse pass (sure ones, and unsure ones that would cover it alone and are confirmed
+# at once, `TiledDetector._open_tiles`): a portrait that one face fills has no room
 # left there for the small faces the levels look for, and the levels, which see faces up to a
 # fraction of the frame, do not find that face again. A group photo's faces leave the windows open.
 COVERED_SKIP = 0.5
@@ -346,29 +347,48 @@ class TiledDetector:
                 self._roi_seen[area] = thumb[area]
         return windows
 
-    def _open_tiles(self, coarse: tuple[np.ndarray, np.ndarray, np.ndarray], height: int, width: int) -> list[Window]:
-        """A full scan's level windows that sure faces of the coarse pass leave open (COVERED_SKIP).
-        Skipped ones run first on the next streamed frame."""
-        sure = coarse[0][coarse[2] >= max(CONFIDENT_SCORE, self.score_threshold)]
-        if not len(sure):
-            return list(self._tiles)
+    def _open_tiles(self, image_bgr: np.ndarray, coarse: tuple[np.ndarray, np.ndarray, np.ndarray]
+                    ) -> tuple[list[Window], np.ndarray]:
+        """A full scan's level windows that faces of the coarse pass leave open (COVERED_SKIP), and
+        the boxes (k, 4) of the unsure ones among those faces that the second look confirmed (the
+        final decision keeps them as known). Skipped windows run first on the next streamed frame."""
+        height, width = image_bgr.shape[:2]
+        boxes, keypoints, scores = coarse
+        sure_score = max(CONFIDENT_SCORE, self.score_threshold)
         cell = THUMB_DIV  # coverage is counted on a grid of cell x cell frame px
-        covered = np.zeros((math.ceil(height / cell), math.ceil(width / cell)), bool)
-        for x1, y1, x2, y2 in np.clip(sure / cell, 0, None):
-            covered[int(round(y1)):int(round(y2)), int(round(x1)):int(round(x2))] = True
-        open_ = []
-        for k, t in enumerate(self._tiles):
+        areas = []  # (y0, y1, x0, x1) grid cells per tile
+        for t in self._tiles:
             x0, y0 = max(0.0, t.x) / cell, max(0.0, t.y) / cell
             x1, y1 = min(width, t.x + t.width / t.scale) / cell, min(height, t.y + t.height / t.scale) / cell
-            area = covered[int(y0):max(int(y0) + 1, int(round(y1))), int(x0):max(int(x0) + 1, int(round(x1)))]
-            if area.mean() < COVERED_SKIP:
-                open_.append(k)
+            areas.append((int(y0), max(int(y0) + 1, int(round(y1))), int(x0), max(int(x0) + 1, int(round(x1)))))
+        grid = (math.ceil(height / cell), math.ceil(width / cell))
+
+        def covers(xyxy: np.ndarray) -> np.ndarray:
+            """(n_tiles,) share of each tile's cells that the boxes cover."""
+            covered = np.zeros(grid, bool)
+            for x1, y1, x2, y2 in np.clip(xyxy / cell, 0, None):
+                covered[int(round(y1)):int(round(y2)), int(round(x1)):int(round(x2))] = True
+            return np.array([covered[y0:y1, x0:x1].mean() for y0, y1, x0, x1 in areas])
+
+        # An unsure face that would fill a window alone is worth its second look now: confirmed, it
+        # saves the window (a portrait the coarse pass scores under sure_score).
+        unsure = np.flatnonzero((scores >= self.score_threshold) & (scores < sure_score))
+        unsure = [i for i in unsure if (covers(boxes[i:i + 1]) >= COVERED_SKIP).any()]
+        confirmed = np.zeros(len(scores), bool)
+        if unsure:
+            confirmed[unsure] = accept(image_bgr, boxes[unsure], keypoints[unsure], scores[unsure],
+                                       np.zeros((0, 4), np.float32), keep_score=self.score_threshold,
+                                       sure_score=sure_score, second_look=self.second_look)
+        faces = (scores >= sure_score) | confirmed
+        if not faces.any():
+            return list(self._tiles), boxes[confirmed]
+        open_ = np.flatnonzero(covers(boxes[faces]) < COVERED_SKIP).tolist()
         if len(open_) < len(self._tiles):
             self.tiles_last_frame = tuple(open_)
             if self.stream:
                 skipped = np.setdiff1d(np.arange(len(self._tiles)), open_)
                 self._schedule.age[skipped] = self._schedule.max_wait
-        return [self._tiles[k] for k in open_]
+        return [self._tiles[k] for k in open_], boxes[confirmed]
 
     def _run(self, image_bgr: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._nets.run(image_bgr, win, self._logit_threshold)
@@ -380,8 +400,10 @@ class TiledDetector:
         h, w = check_image(image_bgr)
         windows, thumb = self._windows(image_bgr)
         parts = [self._run(image_bgr, windows[0])]  # the coarse pass first: it decides what a full scan skips
+        confirmed = np.zeros((0, 4), np.float32)
         if thumb is None and len(windows) > 1:
-            windows = [windows[0], *self._open_tiles(parts[0], h, w)]
+            tiles, confirmed = self._open_tiles(image_bgr, parts[0])
+            windows = [windows[0], *tiles]
         parts += [self._run(image_bgr, win) for win in windows[1:]]
         if thumb is not None:
             rois = self._rois(thumb, parts[0])
@@ -395,7 +417,7 @@ class TiledDetector:
         keypoints = np.concatenate([p[1] for p in parts])
         scores = np.concatenate([p[2] for p in parts])
         boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores, self.iou_threshold)
-        known = self._memory if self.stream else np.zeros((0, 4), np.float32)
+        known = np.concatenate([self._memory if self.stream else np.zeros((0, 4), np.float32), confirmed])
         keep = accept(image_bgr, boxes, keypoints, scores, known, keep_score=self.score_threshold,
                       sure_score=max(CONFIDENT_SCORE, self.score_threshold), second_look=self.second_look)
         boxes, keypoints, scores = boxes[keep], keypoints[keep], scores[keep]

@@ -292,15 +292,16 @@ def _portrait(images, face: int, size: int = 350, side: int = 300) -> tuple[np.n
     return image, box
 
 
-def _sure_portrait(images, tiled) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The first of the faces whose portrait the coarse pass finds sure (>= CONFIDENT_SCORE)."""
+def _sure_portrait(images, tiled, lo: float = CONFIDENT_SCORE, hi: float = 1.0
+                   ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The first of the faces whose portrait the coarse pass scores in [lo, hi) (default: sure)."""
     for face in range(len(images)):
         image, box = _portrait(images, face)
         coarse, _ = tiled.plan(*image.shape[:2])
         _, _, scores = tiled._nets.run(image, coarse, 0.0)
-        if len(scores) and scores.max() >= CONFIDENT_SCORE:
+        if len(scores) and lo <= scores.max() < hi:
             return image, box
-    raise AssertionError("no portrait the coarse pass is sure of")
+    raise AssertionError(f"no portrait the coarse pass scores in [{lo}, {hi})")
 
 
 def test_a_still_that_one_face_fills_skips_the_level_windows(faces, tiled):
@@ -349,3 +350,17 @@ def test_a_stream_runs_the_skipped_level_windows_next(faces, tiled):
     assert tiled.tiles_last_frame == ()
     tiled.detect(image)
     assert tiled.tiles_last_frame == (0,)
+
+
+def test_a_portrait_the_coarse_pass_is_unsure_of_is_confirmed_first_and_skips_the_level(faces, tiled):
+    """A face that fills the photo but scores under the sure score in the coarse pass gets its
+    second look before the levels: confirmed, it covers the level window, which is skipped, and it
+    is reported once, without a second look again."""
+    images, _ = faces
+    image, box = _sure_portrait(images, tiled, lo=tiled.score_threshold, hi=CONFIDENT_SCORE)
+    tiled.reset()
+    looks = tiled.second_look.looks
+    found = tiled.detect(image)
+    assert "tile" not in tiled.windows_last_frame
+    assert len(found) == 1 and iou_matrix(np.asarray([box]), found.xyxy)[0, 0] > 0.3
+    assert 1 <= tiled.second_look.looks - looks <= 2  # one second look (one or two windows), not two
