@@ -9,9 +9,9 @@ chunk starts, the chunks in progress end with their input in progress `interrupt
 and `run` returns when every chunk in flight has reported.
 
 - LocalEngine: a process pool, one worker per core (spawned, so no thread of the driver is
-  forked); each worker runs one interpreter thread and one frame-loop thread. Workers stage
-  their files in the output's runs/.staging; a worker that dies makes its chunk's inputs error
-  rows (the next run retries them), and the pool is started again for the rest.
+  forked); each worker runs one interpreter thread, one frame-loop thread and OpenCV on one
+  thread. Workers stage their files in the output's runs/.staging; a worker that dies makes its
+  chunk's inputs error rows (the next run retries them), and the pool is started again for the rest.
 - RayEngine: `ray.init(address)` (None: a Ray of this machine's cores), one task of one CPU per
   chunk, retried up to `retries` times when its worker or node dies. The settings go once into
   the object store with the model files' bytes (Settings.packed), so workers need only fer-edge
@@ -57,9 +57,18 @@ def _failed(chunk: Sequence[Task], status: str, error: str = "") -> list[Outcome
 _worker_stop = None  # the pool's shared stop Event, in each worker process
 
 
+def _one_cpu_each() -> None:
+    """A worker is one of as many as there are cores: OpenCV's own thread pool (resizes, colour
+    conversion) would only make the workers' threads compete for the same cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _init_worker(stop) -> None:
     global _worker_stop
     _worker_stop = stop
+    _one_cpu_each()
     # Ctrl-C reaches the whole process group: a worker stops through the shared Event (set by the
     # driver, or by run()'s own handler while an input runs), never by an exception between inputs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -137,6 +146,7 @@ class LocalEngine:
 
 
 def _ray_analyse(chunk: Sequence[Task], settings: Settings) -> list[Outcome]:
+    _one_cpu_each()  # a task holds one CPU of its node
     return analyse(chunk, settings, staging=None)
 
 
