@@ -11,7 +11,8 @@ from edge.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
-def video(face_crops, tmp_path_factory):
+def video(face_crops, tmp_path_factory, detector_dir):
+    """The video the runs read; they need the face detector, so they skip without one (detector_dir)."""
     crops, labels = face_crops
     folder = tmp_path_factory.mktemp("cli-video")
     truth = make_scene_video(folder / "v.mp4", crops, labels, n_frames=12, size=(320, 240), faces_per_frame=1,

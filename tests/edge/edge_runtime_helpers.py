@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import cv2
@@ -51,3 +53,19 @@ def known_result(n: int = 2, source: str = "", label_index=None, index: int = 7,
         track_ids=np.arange(1, n + 1, dtype=np.int64), probs=probs, labels=LABELS,
         timings=StageTimings(detect_ms=3.0, preprocess_ms=0.5, classify_ms=1.5, track_ms=0.1, total_ms=5.2),
         label_index=np.argmax(probs, axis=1) if label_index is None else np.asarray(label_index, np.int64))
+
+
+def signal_after_lines(proc: subprocess.Popen, jsonl: Path, sig: int, *, lines: int = 5,
+                       timeout_s: float = 120) -> tuple[str, str]:
+    """Send `sig` to a running `fer-edge run` once `jsonl` holds `lines` records; its (stdout, stderr)."""
+    try:
+        deadline = time.monotonic() + 300  # generous: CI machines can be loaded
+        while not (jsonl.is_file() and len(jsonl.read_text().splitlines()) >= lines):
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "no output within 300 s"
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        return proc.communicate(timeout=timeout_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

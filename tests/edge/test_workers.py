@@ -20,7 +20,8 @@ N_FRAMES = 24
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory, faces_dir):
+def video(tmp_path_factory, faces_dir, detector_dir):
+    """The video the runs read; they need the face detector, so they skip without one (detector_dir)."""
     path = tmp_path_factory.mktemp("workers") / "scene.mp4"
     truth, _ = scene_video(path, faces_dir, n_frames=N_FRAMES, size=(640, 360), faces_per_frame=(2, 3),
                            face_px=(130, 170), seed=5, per_class=3)

@@ -15,7 +15,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def video(face_crops, tmp_path_factory):
+def video(face_crops, tmp_path_factory, detector_dir):
+    """The video the runs read; they need the face detector, so they skip without one (detector_dir)."""
     crops, labels = face_crops
     folder = tmp_path_factory.mktemp("video")
     truth = make_scene_video(folder / "one_face.mp4", crops, labels, n_frames=20, size=(320, 240),

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -19,7 +18,7 @@ from edge.cli import build_parser
 from edge.cli import main as cli_main
 from edge.pipeline import PipelineConfig
 from edge.cli.run import RunConfig
-from edge_runtime_helpers import fer_faces, scene_video
+from edge_runtime_helpers import fer_faces, scene_video, signal_after_lines
 
 REPO = Path(__file__).resolve().parents[3]
 RECORD_KEYS = {"v", "frame", "t", "faces", "latency_ms"}
@@ -182,17 +181,7 @@ def test_signal_ends_the_run_cleanly_with_complete_jsonl(sig, tmp_path, faces_di
     proc = subprocess.Popen([*fer_edge_cmd(), "run", "--source", str(path.parent / truth.video), "--headless",
                              "--jsonl", str(out), "--max-fps", "5"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 300  # generous: CI machines can be loaded
-        while not (out.is_file() and len(out.read_text().splitlines()) >= 5):
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "no output within 300 s"
-            time.sleep(0.1)
-        proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stdout, stderr = signal_after_lines(proc, out, sig, timeout_s=30)
     assert proc.returncode == 0, stderr[-2000:]
     lines = out.read_text().splitlines()
     records = [json.loads(line) for line in lines]  # every line is whole, valid JSON

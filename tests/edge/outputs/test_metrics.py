@@ -22,7 +22,8 @@ from mqtt_helpers import free_port, presence_video  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def people_video(tmp_path_factory, faces_dir) -> Path:
+def people_video(tmp_path_factory, faces_dir, detector_dir) -> Path:
+    """The video the runs read; they need the face detector, so they skip without one (detector_dir)."""
     return presence_video(tmp_path_factory.mktemp("metrics-video") / "people.mp4", faces_dir)
 
 

@@ -35,7 +35,8 @@ def broker(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def people_video(tmp_path_factory, faces_dir) -> Path:
+def people_video(tmp_path_factory, faces_dir, detector_dir) -> Path:
+    """The video the runs read; they need the face detector, so they skip without one (detector_dir)."""
     return presence_video(tmp_path_factory.mktemp("mqtt-video") / "people.mp4", faces_dir)
 
 

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +79,7 @@ def test_two_faces_give_two_tracks_with_the_true_dominant_labels_and_switch_time
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_report_is_written_when_a_signal_ends_the_run(sig, tmp_path, faces_dir, detector_dir):
-    from edge_runtime_helpers import scene_video
+    from edge_runtime_helpers import scene_video, signal_after_lines
 
     path = tmp_path / "long.mp4"
     truth, _ = scene_video(path, faces_dir, n_frames=150, size=(640, 480), face_px=(200, 240), seed=4)
@@ -91,17 +90,7 @@ def test_run_report_is_written_when_a_signal_ends_the_run(sig, tmp_path, faces_d
                             cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     jsonl = out / "run.jsonl"
-    try:
-        deadline = time.monotonic() + 300  # generous: CI machines can be loaded
-        while not (jsonl.is_file() and len(jsonl.read_text().splitlines()) >= 5):
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "no output within 300 s"
-            time.sleep(0.1)
-        proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stdout, stderr = signal_after_lines(proc, jsonl, sig, timeout_s=120)
     assert proc.returncode == 0, stderr[-2000:]
     assert stdout == ""  # with --report, the JSONL goes to DIR/run.jsonl, not stdout
     frames = len(jsonl.read_text().splitlines())
