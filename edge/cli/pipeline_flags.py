@@ -74,8 +74,8 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
     add("model", "--model", "--emotion-model", dest="emotion_model", default=p.emotion_model,
         help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
     add("model", "--tta", choices=TTA, default=p.tta,
-        help="flip: also classify each face's mirror image and average the two (PrivateTest 70.2 %% against 68.7 %% "
-        "with the shipped model; the classifier's time per face doubles, about 0.5 ms more)")
+        help="flip: also classify each face's mirror image and average the two (more accurate, README *Results*; "
+        "the classifier's time per face doubles; a model that averages the mirror in its graph needs none)")
     add("runtime", "--threads", type=int, default=p.threads,
         help="interpreter threads per model (default: 1, fastest for these small models on 2 cores, and up to "
         "2 for the tiled detector of large frames; try 2-4 on a Pi)")
