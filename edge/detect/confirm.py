@@ -27,7 +27,7 @@ import numpy as np
 
 from edge.boxes import iou_matrix, match_boxes
 from edge.detect.blazeface import check_score, logit
-from edge.detect.windows import WindowNets, roi_window
+from edge.detect.windows import FrameLevels, WindowNets, roi_window
 
 TRACK_IOU = 0.3  # a detection continues a remembered face (or confirms a candidate) at this IoU
 # The second look: both windows (candidate 72 and 48 input px wide) must find the candidate at
@@ -72,7 +72,7 @@ class SecondLook:
         self._logit = logit(self.verify_score)
         self.looks = 0  # windows run so far (for reports)
 
-    def confirms(self, image_bgr: np.ndarray, box: np.ndarray, face_px: tuple[float, ...] | None = None,
+    def confirms(self, image_bgr: np.ndarray | FrameLevels, box: np.ndarray, face_px: tuple[float, ...] | None = None,
                  sure_score: float | None = None) -> bool:
         """face_px: the windows' face widths, input px (None: the second look's own); sure_score: a
         window that finds the box at least this high confirms it at once (None: every window runs).
@@ -85,7 +85,7 @@ class SecondLook:
                 return True
         return True
 
-    def score(self, image_bgr: np.ndarray, box: np.ndarray, face_px: float) -> float:
+    def score(self, image_bgr: np.ndarray | FrameLevels, box: np.ndarray, face_px: float) -> float:
         """The best score of a detection on `box` (IoU > TRACK_IOU) in the window in which the box is
         face_px input px wide; 0 when there is none at >= verify_score."""
         self.looks += 1
@@ -128,7 +128,7 @@ def part_of(box: np.ndarray, faces: np.ndarray) -> bool:
     return bool((inside & (face_side >= side) & (PART_MIN_RATIO * face_side <= side)).any())
 
 
-def accept(image_bgr: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+def accept(image_bgr: np.ndarray | FrameLevels, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
            known_xyxy: np.ndarray, *, keep_score: float, sure_score: float, second_look: SecondLook | None
            ) -> np.ndarray:
     """(n,) bool: which candidates (boxes (n, 4) and keypoints (n, 6, 2) frame px, scores (n,)) are

@@ -22,7 +22,9 @@ import numpy as np
 
 from edge.types import Faces
 
-THUMB_DIV = 8  # the thumbnail is this many times smaller than the frame on each side
+THUMB_DIV = 8  # the thumbnail is this many times smaller than the frame on each side (a power of 2)
+_HALVINGS = THUMB_DIV.bit_length() - 1
+assert THUMB_DIV == 1 << _HALVINGS and _HALVINGS >= 1, "THUMB_DIV must be a power of 2"
 CHANGE_LEVEL = 16  # gray levels by which a thumbnail pixel must change to count
 CHANGE_MIN_PX = 6  # changed thumbnail pixels from which a part of the frame has changed (a 32 px face covers 16)
 # A sure face whose surroundings stand still keeps its detection for at most this many frames in
@@ -46,18 +48,36 @@ class Thumbnail:
 
     def __init__(self, height: int, width: int):
         self.size = (max(1, width // THUMB_DIV), max(1, height // THUMB_DIV))  # cv2 (w, h)
-        # The frame is cut to whole THUMB_DIV blocks: area averaging by a whole factor takes
-        # OpenCV's fast path, a fractional one (a 350 px photo) costs several times more. The
-        # dropped edge (under THUMB_DIV px) maps past the thumbnail, where slices end anyway.
+        # The frame is cut to whole THUMB_DIV blocks, so each thumbnail pixel is the mean of one
+        # block. The dropped edge (under THUMB_DIV px) maps past the thumbnail, where slices end anyway.
         self._crop = (min(height, self.size[1] * THUMB_DIV), min(width, self.size[0] * THUMB_DIV))  # (h, w)
         self.scale = (self.size[0] / self._crop[1], self.size[1] / self._crop[0])  # thumbnail px per frame px, (x, y)
-        self._small = np.zeros((self.size[1], self.size[0], 3), np.uint8)  # BGR
         self._gray = np.zeros((self.size[1], self.size[0]), np.uint8)
+        # Halving a side exactly with bilinear resampling averages 2x2 pixels, so log2(THUMB_DIV)
+        # halvings give the block means (within rounding) at a fraction of the cost of one area
+        # resize by THUMB_DIV, which OpenCV does not take on a fast path; colour goes to gray after
+        # the first halving, on a quarter of the pixels. A frame smaller than one block has no
+        # whole blocks and takes the plain area resize.
+        self._halves = None
+        if self._crop == (self.size[1] * THUMB_DIV, self.size[0] * THUMB_DIV):
+            h, w = self._crop
+            half_bgr = np.zeros((h // 2, w // 2, 3), np.uint8)
+            grays = [np.zeros((h >> i, w >> i), np.uint8) for i in range(1, _HALVINGS)] + [self._gray]
+            self._halves = (half_bgr, grays)
+        else:
+            self._small = np.zeros((self.size[1], self.size[0], 3), np.uint8)  # BGR
 
     def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
         h, w = self._crop
-        cv2.resize(image_bgr[:h, :w], self.size, dst=self._small, interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray)
+        if self._halves is None:
+            cv2.resize(image_bgr[:h, :w], self.size, dst=self._small, interpolation=cv2.INTER_AREA)
+            return cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray)
+        half_bgr, grays = self._halves
+        cv2.resize(image_bgr[:h, :w], half_bgr.shape[1::-1], dst=half_bgr, interpolation=cv2.INTER_LINEAR)
+        x = cv2.cvtColor(half_bgr, cv2.COLOR_BGR2GRAY, dst=grays[0])
+        for dst in grays[1:]:
+            x = cv2.resize(x, dst.shape[::-1], dst=dst, interpolation=cv2.INTER_LINEAR)
+        return x
 
 
 def still(thumb: np.ndarray, seen: np.ndarray) -> bool:

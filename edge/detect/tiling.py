@@ -49,7 +49,7 @@ from edge.detect.confirm import TRACK_IOU, SecondLook, accept
 from edge.detect.motion import (CARRY_FRAMES, CHANGE_LEVEL, CHANGE_MIN_PX, CONFIDENT_SCORE, HEAD_MARGIN, THUMB_DIV,
                                 Thumbnail,
                                 carriable, face_thumb_area, still)
-from edge.detect.windows import Window, WindowNets, coarse_window, roi_window
+from edge.detect.windows import FrameLevels, Window, WindowNets, coarse_window, roi_window
 from edge.types import Faces
 
 FACE_INPUT_PX = 32  # smallest face (input px) the short-range network finds reliably
@@ -347,12 +347,12 @@ class TiledDetector:
                 self._roi_seen[area] = thumb[area]
         return windows
 
-    def _open_tiles(self, image_bgr: np.ndarray, coarse: tuple[np.ndarray, np.ndarray, np.ndarray]
+    def _open_tiles(self, levels: FrameLevels, coarse: tuple[np.ndarray, np.ndarray, np.ndarray]
                     ) -> tuple[list[Window], np.ndarray]:
         """A full scan's level windows that faces of the coarse pass leave open (COVERED_SKIP), and
         the boxes (k, 4) of the unsure ones among those faces that the second look confirmed (the
         final decision keeps them as known). Skipped windows run first on the next streamed frame."""
-        height, width = image_bgr.shape[:2]
+        height, width = levels.shape[:2]
         boxes, keypoints, scores = coarse
         sure_score = max(CONFIDENT_SCORE, self.score_threshold)
         cell = THUMB_DIV  # coverage is counted on a grid of cell x cell frame px
@@ -376,7 +376,7 @@ class TiledDetector:
         unsure = [i for i in unsure if (covers(boxes[i:i + 1]) >= COVERED_SKIP).any()]
         confirmed = np.zeros(len(scores), bool)
         if unsure:
-            confirmed[unsure] = accept(image_bgr, boxes[unsure], keypoints[unsure], scores[unsure],
+            confirmed[unsure] = accept(levels, boxes[unsure], keypoints[unsure], scores[unsure],
                                        np.zeros((0, 4), np.float32), keep_score=self.score_threshold,
                                        sure_score=sure_score, second_look=self.second_look)
         faces = (scores >= sure_score) | confirmed
@@ -390,8 +390,8 @@ class TiledDetector:
                 self._schedule.age[skipped] = self._schedule.max_wait
         return [self._tiles[k] for k in open_], boxes[confirmed]
 
-    def _run(self, image_bgr: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self._nets.run(image_bgr, win, self._logit_threshold)
+    def _run(self, levels: FrameLevels, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._nets.run(levels, win, self._logit_threshold)
 
     def detect(self, image_bgr: np.ndarray) -> Faces:
         """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
@@ -399,15 +399,16 @@ class TiledDetector:
             raise RuntimeError("detector is closed")
         h, w = check_image(image_bgr)
         windows, thumb = self._windows(image_bgr)
-        parts = [self._run(image_bgr, windows[0])]  # the coarse pass first: it decides what a full scan skips
+        levels = FrameLevels(image_bgr)  # the frame's halvings, shared by its windows
+        parts = [self._run(levels, windows[0])]  # the coarse pass first: it decides what a full scan skips
         confirmed = np.zeros((0, 4), np.float32)
         if thumb is None and len(windows) > 1:
-            tiles, confirmed = self._open_tiles(image_bgr, parts[0])
+            tiles, confirmed = self._open_tiles(levels, parts[0])
             windows = [windows[0], *tiles]
-        parts += [self._run(image_bgr, win) for win in windows[1:]]
+        parts += [self._run(levels, win) for win in windows[1:]]
         if thumb is not None:
             rois = self._rois(thumb, parts[0])
-            parts += [self._run(image_bgr, win) for win in rois]
+            parts += [self._run(levels, win) for win in rois]
             windows += rois
         self.windows_last_frame = tuple(win.kind for win in windows)
         self.carried_last_frame = int(self._carry.sum())
@@ -418,7 +419,7 @@ class TiledDetector:
         scores = np.concatenate([p[2] for p in parts])
         boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores, self.iou_threshold)
         known = np.concatenate([self._memory if self.stream else np.zeros((0, 4), np.float32), confirmed])
-        keep = accept(image_bgr, boxes, keypoints, scores, known, keep_score=self.score_threshold,
+        keep = accept(levels, boxes, keypoints, scores, known, keep_score=self.score_threshold,
                       sure_score=max(CONFIDENT_SCORE, self.score_threshold), second_look=self.second_look)
         boxes, keypoints, scores = boxes[keep], keypoints[keep], scores[keep]
         faces, visible = frame_faces(boxes, keypoints, scores, h, w)

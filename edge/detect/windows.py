@@ -4,7 +4,8 @@ A `Window` maps input pixels to frame pixels (a zoom and an offset). `WindowNets
 resamples that part of the frame into the window's input, runs the network (edge.detect.blazeface;
 one net per input shape, built on first use) and returns its detections in frame pixels, without
 those cut by a window edge inside the frame. The tiled scan (edge.detect.tiling) and the second
-look (edge.detect.confirm) are made of such windows.
+look (edge.detect.confirm) are made of such windows. `FrameLevels` holds one frame and its
+halvings, so that every window of that frame that shrinks it starts from the level nearest its zoom.
 """
 
 from __future__ import annotations
@@ -60,6 +61,40 @@ def roi_window(box_xyxy: np.ndarray, face_input_px: float = ROI_FACE_INPUT_PX) -
                   height=ROI_INPUT_PX, width=ROI_INPUT_PX, kind="roi")
 
 
+class FrameLevels:
+    """One (H, W, 3) uint8 BGR frame and its halvings, each made when first asked for and kept for
+    the frame's windows: `levels.level(k)` is the frame 2**k times smaller, each pixel the mean of
+    a 2**k x 2**k block (the last row or column of an odd side dropped).
+
+    Area resampling by a fractional factor is OpenCV's slow path, and its cost grows with the source
+    pixels: a 1080p frame shrunk into a 128 px window costs several network passes of the window.
+    An exact halving (bilinear at exactly half averages 2x2 pixels) is cheap, so a window that
+    shrinks the frame by at least 2 area-resamples a halving instead, the same block means in fewer
+    pixels.
+    """
+
+    MAX_LEVEL = 4
+
+    def __init__(self, image_bgr: np.ndarray):
+        self.image = image_bgr
+        self.shape = image_bgr.shape
+        self._levels = [image_bgr]
+
+    def level_for(self, scale: float) -> int:
+        """The smallest level a window with this zoom (input px per frame px) still shrinks or keeps."""
+        k = 0
+        while k < self.MAX_LEVEL and scale * (2 << k) <= 1.0 and min(self.shape[:2]) >> (k + 1) >= 1:
+            k += 1
+        return k
+
+    def level(self, k: int) -> np.ndarray:
+        while len(self._levels) <= k:
+            prev = self._levels[-1]
+            h, w = prev.shape[0] // 2, prev.shape[1] // 2
+            self._levels.append(cv2.resize(prev[:2 * h, :2 * w], (w, h), interpolation=cv2.INTER_LINEAR))
+        return self._levels[k]
+
+
 # Interpreters kept, one per input shape: a video's scan uses a handful of shapes; a photo folder
 # can use a new one per photo size.
 MAX_SHAPES = 12
@@ -104,22 +139,27 @@ class WindowNets:
     def close(self) -> None:
         self._nets.clear()
 
-    def run(self, image_bgr: np.ndarray, win: Window, logit_threshold: float) -> Detections:
-        """Raw detections of one window: boxes (k, 4) and keypoints (k, 6, 2) in frame px, scores (k,)."""
-        h, w = image_bgr.shape[:2]
+    def run(self, image: np.ndarray | FrameLevels, win: Window, logit_threshold: float) -> Detections:
+        """Raw detections of one window of a (H, W, 3) uint8 BGR frame (or its FrameLevels, shared by
+        the frame's windows): boxes (k, 4) and keypoints (k, 6, 2) in frame px, scores (k,)."""
+        levels = image if isinstance(image, FrameLevels) else FrameLevels(image)
         net = self.net(win.height, win.width)
-        # The frame pixels the window covers, and where they land in the input.
-        ix0, iy0 = max(int(math.ceil(win.x)), 0), max(int(math.ceil(win.y)), 0)
-        ix1 = min(int(math.floor(win.x + win.width / win.scale)), w)
-        iy1 = min(int(math.floor(win.y + win.height / win.scale)), h)
+        k = levels.level_for(win.scale)
+        source, f = levels.level(k), 1 << k
+        # The source pixels the window covers (in level k: whole blocks of f x f frame px), the
+        # frame pixels they stand for, and where those land in the input.
+        jx0, jy0 = max(int(math.ceil(win.x / f)), 0), max(int(math.ceil(win.y / f)), 0)
+        jx1 = min(int(math.floor((win.x + win.width / win.scale) / f)), source.shape[1])
+        jy1 = min(int(math.floor((win.y + win.height / win.scale) / f)), source.shape[0])
+        ix0, iy0, ix1, iy1 = jx0 * f, jy0 * f, jx1 * f, jy1 * f
         u0 = max(0, int(round((ix0 - win.x) * win.scale)))
         v0 = max(0, int(round((iy0 - win.y) * win.scale)))
         u1 = min(win.width, int(round((ix1 - win.x) * win.scale)))
         v1 = min(win.height, int(round((iy1 - win.y) * win.scale)))
         if ix1 <= ix0 or iy1 <= iy0 or u1 <= u0 or v1 <= v0:
             return no_detections()
-        interpolation = cv2.INTER_AREA if (u1 - u0) < (ix1 - ix0) else cv2.INTER_LINEAR
-        boxes, keypoints, scores = net.run(image_bgr, (ix0, iy0, ix1, iy1), (u0, v0, u1, v1), interpolation,
+        interpolation = cv2.INTER_AREA if (u1 - u0) < (jx1 - jx0) else cv2.INTER_LINEAR
+        boxes, keypoints, scores = net.run(source, (jx0, jy0, jx1, jy1), (u0, v0, u1, v1), interpolation,
                                            logit_threshold)  # input px
         if not len(scores):
             return no_detections()
@@ -130,9 +170,9 @@ class WindowNets:
                 cut |= boxes[:, 0] <= u0 + EDGE_PX
             if iy0 > 0:
                 cut |= boxes[:, 1] <= v0 + EDGE_PX
-            if ix1 < w:
+            if jx1 < source.shape[1]:  # inside the frame (a level's dropped odd edge is the frame's)
                 cut |= boxes[:, 2] >= u1 - EDGE_PX
-            if iy1 < h:
+            if jy1 < source.shape[0]:
                 cut |= boxes[:, 3] >= v1 - EDGE_PX
         ok = ~cut
         # Input px -> frame px, with the scale the resize really used on each axis.
