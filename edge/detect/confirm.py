@@ -53,6 +53,10 @@ PART_MIN_RATIO = 0.25
 # a green test card that the second look confirmed lies below (docs/detection.md, *Settings and
 # their measurements*). A new face that needs the second look must pass this check first.
 MIN_EYE_RATIO = 0.32
+# The same check for boxes from SMALL_LOOK_MIN_PX up: their keypoints are precise enough for a
+# tighter bound, which real photos' faces still pass with room (the test card's clock came within
+# reach of the lower one), while small crowd faces, whose keypoints scatter more, keep the lower one.
+MIN_EYE_RATIO_LARGE = 0.35
 # A face whose nose lies this far (in eye distances) to the side of the eyes' midpoint is turned
 # too far for the expression classifier (above nearly every frontal face of the wild photos, docs/
 # detection.md, *Settings and their measurements*): its state is "uncertain".
@@ -134,7 +138,7 @@ def accept(image_bgr: np.ndarray | FrameLevels, boxes: np.ndarray, keypoints: np
     """(n,) bool: which candidates (boxes (n, 4) and keypoints (n, 6, 2) frame px, scores (n,)) are
     faces. A candidate that overlaps a known face (known_xyxy (m, 4): faces of the last frames) by
     TRACK_IOU continues it from keep_score; a new one needs sure_score, or the keypoint check
-    (MIN_EYE_RATIO) and the second look (None: never confirmed); one under keep_score must also be
+    (MIN_EYE_RATIO, MIN_EYE_RATIO_LARGE from SMALL_LOOK_MIN_PX) and the second look (None: never confirmed); one under keep_score must also be
     found in a window in which it is SMALL_LOOK_PX wide. New candidates are decided from the highest
     score down, and one that is `part_of` a face already kept is dropped without a look."""
     keep = np.zeros(len(scores), bool)
@@ -145,13 +149,14 @@ def accept(image_bgr: np.ndarray | FrameLevels, boxes: np.ndarray, keypoints: np
     keep[known] = scores[known] >= keep_score
     eye_ratio = face_geometry(boxes, keypoints)[0] if len(scores) else np.zeros(0, np.float32)
     box_side = np.max(boxes[:, 2:4] - boxes[:, 0:2], axis=1) if len(scores) else np.zeros(0, np.float32)
+    min_eye_ratio = np.where(box_side >= SMALL_LOOK_MIN_PX, MIN_EYE_RATIO_LARGE, MIN_EYE_RATIO)
     new = np.flatnonzero(~known)
     for i in new[np.argsort(-scores[new], kind="stable")]:
         if part_of(boxes[i], boxes[keep]):
             continue
         if scores[i] >= sure_score:
             keep[i] = True
-        elif second_look is not None and eye_ratio[i] >= MIN_EYE_RATIO:
+        elif second_look is not None and eye_ratio[i] >= min_eye_ratio[i]:
             # the caller's candidates may start below keep_score
             keep[i] = second_look.confirms(image_bgr, boxes[i], sure_score=sure_score)
             if keep[i] and scores[i] < keep_score and box_side[i] >= SMALL_LOOK_MIN_PX:
