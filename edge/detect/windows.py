@@ -76,7 +76,6 @@ class FrameLevels:
     MAX_LEVEL = 4
 
     def __init__(self, image_bgr: np.ndarray):
-        self.image = image_bgr
         self.shape = image_bgr.shape
         self._levels = [image_bgr]
 
