@@ -30,6 +30,10 @@ NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth, right ear tragion, le
 SCORE_CLIP = 100.0
 ALIGN = 16  # the short-range network's largest stride: input sides of a resized input are multiples of it
 
+# uint8 pixel -> network input in [-1, 1]: a lookup table (one pass, no float temporaries) that
+# holds exactly what p * (1 / 127.5) - 1 gives in float32.
+_TO_INPUT = ((np.arange(256, dtype=np.uint8) * (1.0 / 127.5)).astype(np.float32) - np.float32(1.0)).reshape(256, 1)
+
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (k, 4) xyxy, keypoints (k, 6, 2), scores (k,)
 
 
@@ -153,9 +157,11 @@ class BlazeFaceNet:
             self._placed = dst
             self._resized = np.empty((v1 - v0, u1 - u0, 3), np.uint8)
         cv2.resize(image_bgr[y0:y1, x0:x1], (u1 - u0, v1 - v0), dst=self._resized, interpolation=interpolation)
-        self.canvas[v0:v1, u0:u1] = self._resized[:, :, ::-1]  # BGR -> RGB
-        np.multiply(self.canvas, 1.0 / 127.5, out=self.input[0], casting="unsafe")
-        self.input -= 1.0
+        if (v1 - v0, u1 - u0) == self.canvas.shape[:2]:  # the region fills the input (tiles, windows)
+            cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=self.canvas)
+        else:  # a letterbox: OpenCV writes only into whole, contiguous arrays
+            self.canvas[v0:v1, u0:u1] = self._resized[:, :, ::-1]
+        cv2.LUT(self.canvas, _TO_INPUT, dst=self.input[0])
         interp = self.interp
         interp.set_tensor(self.input_index, self.input)
         interp.invoke()

@@ -21,6 +21,7 @@ import numpy as np
 from edge.detect.frame import DEFAULT_SCORE_THRESHOLD, BlazeFaceDetector, MediaPipeDetector
 from edge.detect.motion import CARRY_FRAMES, StillCarry
 from edge.detect.tiling import TILES_PER_FRAME, TILES_SCORE_THRESHOLD, TiledDetector
+from edge.detect.windows import FrameLevels
 from edge.interpreter import DEFAULT_THREADS
 from edge.types import Faces
 
@@ -30,10 +31,11 @@ SCANS = ("auto", "frame", "tiles")
 
 
 class FaceDetector(Protocol):
-    """What the pipeline needs of a detector: faces in a frame; forget remembered faces (a new,
-    unrelated stream); release the interpreters."""
+    """What the pipeline needs of a detector: faces in a frame (an (H, W, 3) uint8 BGR image, or
+    its edge.detect.windows.FrameLevels, whose halvings the detector then shares with the caller);
+    forget remembered faces (a new, unrelated stream); release the interpreters."""
 
-    def detect(self, image_bgr: np.ndarray) -> Faces: ...
+    def detect(self, image_bgr: np.ndarray | FrameLevels) -> Faces: ...
 
     def reset(self) -> None: ...
 

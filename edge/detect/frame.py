@@ -23,6 +23,7 @@ import numpy as np
 from edge.boxes import weighted_nms
 from edge.detect.anchors import FULL_RANGE, SHORT_RANGE, AnchorOptions
 from edge.detect.blazeface import NUM_KEYPOINTS, BlazeFaceNet, check_image, check_score, frame_faces, logit
+from edge.detect.windows import FrameLevels, frame_of
 from edge.types import Faces
 
 # Faces scoring below this are dropped in a whole-frame pass. Read off the curve `fer-edge bench
@@ -79,10 +80,11 @@ class BlazeFaceDetector:
         self._geometry = ((h, w), (new_w, new_h, pad_x, pad_y))
         return self._geometry[1]
 
-    def detect(self, image_bgr: np.ndarray) -> Faces:
-        """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
+    def detect(self, image_bgr: np.ndarray | FrameLevels) -> Faces:
+        """Faces in one (H, W, 3) uint8 BGR frame (or its FrameLevels), in frame pixels."""
         if self._net is None:
             raise RuntimeError("detector is closed")
+        image_bgr = frame_of(image_bgr)
         h, w = check_image(image_bgr)
         new_w, new_h, pad_x, pad_y = self._letterbox(h, w)
         boxes, keypoints, scores = self._net.run(image_bgr, (0, 0, w, h), (pad_x, pad_y, pad_x + new_w, pad_y + new_h),
@@ -149,10 +151,11 @@ class MediaPipeDetector:
     def reset(self) -> None:
         """Nothing to forget: every frame is detected on its own."""
 
-    def detect(self, image_bgr: np.ndarray) -> Faces:
-        """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
+    def detect(self, image_bgr: np.ndarray | FrameLevels) -> Faces:
+        """Faces in one (H, W, 3) uint8 BGR frame (or its FrameLevels), in frame pixels."""
         if self._detector is None:
             raise RuntimeError("detector is closed")
+        image_bgr = frame_of(image_bgr)
         h, w = image_bgr.shape[:2]
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)  # (H, W, 3) uint8 RGB, contiguous
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)

@@ -20,6 +20,7 @@ import math
 import cv2
 import numpy as np
 
+from edge.detect.windows import FrameLevels
 from edge.types import Faces
 
 THUMB_DIV = 8  # the thumbnail is this many times smaller than the frame on each side (a power of 2)
@@ -58,25 +59,32 @@ class Thumbnail:
         # resize by THUMB_DIV, which OpenCV does not take on a fast path; colour goes to gray after
         # the first halving, on a quarter of the pixels. A frame smaller than one block has no
         # whole blocks and takes the plain area resize.
-        self._halves = None
+        # The first halving is the frame's own (FrameLevels.level(1)), which the detector's windows
+        # use as well: the same 2x2 means, whose top-left part covers the cropped frame.
+        self._grays = None
         if self._crop == (self.size[1] * THUMB_DIV, self.size[0] * THUMB_DIV):
             h, w = self._crop
-            half_bgr = np.zeros((h // 2, w // 2, 3), np.uint8)
-            grays = [np.zeros((h >> i, w >> i), np.uint8) for i in range(1, _HALVINGS)] + [self._gray]
-            self._halves = (half_bgr, grays)
+            self._grays = [np.zeros((h >> i, w >> i), np.uint8) for i in range(1, _HALVINGS)] + [self._gray]
         else:
             self._small = np.zeros((self.size[1], self.size[0], 3), np.uint8)  # BGR
 
-    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray | FrameLevels) -> np.ndarray:
+        """image: an (H, W, 3) uint8 BGR frame, or its FrameLevels (whose halving and thumbnail
+        are then shared with the frame's other users) -> (H / THUMB_DIV, W / THUMB_DIV) uint8 gray."""
+        levels = FrameLevels.of(image)
+        if levels.gray_thumb is not None and levels.gray_thumb.shape == self._gray.shape:
+            np.copyto(self._gray, levels.gray_thumb)
+            return self._gray
         h, w = self._crop
-        if self._halves is None:
-            cv2.resize(image_bgr[:h, :w], self.size, dst=self._small, interpolation=cv2.INTER_AREA)
-            return cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray)
-        half_bgr, grays = self._halves
-        cv2.resize(image_bgr[:h, :w], half_bgr.shape[1::-1], dst=half_bgr, interpolation=cv2.INTER_LINEAR)
-        x = cv2.cvtColor(half_bgr, cv2.COLOR_BGR2GRAY, dst=grays[0])
-        for dst in grays[1:]:
-            x = cv2.resize(x, dst.shape[::-1], dst=dst, interpolation=cv2.INTER_LINEAR)
+        if self._grays is None:
+            cv2.resize(levels.image[:h, :w], self.size, dst=self._small, interpolation=cv2.INTER_AREA)
+            x = cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray)
+        else:
+            grays = self._grays
+            x = cv2.cvtColor(levels.level(1)[:h // 2, :w // 2], cv2.COLOR_BGR2GRAY, dst=grays[0])
+            for dst in grays[1:]:
+                x = cv2.resize(x, dst.shape[::-1], dst=dst, interpolation=cv2.INTER_LINEAR)
+        levels.gray_thumb = x
         return x
 
 
@@ -150,21 +158,22 @@ class StillCarry:
         self._ran = False
         self.detector.reset()
 
-    def detect(self, image_bgr: np.ndarray) -> Faces:
-        """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
+    def detect(self, image_bgr: np.ndarray | FrameLevels) -> Faces:
+        """Faces in one (H, W, 3) uint8 BGR frame (or its FrameLevels), in frame pixels."""
         if self.carry_frames == 0:
             return self.detector.detect(image_bgr)
-        shape = image_bgr.shape[:2]
+        levels = FrameLevels.of(image_bgr)  # the wrapped detector's windows use its halvings too
+        shape = levels.shape[:2]
         if self._shape != shape:
             self._shape, self._thumbnail, self._ran = shape, Thumbnail(*shape), False
             self._seen = np.zeros(self._thumbnail.size[::-1], np.uint8)
-        thumb = self._thumbnail(image_bgr)
+        thumb = self._thumbnail(levels)
         self.carried_last_frame = (self._ran and self._carry_ok and self._carried < self.carry_frames
                                    and still(thumb, self._seen))
         if self.carried_last_frame:
             self._carried += 1
             return self._faces
-        faces = self.detector.detect(image_bgr)
+        faces = self.detector.detect(levels)
         self._seen[:] = thumb
         self._ran, self._faces, self._carried = True, faces, 0
         self._carry_ok = bool(carriable(faces.xyxy, faces.score).all())

@@ -296,10 +296,10 @@ class TiledDetector:
         """The coarse and level windows of a full scan of a (height, width) frame."""
         return plan_scan(height, width, self.min_face_px, self.tile_px)
 
-    def _windows(self, image_bgr: np.ndarray) -> tuple[list[Window], np.ndarray | None]:
+    def _windows(self, levels: FrameLevels) -> tuple[list[Window], np.ndarray | None]:
         """The coarse window and the level windows this frame runs, and its thumbnail (None on a
         full scan; the regions of interest are chosen once the coarse pass has run, `_rois`)."""
-        h, w = image_bgr.shape[:2]
+        h, w = levels.shape[:2]
         if self._shape != (h, w):
             self._shape = (h, w)
             self._coarse, self._tiles = self.plan(h, w)
@@ -314,12 +314,12 @@ class TiledDetector:
             return [self._coarse], None
         if full:
             if self.stream:
-                thumb = self._schedule.thumbnail(image_bgr)
+                thumb = self._schedule.thumbnail(levels)
                 self._schedule.restart(thumb)
                 self._roi_seen[:] = thumb
             self.tiles_last_frame = tuple(range(len(self._tiles)))
             return [self._coarse, *self._tiles], None
-        thumb = self._schedule.thumbnail(image_bgr)
+        thumb = self._schedule.thumbnail(levels)
         self.tiles_last_frame = self._schedule.next(thumb, self._memory)
         return [self._coarse, *(self._tiles[t] for t in self.tiles_last_frame)], thumb
 
@@ -393,13 +393,13 @@ class TiledDetector:
     def _run(self, levels: FrameLevels, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._nets.run(levels, win, self._logit_threshold)
 
-    def detect(self, image_bgr: np.ndarray) -> Faces:
-        """Faces in one (H, W, 3) uint8 BGR frame, in frame pixels."""
+    def detect(self, image_bgr: np.ndarray | FrameLevels) -> Faces:
+        """Faces in one (H, W, 3) uint8 BGR frame (or its FrameLevels), in frame pixels."""
         if self._closed:
             raise RuntimeError("detector is closed")
-        h, w = check_image(image_bgr)
-        windows, thumb = self._windows(image_bgr)
-        levels = FrameLevels(image_bgr)  # the frame's halvings, shared by its windows
+        levels = FrameLevels.of(image_bgr)  # the frame's halvings, shared by its windows
+        h, w = check_image(levels.image)
+        windows, thumb = self._windows(levels)
         parts = [self._run(levels, windows[0])]  # the coarse pass first: it decides what a full scan skips
         confirmed = np.zeros((0, 4), np.float32)
         if thumb is None and len(windows) > 1:

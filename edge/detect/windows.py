@@ -78,6 +78,20 @@ class FrameLevels:
     def __init__(self, image_bgr: np.ndarray):
         self.shape = image_bgr.shape
         self._levels = [image_bgr]
+        # The frame's gray motion thumbnail (edge.detect.motion.Thumbnail), made by the first
+        # Thumbnail that looks at this frame and copied by any other: the still-frame carry and the
+        # tiled scan's schedule both look at every frame.
+        self.gray_thumb: np.ndarray | None = None
+
+    @staticmethod
+    def of(image: "np.ndarray | FrameLevels") -> "FrameLevels":
+        """`image` itself when it is a FrameLevels, else a new one of this (H, W, 3) uint8 BGR frame."""
+        return image if isinstance(image, FrameLevels) else FrameLevels(image)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The frame itself, (H, W, 3) uint8 BGR."""
+        return self._levels[0]
 
     def level_for(self, scale: float) -> int:
         """The smallest level a window with this zoom (input px per frame px) still shrinks or keeps."""
@@ -92,6 +106,11 @@ class FrameLevels:
             h, w = prev.shape[0] // 2, prev.shape[1] // 2
             self._levels.append(cv2.resize(prev[:2 * h, :2 * w], (w, h), interpolation=cv2.INTER_LINEAR))
         return self._levels[k]
+
+
+def frame_of(image: np.ndarray | FrameLevels) -> np.ndarray:
+    """The (H, W, 3) uint8 BGR frame of an image or of its FrameLevels."""
+    return image.image if isinstance(image, FrameLevels) else image
 
 
 # Interpreters kept, one per input shape: a video's scan uses a handful of shapes; a photo folder
@@ -141,7 +160,7 @@ class WindowNets:
     def run(self, image: np.ndarray | FrameLevels, win: Window, logit_threshold: float) -> Detections:
         """Raw detections of one window of a (H, W, 3) uint8 BGR frame (or its FrameLevels, shared by
         the frame's windows): boxes (k, 4) and keypoints (k, 6, 2) in frame px, scores (k,)."""
-        levels = image if isinstance(image, FrameLevels) else FrameLevels(image)
+        levels = FrameLevels.of(image)
         net = self.net(win.height, win.width)
         k = levels.level_for(win.scale)
         source, f = levels.level(k), 1 << k

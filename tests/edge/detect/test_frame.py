@@ -305,3 +305,28 @@ def test_mediapipe_backend_via_make_detector(detector_dir, faces48):
         assert_face_geometry(faces, 0, region)
     with pytest.raises(ValueError, match="short-range"):
         MediaPipeDetector("blaze_face_short_range.tflite", full_range=True)
+
+
+@pytest.mark.parametrize("src, dst", [
+    ((0, 0, 1920, 1080), (0, 0, 384, 384)),  # a tile: the region fills the input
+    ((0, 0, 1920, 1080), (0, 28, 128, 100)),  # a letterbox: black above and below
+    ((300, 200, 500, 330), (10, 0, 118, 128)),  # a window at the frame's edge: black at the sides
+])
+def test_the_network_input_is_the_region_in_rgb_from_minus_one_to_one(detector_dir, faces48, src, dst):
+    """MediaPipe's input contract, which the lookup table must keep: RGB, p / 127.5 - 1 in
+    float32, and -1 (black) wherever the region does not land."""
+    from edge.detect.anchors import SHORT_RANGE
+    from edge.detect.blazeface import BlazeFaceNet
+
+    frame, _ = scene(faces48[0], 300, (1080, 1920), (400, 250), background="noise", tint_bgr=(0.5, 0.8, 1.0))
+    u0, v0, u1, v1 = dst
+    size = 384 if dst[2] == 384 else 128
+    net = BlazeFaceNet(detector_dir / SHORT, SHORT_RANGE, height=size, width=size, num_threads=1)
+    for _ in range(2):  # the second run reuses every buffer
+        net.run(frame, src, dst, cv2.INTER_AREA, logit_threshold=100.0)
+    x0, y0, x1, y1 = src
+    region = cv2.resize(frame[y0:y1, x0:x1], (u1 - u0, v1 - v0), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+    want = np.full((size, size, 3), -1.0, np.float32)
+    want[v0:v1, u0:u1] = region.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    assert np.allclose(net.input[0], want, atol=1e-6, rtol=0)
+    assert net.input.min() >= -1.0 and net.input.max() <= 1.0

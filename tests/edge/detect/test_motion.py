@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -10,7 +12,9 @@ from benchmarks.scenes.synthetic import paste_face
 from edge.capture.readers import read_video_frames
 from edge.detect import motion
 from edge.detect.frame import BlazeFaceDetector
+from edge.detect.factory import DetectorConfig, make_detector
 from edge.detect.motion import StillCarry
+from edge.detect.windows import FrameLevels
 
 SHORT = "blaze_face_short_range.tflite"
 
@@ -121,3 +125,42 @@ def test_the_thumbnail_is_a_whole_factor_smaller_at_every_frame_size(faces, heig
         assert not motion.still(thumbnail(moved)[area], thumb[area])
     else:
         assert (w, h) == (1, 1)
+
+
+@pytest.mark.parametrize("height, width", [(480, 640), (1080, 1920), (483, 641), (351, 350), (7, 5)])
+def test_the_thumbnail_of_a_frames_levels_is_the_thumbnail_of_the_frame(faces, height, width):
+    """The thumbnail from FrameLevels starts from their halving (shared with the detector's windows):
+    exactly the pixels of the thumbnail made from the frame alone; a second thumbnail of the same
+    levels copies the first one's, into its own buffer."""
+    images, _ = faces
+    image = cv2.resize(_face_frame(images, (640, 480), 200), (width, height), interpolation=cv2.INTER_AREA)
+    image[::7, ::5] = 255 - image[::7, ::5]  # detail at every scale, so that any offset shows
+    alone = motion.Thumbnail(height, width)(np.ascontiguousarray(image)).copy()
+    levels = FrameLevels(image)
+    first, second = motion.Thumbnail(height, width), motion.Thumbnail(height, width)
+    shared = first(levels)
+    assert np.array_equal(shared, alone)
+    assert levels.gray_thumb is shared
+    copied = second(levels)
+    assert np.array_equal(copied, alone) and not np.shares_memory(copied, shared)
+
+
+@pytest.mark.parametrize("scan", ["auto", "frame"])
+def test_still_carry_gives_its_detector_the_frame_levels_and_the_same_faces(tmp_path, detector_dir, faces, scan):
+    """StillCarry hands the wrapped detector the frame's FrameLevels; on a real video, with the
+    face moving so that most frames run the network, every frame's faces are those of the
+    detector run on the plain frames."""
+    images, _ = faces
+    frames = _write_video(tmp_path / "walk.avi", [_face_frame(images, (640, 480), 150, offset=(6 * i - 60, 0))
+                                                  for i in range(20)])
+    config = DetectorConfig(model_path=str(detector_dir / SHORT), scan=scan)
+    seen = []
+    with make_detector(config) as carry, make_detector(replace(config, carry_frames=0)) as plain:
+        inner = carry.detector
+        run = inner.detect
+        inner.detect = lambda image: (seen.append(type(image)), run(image))[1]
+        for frame in frames:
+            got, want = carry.detect(frame), plain.detect(frame)
+            if not carry.carried_last_frame:
+                assert np.array_equal(got.xyxy, want.xyxy) and np.array_equal(got.score, want.score)
+    assert seen and set(seen) == {FrameLevels}
