@@ -26,6 +26,7 @@ import numpy as np
 from edge.classify.classifier import EmotionClassifier
 from edge.detect.confirm import uncertain
 from edge.detect.factory import DetectorConfig, FaceDetector, make_detector
+from edge.detect.motion import StillCarry
 from edge.interpreter import DEFAULT_THREADS
 from edge.classify.preprocess import crop_face, crop_window, to_gray, to_model_input
 from edge.track.tracker import Tracker, TrackerConfig
@@ -111,6 +112,9 @@ class Pipeline:
         self._crops = np.empty((8, spec.height, spec.width), np.uint8)  # reused; grows with the face count
         self._index = 0
         self._t0 = time.monotonic()
+        # The faces and raw probabilities (n, C) of the last frame classified: a frame that the
+        # detector carries (it stands still) keeps them (`classify`).
+        self._last: tuple[Faces, np.ndarray] | None = None
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> "Pipeline":
@@ -137,6 +141,7 @@ class Pipeline:
         """Forget all tracks and the faces the detector remembers (a new, unrelated video or still)."""
         self.tracker.reset()
         self.detector.reset()
+        self._last = None
 
     def process(self, image_bgr: np.ndarray, *, index: int | None = None, t: float | None = None,
                 source: str = "") -> FrameResult:
@@ -183,17 +188,28 @@ class Pipeline:
             self.detector.reset()
         t_start = time.perf_counter()
         faces: Faces = self.detector.detect(frame.image)
-        return Detection(frame=frame, faces=faces, detect_ms=(time.perf_counter() - t_start) * 1e3, fresh=fresh)
+        carried = isinstance(self.detector, StillCarry) and self.detector.carried_last_frame
+        return Detection(frame=frame, faces=faces, detect_ms=(time.perf_counter() - t_start) * 1e3, fresh=fresh,
+                         carried=carried)
 
     def classify(self, detection: Detection) -> FrameResult:
         """Crop, classify and track the faces of one detected frame; call in frame order."""
         frame, faces = detection.frame, detection.faces
         if detection.fresh:
             self.tracker.reset()
+            self._last = None
         self._index = frame.index + 1
         t_detect = time.perf_counter()
         n = len(faces)
-        if n:
+        last = self._last
+        if detection.carried and last is not None and last[0] is faces:
+            # The detector found this frame standing still since its last pass and gave the very
+            # faces of the frame before: their crops differ from that frame's by little more than
+            # sensor and codec noise, so they keep its classification too (at most carry_frames
+            # frames in a row, as the faces; --carry-frames 0 classifies every frame).
+            t_pre = time.perf_counter()
+            probs = last[1]
+        elif n:
             pixels = self._face_pixels(frame.image, faces)
             t_pre = time.perf_counter()
             probs = self.classifier.classify_pixels(pixels)  # (n, C) float32
@@ -201,6 +217,7 @@ class Pipeline:
             t_pre = time.perf_counter()
             probs = np.zeros((0, len(self.labels)), np.float32)
         t_cls = time.perf_counter()
+        self._last = (faces, probs)
         tracks = self.tracker.update(faces.xyxy, probs, t=frame.t)
         t_end = time.perf_counter()
         timings = StageTimings(detect_ms=detection.detect_ms, preprocess_ms=(t_pre - t_detect) * 1e3,
@@ -219,9 +236,13 @@ class Detection:
     faces: Faces
     detect_ms: float
     fresh: bool = False  # the detector was reset for this frame: reset the tracker too
+    carried: bool = False  # the detector carried the last frame's faces (edge.detect.motion.StillCarry)
 
 
 class FrameSource(Protocol):
+    """Frames in order; `live` (optional, default False): a camera or stream that gives its newest
+    frame, dropping those the loop had no time for (edge.capture.thread.Capture)."""
+
     def read(self, after: int = -1, timeout_s: float | None = None) -> Frame | None: ...
 
 
@@ -235,23 +256,27 @@ class DetectAhead:
     fits: a live source gives its newest frame, a file every frame). Results come out in frame
     order, and the tracker sees every frame in order, on the caller's thread. The detector's
     interpreters are used by the worker only, the classifier's by the caller only (LiteRT and
-    OpenCV release the GIL while they compute, so the two overlap on two cores). At most two
-    frames are in flight: the one the caller is about to take and the next, so the latency of a
-    live source does not grow. Errors of the source (EndOfStream, SourceError) and of detection
+    OpenCV release the GIL while they compute, so the two overlap on two cores). Frames in flight
+    (detected or being detected, not yet taken): LIVE_IN_FLIGHT from a live source, the one the
+    caller is about to take and the next, so its latency does not grow; FILE_IN_FLIGHT from a
+    file, whose frames wait anyway. Errors of the source (EndOfStream, SourceError) and of detection
     are raised by `next` in frame order. fresh(frame) -> True: the frame starts a new, unrelated
     stream (a still, a rewound file), so detector memory and tracks are reset for it.
     """
 
-    # Not three from a file: small frames gained some frames/s, the 1080p crowd none, and the
-    # latency tail grew to the edge of its target (docs/benchmarks.md, *Runtime settings and their
-    # measurements*); two also keep a live source's latency from growing.
-    IN_FLIGHT = 2
+    # A file's third frame in flight lets the worker go on detecting while the caller is slow on a
+    # frame and the caller go on while the worker is (a level window): more frames/s for a little
+    # more latency per frame (docs/benchmarks.md, *Runtime settings and their measurements*). A
+    # live source keeps two, so that what is shown stays as close to the camera as it can.
+    FILE_IN_FLIGHT = 3
+    LIVE_IN_FLIGHT = 2
     workers = 2
 
     def __init__(self, pipeline: Pipeline, source: FrameSource, *, fresh: Callable[[Frame], bool] | None = None,
                  poll_s: float = 0.1, join_timeout_s: float = 5.0):
         self.pipeline = pipeline
         self.source = source
+        self.in_flight = self.LIVE_IN_FLIGHT if getattr(source, "live", False) else self.FILE_IN_FLIGHT
         self.fresh = fresh
         self._poll_s = poll_s
         self._join_timeout_s = join_timeout_s
@@ -304,7 +329,7 @@ class DetectAhead:
         the poll interval), so a window can still handle its events."""
         if self._failed:
             raise RuntimeError("DetectAhead already raised its source's error")
-        while self._in_flight < self.IN_FLIGHT and not self._stop.is_set():
+        while self._in_flight < self.in_flight and not self._stop.is_set():
             self._credits.release()
             self._in_flight += 1
         try:

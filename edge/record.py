@@ -16,7 +16,8 @@ source frame; "classify" is crop + inference (the preprocess and classify stages
 
 - "score": the detector's confidence in the box;
 - "probs": the smoothed probabilities (an EMA over the face's track), which the label comes from;
-  "probs_raw": this frame's own classifier output. With smoothing off the two are equal;
+  "probs_raw": the classifier's output for this frame's face (on a frame the detector carries,
+  one that stands still, the frame before's: edge.pipeline). With smoothing off the two are equal;
 - "emotion" and "confidence": the label shown and its value in "probs". It is the largest of
   "probs", except while label hysteresis holds the previous label for a few frames: then "held"
   is true;

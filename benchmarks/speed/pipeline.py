@@ -131,6 +131,7 @@ class ReaderSource:
 
     def __init__(self, reader: FrameReader):
         self.reader = reader
+        self.live = reader.camera  # the frame loop keeps fewer frames in flight for a camera (DetectAhead)
         self._index = 0
         self._rewinds = reader.rewinds
         self._lock = threading.Lock()

@@ -70,7 +70,8 @@ def add_pipeline_args(parser, groups: tuple[str, ...] = GROUPS, skip: tuple[str,
     add("detector", "--carry-frames", type=int, default=d.carry_frames,
         help=f"frames in a row a sure face (score >= {CONFIDENT_SCORE:g}, >= {CARRY_MIN_PX} px) keeps its detection "
         f"instead of running the detector again while the frame around it stands still (its {THUMB_DIV}x smaller "
-        "gray thumbnail unchanged); 0 runs the detector on every frame")
+        "gray thumbnail unchanged); when the whole frame is carried its faces keep their last classification "
+        "too; 0 runs the detector and the classifier on every frame")
     add("model", "--model", "--emotion-model", dest="emotion_model", default=p.emotion_model,
         help="emotion .tflite with its .json sidecar (default: the shipped models/emotion_int8.tflite)")
     add("model", "--tta", choices=TTA, default=p.tta,

@@ -159,3 +159,51 @@ def test_from_defaults_rejects_unknown_fields():
     with pytest.raises(TypeError, match="unknown PipelineConfig field"):
         Pipeline.from_defaults(smoothing=False)
     assert PipelineConfig().tracker.smooth and PipelineConfig().tracker.max_missed == 10
+
+
+def _face_video(tmp_path, faces_dir, step_px: int, n: int = 12) -> list[np.ndarray]:
+    """n 640x480 frames of one 160 px face moving step_px per frame, through a real MJPG file
+    (the decoded frames carry the codec's noise, so a still face's crops are never equal)."""
+    import cv2
+
+    from benchmarks.scenes.synthetic import paste_face
+    from edge_runtime_helpers import fer_faces
+
+    images, _ = fer_faces(faces_dir, per_class=1)
+    path = tmp_path / f"face_{step_px}.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (640, 480))
+    for i in range(n):
+        frame = np.full((480, 640, 3), 140, np.uint8)
+        x = 200 + step_px * i
+        paste_face(frame, images[3], (x, 150, x + 160, 310))
+        writer.write(frame)
+    writer.release()
+    return read_video_frames(path)
+
+
+@pytest.mark.parametrize("carry_frames, step_px, classified", [
+    (2, 0, 4),  # a still face: the network runs on frames 0, 3, 6, 9
+    (1, 0, 6),
+    (0, 0, 12),
+    (2, 12, 12),  # a moving face: every frame is detected and classified again
+])
+def test_a_frame_that_stands_still_keeps_the_classification_of_the_frame_before(tmp_path, faces_dir, detector_dir,
+                                                                              carry_frames, step_px, classified):
+    frames = _face_video(tmp_path, faces_dir, step_px)
+    with Pipeline.from_defaults(smooth=False, carry_frames=carry_frames) as pipe, \
+            Pipeline.from_defaults(smooth=False, carry_frames=0) as every:
+        calls = []
+        classify = pipe.classifier.classify_pixels
+        pipe.classifier.classify_pixels = lambda pixels: (calls.append(len(pixels)), classify(pixels))[1]
+        previous = None
+        for image in frames:
+            result, fresh = pipe.process(image), every.process(image)
+            assert len(result.faces) == 1
+            if pipe.detector.carried_last_frame:
+                assert np.array_equal(result.raw_probs, previous.raw_probs)
+                # What the classifier would say on this frame's own crop is all but the same.
+                assert np.abs(result.raw_probs - fresh.raw_probs).max() < 0.1
+            else:
+                np.testing.assert_allclose(result.raw_probs, fresh.raw_probs, atol=1e-6)
+            previous = result
+    assert len(calls) == classified

@@ -94,8 +94,9 @@ def test_the_worker_stops_and_is_joined(pipeline, video):
 
 def test_a_live_source_stays_on_the_newest_frame(pipeline, video):
     """With a slow consumer, a live source drops frames instead of queueing them: at most two
-    frames are ever in flight, and the indices only grow."""
+    frames are ever in flight (a file has three), and the indices only grow."""
     with Capture.from_spec(parse_source(str(video)), realtime=True) as capture, DetectAhead(pipeline, capture) as ahead:
+        assert ahead.in_flight == DetectAhead.LIVE_IN_FLIGHT == 2
         indices, in_flight = [], []
         while True:
             try:
@@ -109,8 +110,28 @@ def test_a_live_source_stays_on_the_newest_frame(pipeline, video):
             time.sleep(3.0 / 15.0)  # three frame periods of the 15 frames/s file: frames must be dropped
         drops = capture.stats.drops
     assert indices == sorted(set(indices))
-    assert max(in_flight) <= DetectAhead.IN_FLIGHT - 1  # besides the one just taken
+    assert max(in_flight) <= DetectAhead.LIVE_IN_FLIGHT - 1  # besides the one just taken
     assert drops > 0 and len(indices) < N_FRAMES
+
+
+def test_a_file_keeps_three_frames_in_flight_and_loses_none(pipeline, video):
+    """From a file the worker may detect up to two frames beyond the one the caller takes, and a
+    slow caller still gets every frame, in order."""
+    with Capture.from_spec(parse_source(str(video))) as capture, DetectAhead(pipeline, capture) as ahead:
+        assert ahead.in_flight == DetectAhead.FILE_IN_FLIGHT == 3
+        indices, waiting = [], []
+        while True:
+            try:
+                result = ahead.next(timeout_s=30.0)
+            except EndOfStream:
+                break
+            if result is None:
+                continue
+            time.sleep(0.05)  # the worker catches up meanwhile
+            waiting.append(ahead._done.qsize())
+            indices.append(result.frame.index)
+    assert indices == list(range(N_FRAMES))
+    assert max(waiting) == DetectAhead.FILE_IN_FLIGHT - 1
 
 
 def test_stills_are_fresh_streams(pipeline, video):
