@@ -20,9 +20,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.asarray(b, np.float64).reshape(-1, 4)
     iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    # np.maximum rather than np.clip: the same values, without clip's dispatch, which costs more
+    # than the arithmetic on the few boxes of a frame (this runs several times per frame).
+    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
+    area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
@@ -70,6 +72,11 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
     if len(scores) == 0:
         return (np.zeros((0, 4), np.float32), np.zeros((0, *keypoints.shape[1:]), np.float32),
                 np.zeros((0,), np.float32))
+    if len(scores) == 1:  # the usual case of a window: one cluster, the same arithmetic as below
+        total = scores.sum()
+        return (((boxes * scores[:, None]).sum(axis=0) / total)[None].astype(np.float32),
+                ((keypoints * scores[:, None, None]).sum(axis=0) / total)[None].astype(np.float32),
+                np.asarray(scores, np.float32).reshape(1))
     order = np.argsort(-scores, kind="stable")
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
     iou = iou_matrix(boxes, boxes)

@@ -56,3 +56,22 @@ def test_weighted_nms_averages_clusters_by_score():
     assert out[1].tolist() == pytest.approx(box(400, 0))
     empty = weighted_nms(np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0, np.float32), 0.3)
     assert [a.shape for a in empty] == [(0, 4), (0, 6, 2), (0,)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("score", [0.41, 0.5, 0.9999])
+def test_weighted_nms_of_one_detection_is_that_detection(dtype, score):
+    """One detection is one cluster: its own box and keypoints (a weighted mean of one, float32),
+    and its score; the shapes a window's many detections give."""
+    box = np.array([[10.25, 20.5, 110.75, 140.125]], dtype)
+    keypoints = np.arange(12, dtype=dtype).reshape(1, 6, 2) * 7.5 + 30.0
+    boxes, kps, scores = weighted_nms(box, keypoints, np.array([score], dtype), 0.3)
+    assert boxes.shape == (1, 4) and kps.shape == (1, 6, 2) and scores.shape == (1,)
+    assert boxes.dtype == kps.dtype == scores.dtype == np.float32
+    np.testing.assert_allclose(boxes, box, rtol=1e-6)
+    np.testing.assert_allclose(kps, keypoints, rtol=1e-6)
+    assert scores[0] == np.float32(score)
+    # The same detection twice, far apart from nothing else, gives the same as once.
+    two = weighted_nms(np.repeat(box, 2, axis=0), np.repeat(keypoints, 2, axis=0), np.array([score] * 2, dtype), 0.3)
+    np.testing.assert_allclose(two[0], boxes, rtol=1e-6)
+    np.testing.assert_allclose(two[1], kps, rtol=1e-6)
