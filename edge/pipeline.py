@@ -258,8 +258,9 @@ class DetectAhead:
     interpreters are used by the worker only, the classifier's by the caller only (LiteRT and
     OpenCV release the GIL while they compute, so the two overlap on two cores). Frames in flight
     (detected or being detected, not yet taken): LIVE_IN_FLIGHT from a live source, the one the
-    caller is about to take and the next, so its latency does not grow; FILE_IN_FLIGHT from a
-    file, whose frames wait anyway. Errors of the source (EndOfStream, SourceError) and of detection
+    caller is about to take and the next, so its latency does not grow; from a file up to
+    FILE_IN_FLIGHT, the extra ones only while the caller finds no detected frame waiting (the
+    worker is the slower side). Errors of the source (EndOfStream, SourceError) and of detection
     are raised by `next` in frame order. fresh(frame) -> True: the frame starts a new, unrelated
     stream (a still, a rewound file), so detector memory and tracks are reset for it.
     """
@@ -329,7 +330,11 @@ class DetectAhead:
         the poll interval), so a window can still handle its events."""
         if self._failed:
             raise RuntimeError("DetectAhead already raised its source's error")
-        while self._in_flight < self.in_flight and not self._stop.is_set():
+        # A detected frame already waiting means the worker keeps ahead of this thread: more in
+        # flight would only make frames wait longer. The file's third frame goes out only while
+        # this thread waits for the worker.
+        limit = self.in_flight if self._done.empty() else min(self.in_flight, self.LIVE_IN_FLIGHT)
+        while self._in_flight < limit and not self._stop.is_set():
             self._credits.release()
             self._in_flight += 1
         try:

@@ -114,24 +114,61 @@ def test_a_live_source_stays_on_the_newest_frame(pipeline, video):
     assert drops > 0 and len(indices) < N_FRAMES
 
 
-def test_a_file_keeps_three_frames_in_flight_and_loses_none(pipeline, video):
-    """From a file the worker may detect up to two frames beyond the one the caller takes, and a
-    slow caller still gets every frame, in order."""
-    with Capture.from_spec(parse_source(str(video))) as capture, DetectAhead(pipeline, capture) as ahead:
+class _GatedFrames:
+    """A file-like frame source (not live) that gives its frames only while `gate` is set."""
+
+    def __init__(self, images):
+        from edge.types import Frame
+
+        self.frames = [Frame(image=image, index=i, t=i / 15.0) for i, image in enumerate(images)]
+        self.gate = threading.Event()
+        self.reads = 0
+
+    def read(self, after: int = -1, timeout_s: float | None = None):
+        if not self.gate.wait(timeout_s):
+            return None
+        if after + 1 >= len(self.frames):
+            raise EndOfStream
+        self.reads += 1
+        return self.frames[after + 1]
+
+
+def _wait_for(condition, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the worker did not get there"
+        time.sleep(0.005)
+
+
+def test_a_file_has_a_third_frame_in_flight_only_while_the_caller_waits(pipeline, video):
+    """From a file: while the caller finds nothing detected, up to three frames are granted to the
+    worker; once detected frames wait for the caller, it grants only up to two, so that frames do
+    not queue behind a slow caller. Every frame comes out, in order."""
+    from edge.capture.readers import read_video_frames
+
+    source = _GatedFrames(read_video_frames(video)[:8])
+    with DetectAhead(pipeline, source) as ahead:
         assert ahead.in_flight == DetectAhead.FILE_IN_FLIGHT == 3
-        indices, waiting = [], []
+        assert ahead.next(timeout_s=0.05) is None  # nothing to detect yet: the caller waits
+        assert ahead._in_flight == 3
+        source.gate.set()
+        _wait_for(lambda: ahead._done.qsize() == 3)  # the worker detected its three and stops
+        time.sleep(0.05)
+        assert source.reads == 3
+        indices = []
+        for _ in range(3):  # a slow caller: a detected frame is always waiting when it comes back
+            indices.append(ahead.next(timeout_s=30.0).frame.index)
+            assert ahead._in_flight <= 2
+        _wait_for(lambda: ahead._done.qsize() >= ahead._in_flight)
+        assert source.reads == 4  # one frame granted in those three calls (three in flight: two)
         while True:
             try:
                 result = ahead.next(timeout_s=30.0)
             except EndOfStream:
                 break
-            if result is None:
-                continue
-            time.sleep(0.05)  # the worker catches up meanwhile
-            waiting.append(ahead._done.qsize())
-            indices.append(result.frame.index)
-    assert indices == list(range(N_FRAMES))
-    assert max(waiting) == DetectAhead.FILE_IN_FLIGHT - 1
+            if result is not None:
+                indices.append(result.frame.index)
+    assert indices == list(range(8))
 
 
 def test_stills_are_fresh_streams(pipeline, video):
