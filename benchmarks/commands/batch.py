@@ -4,7 +4,9 @@ Not a test: it measures. Every figure is one run of the real command in its own 
 (wall clock from start to exit, interpreter start included), except where "work" is said: there
 the command runs inside an interpreter that has already imported fer-edge, and only its call is
 timed. The 1-minute load average is recorded before and after each figure, because the machine
-may be shared.
+may be shared. The engines are compared over --rounds rounds, every other one in reverse order,
+because a shared machine's speed drifts within minutes; the report gives every round and, as its
+figures, the round with the median ratio (`median_index`).
 
 - videos: 8 real-photo videos (benchmarks.photos.videos, seeds 0-2, the first 8 of interview
   640x360, clip 720x480, crowd 1920x1080 in turn, --frames each), through `fer-edge run --source V
@@ -107,24 +109,33 @@ class RayHead:
         self.cluster.shutdown()
 
 
-def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool) -> dict:
+def median_index(values: list[float]) -> int:
+    """The index of the median of `values` (of the lower middle one for an even count)."""
+    if not values:
+        raise ValueError("no values")
+    order = sorted(range(len(values)), key=lambda i: (values[i], i))
+    return order[(len(values) - 1) // 2]
+
+
+def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool, rounds: int = 3) -> dict:
     videos = make_videos(photos, work / "videos", frames)
     listing = work / "videos.txt"
     listing.write_text("".join(f"{v}\n" for v in videos))
     result: dict = {"machine": {"cores": os.cpu_count()}, "videos": [v.name for v in videos]}
 
-    serial = {"wall_s": 0.0, "cpu_s": 0.0, "load_before": _load()}
-    frames_run = 0
-    for v in videos:
-        out = work / "serial" / f"{v.parent.name}_{v.stem}.jsonl"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        r = _timed(["run", "--source", str(v), "--headless", "--jsonl", str(out)])
-        serial["wall_s"] += r["wall_s"]
-        serial["cpu_s"] += r["cpu_s"]
-        frames_run += sum(1 for _ in open(out))
-    serial.update(load_after=_load(), frames=frames_run, fps=round(frames_run / serial["wall_s"], 2))
-    serial["wall_s"], serial["cpu_s"] = round(serial["wall_s"], 3), round(serial["cpu_s"], 2)
-    result["run_one_after_another"] = serial
+    def one_after_another() -> dict:
+        serial = {"wall_s": 0.0, "cpu_s": 0.0, "load_before": _load()}
+        frames_run = 0
+        for v in videos:
+            out = work / "serial" / f"{v.parent.name}_{v.stem}.jsonl"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            r = _timed(["run", "--source", str(v), "--headless", "--jsonl", str(out)])
+            serial["wall_s"] += r["wall_s"]
+            serial["cpu_s"] += r["cpu_s"]
+            frames_run += sum(1 for _ in open(out))
+        serial.update(load_after=_load(), frames=frames_run, fps=round(frames_run / serial["wall_s"], 2))
+        serial["wall_s"], serial["cpu_s"] = round(serial["wall_s"], 3), round(serial["cpu_s"], 2)
+        return serial
 
     def engine(name: str, *extra: str, env: dict | None = None) -> dict:
         out = work / name
@@ -133,17 +144,34 @@ def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool) 
         n = _frames(out)
         return r | {"frames": n, "fps": round(n / r["wall_s"], 2)}
 
-    result["batch_local"] = engine("local")
-    result["batch_local"]["x_run"] = round(result["batch_local"]["fps"] / serial["fps"], 2)
-    if ray:
-        head = RayHead(os.cpu_count() or 1)
+    def ray_head() -> dict:
+        head = RayHead(os.cpu_count() or 1)  # started and stopped outside the timed command
         try:
-            result["batch_ray_started_before"] = engine("ray_head", "--engine", "ray", "--address", head.address)
+            return engine("ray_head", "--engine", "ray", "--address", head.address)
         finally:
             head.stop()
+
+    steps = {"run_one_after_another": one_after_another, "batch_local": lambda: engine("local")}
+    if ray:
+        steps["batch_ray_started_before"] = ray_head
+    per_round = []
+    for i in range(rounds):
+        names = list(steps) if i % 2 == 0 else list(reversed(steps))
+        figures = {"order": names} | {name: steps[name]() for name in names}
+        local, serial = figures["batch_local"], figures["run_one_after_another"]
+        local["x_run"] = round(local["fps"] / serial["fps"], 2)
+        if ray:
+            e = figures["batch_ray_started_before"]
+            e["of_local"] = round(e["fps"] / figures["batch_local"]["fps"], 3)
+        per_round.append(figures)
+    result["rounds"] = per_round
+    mid = per_round[median_index([f["batch_local"]["x_run"] for f in per_round])]
+    result["run_one_after_another"], result["batch_local"] = mid["run_one_after_another"], mid["batch_local"]
+    if ray:
+        mid = per_round[median_index([f["batch_ray_started_before"]["of_local"] for f in per_round])]
+        result["batch_ray_started_before"] = mid["batch_ray_started_before"]
         result["batch_ray_own"] = engine("ray_own", "--engine", "ray")
-        for key in ("batch_ray_started_before", "batch_ray_own"):
-            result[key]["of_local"] = round(result[key]["fps"] / result["batch_local"]["fps"], 3)
+        result["batch_ray_own"]["of_local"] = round(result["batch_ray_own"]["fps"] / result["batch_local"]["fps"], 3)
 
     mixed = work / "mixed.txt"
     extra_photos = photo_list(photos, 92, work / "photos92.txt").read_text()
@@ -185,6 +213,18 @@ def markdown(r: dict, command: str) -> str:
             lines.append(f"| {what} | {e['wall_s']:.1f} | {e['fps']:.1f} | {e['fps'] / s['fps']:.2f}x "
                          f"({100 * e['of_local']:.0f} % of local) | (Ray's workers) | {e['load_before']} / "
                          f"{e['load_after']} |")
+    if r.get("rounds"):
+        lines += ["", f"The rows above are the round with the median ratio of {len(r['rounds'])} rounds "
+                  "(every other one in reverse order; Ray's own start once, after them). Every round:", "",
+                  "| round | order | run one after another, frames/s | local, frames/s | local / run | "
+                  "Ray (address), frames/s | Ray / local |", "|---:|---|---:|---:|---:|---:|---:|"]
+        short = {"run_one_after_another": "run", "batch_local": "local", "batch_ray_started_before": "Ray"}
+        for i, f in enumerate(r["rounds"], 1):
+            ray_e = f.get("batch_ray_started_before")
+            ray_cells = f"{ray_e['fps']:.1f} | {100 * ray_e['of_local']:.0f} %" if ray_e else "- | -"
+            order = ", ".join(short[n] for n in f["order"])
+            lines.append(f"| {i} | {order} | {f['run_one_after_another']['fps']:.1f} | "
+                         f"{f['batch_local']['fps']:.1f} | {f['batch_local']['x_run']:.2f}x | {ray_cells} |")
     res = r["resume_100_inputs"]
     lines += ["", "## Resume: 100 inputs (the 8 videos and 92 photos), finished, run again", "",
               "| run | wall s | work s | load |", "|---|---:|---:|---|"]
@@ -213,13 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=150, help="frames per video (10 s at 15 fps)")
     ap.add_argument("--photo-count", type=int, default=1000, help="photos for the photos/s figure")
     ap.add_argument("--no-ray", action="store_true", help="leave out the Ray figures")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of `fer-edge run` one after another against the engines, every other one reversed; "
+                    "the report's figures are the round with the median ratio")
     args = ap.parse_args(argv)
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="fer-edge-batch-bench-")
     work = Path(args.work or tmp.name)
     work.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.commands.batch " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
-        result = measure(Path(args.photos), work, args.frames, args.photo_count, ray=not args.no_ray)
+        if args.rounds < 1:
+            raise ValueError("--rounds must be at least 1")
+        result = measure(Path(args.photos), work, args.frames, args.photo_count, ray=not args.no_ray,
+                         rounds=args.rounds)
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

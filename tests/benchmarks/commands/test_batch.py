@@ -1,0 +1,47 @@
+"""The batch benchmark's choice of round and its report (benchmarks.commands.batch); the speed itself is measured, not tested."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.commands.batch import markdown, median_index
+
+
+@pytest.mark.parametrize("values, index", [
+    ([1.5], 0),
+    ([1.9, 1.5, 1.7], 2),
+    ([1.5, 1.7, 1.9], 1),
+    ([2.0, 1.0], 1),  # an even count: the lower middle one
+    ([1.6, 1.6, 1.8, 1.4], 0),  # ties: the earlier round
+])
+def test_the_median_round(values, index):
+    assert median_index(values) == index
+
+
+def test_no_round_is_an_error():
+    with pytest.raises(ValueError):
+        median_index([])
+
+
+def _entry(fps: float, **extra) -> dict:
+    return {"wall_s": 10.0, "cpu_s": 20.0, "load_before": 1.0, "load_after": 1.5, "fps": fps, "frames": 1200} | extra
+
+
+def test_the_report_shows_every_round_and_the_median_one_as_its_figures():
+    rounds = [{"order": ["run_one_after_another", "batch_local", "batch_ray_started_before"],
+               "run_one_after_another": _entry(60.0), "batch_local": _entry(fps, x_run=round(fps / 60.0, 2)),
+               "batch_ray_started_before": _entry(ray, of_local=round(ray / fps, 3))}
+              for fps, ray in ((96.0, 80.0), (114.0, 99.0), (105.0, 93.0))]
+    result = {"machine": {"cores": 2}, "videos": ["a.mp4"] * 8, "rounds": rounds,
+              "run_one_after_another": rounds[2]["run_one_after_another"], "batch_local": rounds[2]["batch_local"],
+              "batch_ray_started_before": rounds[2]["batch_ray_started_before"],
+              "resume_100_inputs": {k: _entry(0.0, work_s=0.3) for k in ("first", "again")},
+              **{k: _entry(0.0, photos=1000, photos_per_s=200.0, photos_per_work_s=220.0)
+                 for k in ("photos_default", "photos_scan_frame")}}
+    for k in ("photos_default", "photos_scan_frame"):
+        result[k]["work_s"] = 4.5
+    text = markdown(result, "python -m benchmarks.commands.batch --photos P")
+    assert "| `fer-edge batch --engine local` | 10.0 | 105.0 | 1.75x |" in text
+    assert "median ratio of 3 rounds" in text
+    for i, (local, ratio) in enumerate(((96.0, "1.60x"), (114.0, "1.90x"), (105.0, "1.75x")), 1):
+        assert f"| {i} | run, local, Ray | 60.0 | {local:.1f} | {ratio} |" in text
