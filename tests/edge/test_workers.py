@@ -34,17 +34,21 @@ def pipeline(detector_dir, emotion_model):
         yield pipe
 
 
-def _run(pipeline, video, workers: int) -> list:
+def _drain(loop) -> list:
+    """Every result a frame loop still gives, in order, until its source ends."""
     results = []
+    while True:
+        try:
+            result = loop.next(timeout_s=30.0)
+        except EndOfStream:
+            return results
+        if result is not None:
+            results.append(result)
+
+
+def _run(pipeline, video, workers: int) -> list:
     with Capture.from_spec(parse_source(str(video))) as capture, stages(pipeline, capture, workers) as loop:
-        while True:
-            try:
-                result = loop.next(timeout_s=30.0)
-            except EndOfStream:
-                break
-            if result is not None:
-                results.append(result)
-    return results
+        return _drain(loop)
 
 
 def test_two_workers_give_the_same_results_in_frame_order(pipeline, video):
@@ -161,13 +165,7 @@ def test_a_file_has_a_third_frame_in_flight_only_while_the_caller_waits(pipeline
             assert ahead._in_flight <= 2
         _wait_for(lambda: ahead._done.qsize() >= ahead._in_flight)
         assert source.reads == 4  # one frame granted in those three calls (three in flight: two)
-        while True:
-            try:
-                result = ahead.next(timeout_s=30.0)
-            except EndOfStream:
-                break
-            if result is not None:
-                indices.append(result.frame.index)
+        indices += [result.frame.index for result in _drain(ahead)]
     assert indices == list(range(8))
 
 
