@@ -26,7 +26,6 @@ import numpy as np
 from edge.classify.classifier import EmotionClassifier
 from edge.detect.confirm import uncertain
 from edge.detect.factory import DetectorConfig, FaceDetector, make_detector
-from edge.detect.motion import StillCarry
 from edge.interpreter import DEFAULT_THREADS
 from edge.classify.preprocess import crop_face, crop_window, to_gray, to_model_input
 from edge.track.tracker import Tracker, TrackerConfig
@@ -112,8 +111,8 @@ class Pipeline:
         self._crops = np.empty((8, spec.height, spec.width), np.uint8)  # reused; grows with the face count
         self._index = 0
         self._t0 = time.monotonic()
-        # The faces and raw probabilities (n, C) of the last frame classified: a frame that the
-        # detector carries (it stands still) keeps them (`classify`).
+        # The faces and raw probabilities (n, C) of the last frame classified: a frame whose faces
+        # the detector carried (the same object again) keeps them (`classify`).
         self._last: tuple[Faces, np.ndarray] | None = None
 
     @classmethod
@@ -188,9 +187,7 @@ class Pipeline:
             self.detector.reset()
         t_start = time.perf_counter()
         faces: Faces = self.detector.detect(frame.image)
-        carried = isinstance(self.detector, StillCarry) and self.detector.carried_last_frame
-        return Detection(frame=frame, faces=faces, detect_ms=(time.perf_counter() - t_start) * 1e3, fresh=fresh,
-                         carried=carried)
+        return Detection(frame=frame, faces=faces, detect_ms=(time.perf_counter() - t_start) * 1e3, fresh=fresh)
 
     def classify(self, detection: Detection) -> FrameResult:
         """Crop, classify and track the faces of one detected frame; call in frame order."""
@@ -202,11 +199,12 @@ class Pipeline:
         t_detect = time.perf_counter()
         n = len(faces)
         last = self._last
-        if detection.carried and last is not None and last[0] is faces:
-            # The detector found this frame standing still since its last pass and gave the very
-            # faces of the frame before: their crops differ from that frame's by little more than
-            # sensor and codec noise, so they keep its classification too (at most carry_frames
-            # frames in a row, as the faces; --carry-frames 0 classifies every frame).
+        if last is not None and last[0] is faces:
+            # The very Faces object of the frame before: the detector carried them, as this frame
+            # stands still since its last pass (edge.detect.motion.StillCarry). Their crops differ
+            # from that frame's by little more than sensor and codec noise, so they keep its
+            # classification too (at most carry_frames frames in a row, as the faces;
+            # --carry-frames 0 classifies every frame).
             t_pre = time.perf_counter()
             probs = last[1]
         elif n:
@@ -236,7 +234,6 @@ class Detection:
     faces: Faces
     detect_ms: float
     fresh: bool = False  # the detector was reset for this frame: reset the tracker too
-    carried: bool = False  # the detector carried the last frame's faces (edge.detect.motion.StillCarry)
 
 
 class FrameSource(Protocol):

@@ -162,7 +162,7 @@ def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool, 
         local["x_run"] = round(local["fps"] / serial["fps"], 2)
         if ray:
             e = figures["batch_ray_started_before"]
-            e["of_local"] = round(e["fps"] / figures["batch_local"]["fps"], 3)
+            e["of_local"] = round(e["fps"] / local["fps"], 3)
         per_round.append(figures)
     result["rounds"] = per_round
     mid = per_round[median_index([f["batch_local"]["x_run"] for f in per_round])]

@@ -139,8 +139,9 @@ def accept(image_bgr: np.ndarray | FrameLevels, boxes: np.ndarray, keypoints: np
     faces. A candidate that overlaps a known face (known_xyxy (m, 4): faces of the last frames) by
     TRACK_IOU continues it from keep_score; a new one needs sure_score, or the keypoint check
     (MIN_EYE_RATIO; MIN_EYE_RATIO_LARGE from SMALL_LOOK_MIN_PX) and the second look (None: never
-    confirmed); one under keep_score must also be found in a window in which it is SMALL_LOOK_PX wide. New candidates are decided from the highest
-    score down, and one that is `part_of` a face already kept is dropped without a look."""
+    confirmed); one under keep_score must also be found in a window in which it is SMALL_LOOK_PX
+    wide. New candidates are decided from the highest score down, and one that is `part_of` a face
+    already kept is dropped without a look."""
     keep = np.zeros(len(scores), bool)
     known = np.zeros(len(scores), bool)
     if len(known_xyxy) and len(scores):

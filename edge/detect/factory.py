@@ -32,8 +32,10 @@ SCANS = ("auto", "frame", "tiles")
 
 class FaceDetector(Protocol):
     """What the pipeline needs of a detector: faces in a frame (an (H, W, 3) uint8 BGR image, or
-    its edge.detect.windows.FrameLevels, whose halvings the detector then shares with the caller);
-    forget remembered faces (a new, unrelated stream); release the interpreters."""
+    its edge.detect.windows.FrameLevels, whose halvings the detector then shares with the caller;
+    the very Faces object of the last call again means the same faces on a frame that stands still,
+    whose classification the pipeline keeps); forget remembered faces (a new, unrelated stream);
+    release the interpreters."""
 
     def detect(self, image_bgr: np.ndarray | FrameLevels) -> Faces: ...
 

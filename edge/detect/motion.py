@@ -125,7 +125,8 @@ class StillCarry:
 
     While a stream's frame has not changed in its thumbnail (`still`) since the wrapped detector
     last ran, and every face that run found is `carriable`, `detect` returns those faces again
-    instead of running the network, for at most `carry_frames` frames in a row. A still frame
+    instead of running the network (the same Faces object, which tells the pipeline that their
+    classification holds too), for at most `carry_frames` frames in a row. A still frame
     shows no new face, so nothing is missed that the network would have found. The first frame
     after `reset()` always runs.
     """

@@ -1,4 +1,5 @@
-"""The batch benchmark's choice of round and its report (benchmarks.commands.batch); the speed itself is measured, not tested."""
+"""The batch benchmark's choice of round and its report (benchmarks.commands.batch); the speed
+itself is measured, not tested."""
 
 from __future__ import annotations
 
