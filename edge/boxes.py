@@ -18,6 +18,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
+    if len(a) * len(b) <= _FEW_PAIRS:
+        return _iou_few(a.tolist(), b.tolist())
     iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
     # np.maximum rather than np.clip: the same values, without clip's dispatch, which costs more
@@ -27,6 +29,27 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+# Up to this many pairs, Python floats beat numpy's per-call dispatch (the usual frame: one to a
+# few faces against as many tracks, several times per frame, on the thread that holds the GIL).
+_FEW_PAIRS = 16
+
+
+def _iou_few(a: list, b: list) -> np.ndarray:
+    """iou_matrix of a few boxes (lists of 4 floats): the same float64 operations in the same
+    order, so the same values to the last bit."""
+    area_b = [max(x1 - x0, 0.0) * max(y1 - y0, 0.0) for x0, y0, x1, y1 in b]
+    rows = []
+    for ax0, ay0, ax1, ay1 in a:
+        area_a = max(ax1 - ax0, 0.0) * max(ay1 - ay0, 0.0)
+        row = []
+        for (bx0, by0, bx1, by1), ab in zip(b, area_b):
+            inter = max(min(ax1, bx1) - max(ax0, bx0), 0.0) * max(min(ay1, by1) - max(ay0, by0), 0.0)
+            union = area_a + ab - inter
+            row.append(inter / union if union > 0 else 0.0)
+        rows.append(row)
+    return np.array(rows, np.float64).reshape(len(a), len(b))
 
 
 def match_boxes(a_xyxy: np.ndarray, b_xyxy: np.ndarray, iou_threshold: float
@@ -45,6 +68,21 @@ def greedy_pairs(score: np.ndarray, min_score: float) -> tuple[np.ndarray, np.nd
     """Greedy one-to-one pairs (row index (k,), column index (k,)) of an (n, m) score matrix,
     highest score first; pairs need score >= min_score."""
     ai, bi = [], []
+    if 0 < score.size <= _FEW_PAIRS:
+        flat, cols = score.ravel().tolist(), score.shape[1]
+        if all(v == v for v in flat):  # no NaN, which Python's sort would not order as numpy's does
+            used_a, used_b = set(), set()
+            for k in sorted(range(len(flat)), key=lambda k: -flat[k]):  # stable, as below
+                if flat[k] < min_score:
+                    break
+                i, j = divmod(k, cols)
+                if i in used_a or j in used_b:
+                    continue
+                used_a.add(i)
+                used_b.add(j)
+                ai.append(i)
+                bi.append(j)
+            return np.array(ai, np.int64), np.array(bi, np.int64)
     if score.size:
         used_a = np.zeros(score.shape[0], bool)
         used_b = np.zeros(score.shape[1], bool)

@@ -75,3 +75,47 @@ def test_weighted_nms_of_one_detection_is_that_detection(dtype, score):
     two = weighted_nms(np.repeat(box, 2, axis=0), np.repeat(keypoints, 2, axis=0), np.array([score] * 2, dtype), 0.3)
     np.testing.assert_allclose(two[0], boxes, rtol=1e-6)
     np.testing.assert_allclose(two[1], kps, rtol=1e-6)
+
+
+def _random_boxes(rng: np.random.Generator, n: int, dtype) -> np.ndarray:
+    """n xyxy boxes, some degenerate (negative sides), some repeated, some on whole pixels."""
+    xy = rng.uniform(-50, 500, (n, 2))
+    wh = rng.uniform(-20, 200, (n, 2))
+    if rng.random() < 0.3:
+        wh = np.round(wh)
+    out = np.concatenate([xy, xy + wh], axis=1)
+    if n > 1 and rng.random() < 0.3:
+        out[0] = out[1]
+    return out.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("n, m", [(1, 1), (1, 3), (3, 1), (2, 2), (4, 4), (0, 3), (3, 0)])
+def test_few_boxes_take_the_python_path_with_the_same_values(monkeypatch, dtype, n, m):
+    """A few pairs are computed with Python floats (a frame's usual one to four faces); the values
+    and the matches must be those of the numpy path to the last bit."""
+    import edge.boxes as boxes
+
+    rng = np.random.default_rng(n * 10 + m)
+    cases = [(_random_boxes(rng, n, dtype), _random_boxes(rng, m, dtype)) for _ in range(300)]
+    few = [(iou_matrix(a, b), *match_boxes(a, b, 0.3)) for a, b in cases]
+    monkeypatch.setattr(boxes, "_FEW_PAIRS", -1)  # every case through numpy
+    for (a, b), got in zip(cases, few):
+        for g, want in zip(got, (iou_matrix(a, b), *match_boxes(a, b, 0.3))):
+            assert g.dtype == want.dtype and g.shape == want.shape
+            np.testing.assert_array_equal(g, want)
+
+
+@pytest.mark.parametrize("score, pairs", [
+    ([[0.5, 0.5], [0.5, 0.5]], ([0, 1], [0, 1])),  # ties: the first in row-major order first
+    ([[0.2, 0.9], [0.8, 0.1]], ([0, 1], [1, 0])),
+    ([[np.nan, 0.9], [0.8, 0.1]], ([0, 1], [1, 0])),  # NaN: the numpy path, NaN sorted last
+    ([[0.2, 0.25]], ([], [])),  # none reaches the minimum
+    ([[0.3, 0.1]], ([0], [0])),  # the minimum itself pairs
+])
+def test_greedy_pairs_of_a_few_scores(score, pairs):
+    from edge.boxes import greedy_pairs
+
+    ai, bi = greedy_pairs(np.asarray(score), 0.3)
+    assert (ai.tolist(), bi.tolist()) == pairs
+    assert ai.dtype == bi.dtype == np.int64
