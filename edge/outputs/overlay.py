@@ -286,7 +286,24 @@ def _fill(out: np.ndarray, x1: int, y1: int, x2: int, y2: int, color) -> None:
     """A solid rectangle, x2 and y2 exclusive, as a numpy slice rather than cv2.rectangle: every
     OpenCV call releases the GIL and must win it back, and with the detection thread running
     the dozen small fills of a frame cost twice their time in those hand-overs."""
-    out[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = color
+    h, w = out.shape[:2]
+    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(max(x2, 0), w), min(max(y2, 0), h)
+    if x2 <= x1 or y2 <= y1:
+        return
+    if out.ndim == 3 and out.shape[2] == 3 and out.dtype == np.uint8 and out.flags.c_contiguous:
+        # Each row as one run of bytes: numpy broadcasts a 3-value colour pixel by pixel, which
+        # is several times slower on the caption and bar areas.
+        out.reshape(h, w * 3)[y1:y2, 3 * x1:3 * x2] = _colour_row(tuple(color), w)[:3 * (x2 - x1)]
+    else:
+        out[y1:y2, x1:x2] = color
+
+
+@lru_cache(maxsize=64)
+def _colour_row(color: tuple, width: int) -> np.ndarray:
+    """(3 * width,) uint8: `color` (B, G, R) repeated along a frame row."""
+    row = np.tile(np.asarray(color, np.uint8), width)
+    row.flags.writeable = False
+    return row
 
 
 def _compact_bar(out: np.ndarray, probs: np.ndarray, colors, rect: tuple[int, int, int, int]) -> None:

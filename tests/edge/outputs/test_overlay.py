@@ -18,6 +18,7 @@ import pytest
 from edge.labels import LABELS
 from edge.outputs.overlay import (FONT, HUD_BG, PALETTE, PANEL_BG, Metrics, contrast_ratio, draw, label_color, layout,
                           text_color_on, text_size)
+from edge.outputs.overlay import _fill
 from edge.types import Faces, Frame, FrameResult, StageTimings
 from xvfb_helpers import xvfb_display
 
@@ -373,3 +374,23 @@ def test_an_uncertain_face_gets_its_own_look():
     assert tuple(int(v) for v in out[320, 120]) == UNCERTAIN_COLOR
     assert tuple(int(v) for v in out[320, 420]) == label_color(LABELS[3], 3)
     assert _caption_text(result, 0, 3).startswith("#1 ? happy") and "?" not in _caption_text(result, 1, 3)
+
+
+@pytest.mark.parametrize("rect", [(10, 20, 150, 60), (-30, -5, 40, 12), (600, 470, 700, 500), (50, 50, 50, 80),
+                                  (80, 10, 20, 40), (0, 0, 640, 480)])
+@pytest.mark.parametrize("view", ["frame", "every other column", "gray"])
+def test_fill_paints_what_a_numpy_slice_paints(rect, view):
+    """_fill writes rows as runs of bytes on a whole BGR frame: the same pixels as the slice
+    assignment it replaces, clipped to the frame, on views and gray frames as well."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    if view == "every other column":
+        frame = frame[:, ::2]
+    elif view == "gray":
+        frame = np.ascontiguousarray(frame[:, :, 0])
+    colour = (37, 200, 91) if frame.ndim == 3 else 180
+    want = frame.copy()
+    x1, y1, x2, y2 = rect
+    want[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = colour
+    _fill(frame, x1, y1, x2, y2, colour)
+    np.testing.assert_array_equal(frame, want)
