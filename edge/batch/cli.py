@@ -23,7 +23,7 @@ from pathlib import Path
 
 from edge.batch.inputs import Input, InputError, expand
 from edge.batch.job import STATUS_ERROR, STATUS_INTERRUPTED, STATUS_OK, Outcome, Settings, Task
-from edge.batch.store import BatchDir, output_name, settings_description, task_row
+from edge.batch.store import BatchDir, output_name, settings_description, task_row, warm_index_writer
 from edge.cli import CliError, HelpFormatter, StopOnSignals, command_line
 
 log = logging.getLogger(__name__)
@@ -203,9 +203,18 @@ def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", j
     stop = threading.Event()
     progress = _Progress(len(todo), len(tasks) - len(todo))
     last_index = time.monotonic()
+    chunks = list(_chunks(_largest_first(todo)))
+    chunks_left = len(chunks)
+    from edge.batch.engines import default_jobs
+
+    workers = jobs or default_jobs()
+    warming = None
 
     def on_done(outcomes: list[Outcome]) -> None:
-        nonlocal last_index
+        nonlocal last_index, chunks_left, warming
+        chunks_left -= 1
+        if warming is None and chunks_left < workers:  # a worker has nothing left: its core is free
+            warming = warm_index_writer() or False
         for o in outcomes:
             if o.status == STATUS_OK:
                 rows[o.task.name] = {**store.commit(o, key), "reused": False}
@@ -221,7 +230,7 @@ def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", j
     try:
         if todo:
             with _engine(engine, settings, store, jobs, address, retries) as runner, signals:
-                runner.run(_chunks(_largest_first(todo)), on_done, stop)
+                runner.run(chunks, on_done, stop)
     finally:
         progress.close()
         index = store.write_index(_index_rows(tasks, rows), settings.labels)

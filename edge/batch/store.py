@@ -16,9 +16,11 @@ leaves it unfinished, and the next run does it again and replaces them.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Iterable
@@ -123,6 +125,28 @@ def _cell(value):
 
 _TYPES = {"frames": "int64", "faces": "int64", "tracks": "int64", "seconds": "float64", "wall_s": "float64",
           "reused": "bool"}
+
+
+def warm_index_writer() -> threading.Thread | None:
+    """Import what index.parquet needs on a daemon thread; None without pyarrow. pyarrow's first
+    table also imports pandas, a large part of a second, which a batch would otherwise spend
+    after its last input: the driver calls this once a worker has no input left, on the core
+    that worker no longer uses."""
+    if importlib.util.find_spec("pyarrow") is None:
+        return None
+
+    def warm() -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet  # noqa: F401
+
+            pa.array([0])  # the first array is what imports pandas
+        except Exception:  # a broken pyarrow: write_index reports it, as it would have
+            pass
+
+    thread = threading.Thread(target=warm, name="fer-edge-index-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def _write_parquet(path: Path, rows: list[dict], cols: list[str]) -> Path | None:
