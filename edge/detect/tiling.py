@@ -436,7 +436,9 @@ class TiledDetector:
         carried[mem] = np.where(self._carry[mem], carried[mem] + 1, 0)
         memory, kps, sc = self._memory.copy(), self._memory_kps.copy(), self._memory_scores.copy()
         memory[mem], kps[mem], sc[mem] = boxes[det], keypoints[det], scores[det]
-        new = np.setdiff1d(np.arange(len(boxes)), det)
+        unmatched = np.ones(len(boxes), bool)
+        unmatched[det] = False
+        new = np.flatnonzero(unmatched)  # np.setdiff1d(arange, det) without its sort
         memory = np.concatenate([memory, boxes[new]])
         kps = np.concatenate([kps, keypoints[new]])
         sc = np.concatenate([sc, scores[new]])

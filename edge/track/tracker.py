@@ -122,8 +122,10 @@ class Tracker:
         used_t = np.zeros((len(self._tracks),), bool)
         used_t[trk] = True
         free = np.flatnonzero(match < 0)
+        if not len(free) or self.config.reacquire_distance <= 0:
+            return match
         lost = np.array([j for j, tr in enumerate(self._tracks) if tr.missed > 0 and not used_t[j]], np.int64)
-        if len(free) and len(lost) and self.config.reacquire_distance > 0:
+        if len(lost):
             self._reacquire(xyxy, free, lost, match)
         return match
 
