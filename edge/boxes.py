@@ -117,12 +117,15 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
                 np.asarray(scores, np.float32).reshape(1))
     order = np.argsort(-scores, kind="stable")
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    iou = iou_matrix(boxes, boxes)
+    # A few detections (a window's anchors on one face, one cluster) need only the IoU rows of
+    # the clusters' best ones; many need the whole matrix at once. The same values either way.
+    iou = iou_matrix(boxes, boxes) if len(scores) > _FEW_PAIRS else None
     remaining = np.ones(len(scores), bool)
     out_boxes, out_kps, out_scores = [], [], []
     while remaining.any():
         best = int(np.argmax(remaining))  # sorted: the first remaining is the best
-        members = remaining & (iou[best] > iou_threshold)
+        row = iou[best] if iou is not None else iou_matrix(boxes[best:best + 1], boxes)[0]
+        members = remaining & (row > iou_threshold)
         members[best] = True
         weights = scores[members]
         total = weights.sum()

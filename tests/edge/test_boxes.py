@@ -119,3 +119,26 @@ def test_greedy_pairs_of_a_few_scores(score, pairs):
     ai, bi = greedy_pairs(np.asarray(score), 0.3)
     assert (ai.tolist(), bi.tolist()) == pairs
     assert ai.dtype == bi.dtype == np.int64
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 12, 16])
+def test_weighted_nms_of_a_few_detections_equals_the_matrix_path(monkeypatch, k):
+    """Up to _FEW_PAIRS detections, each cluster needs only its best detection's IoU row; the
+    clusters and their means must be those of the whole-matrix path to the last bit."""
+    import edge.boxes as boxes
+
+    rng = np.random.default_rng(k)
+    cases = []
+    for _ in range(200):
+        centres = rng.uniform(0, 400, (int(rng.integers(1, 4)), 2))
+        c = centres[rng.integers(0, len(centres), k)] + rng.normal(0, 6, (k, 2))
+        side = rng.uniform(20, 80, (k, 1))
+        cases.append((np.concatenate([c - side / 2, c + side / 2], 1).astype(np.float32),
+                      rng.uniform(0, 400, (k, 6, 2)).astype(np.float32),
+                      np.round(rng.uniform(0.3, 1.0, k), 2).astype(np.float32)))
+    few = [weighted_nms(b, kp, s, 0.3) for b, kp, s in cases]
+    monkeypatch.setattr(boxes, "_FEW_PAIRS", -1)
+    for (b, kp, s), got in zip(cases, few):
+        for g, want in zip(got, weighted_nms(b, kp, s, 0.3)):
+            assert g.dtype == want.dtype
+            np.testing.assert_array_equal(g, want)
