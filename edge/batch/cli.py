@@ -172,6 +172,7 @@ def _chunks(tasks: list[Task]):
 def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", jobs: int | None = None,
               address: str | None = None, retries: int = 3, force: bool = False) -> int:
     """The batch; its exit status (0 all done, 1 some failed, 128+N stopped by signal N)."""
+    from edge.batch.engines import default_jobs
     from edge.outputs.paths import check_output_path
 
     check_output_path("--out", out, folder=True)
@@ -205,16 +206,15 @@ def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", j
     last_index = time.monotonic()
     chunks = list(_chunks(_largest_first(todo)))
     chunks_left = len(chunks)
-    from edge.batch.engines import default_jobs
-
     workers = jobs or default_jobs()
-    warming = None
+    warmed = False
 
     def on_done(outcomes: list[Outcome]) -> None:
-        nonlocal last_index, chunks_left, warming
+        nonlocal last_index, chunks_left, warmed
         chunks_left -= 1
-        if warming is None and chunks_left < workers:  # a worker has nothing left: its core is free
-            warming = warm_index_writer() or False
+        if not warmed and chunks_left < workers:  # a worker has nothing left: its core is free
+            warm_index_writer()
+            warmed = True
         for o in outcomes:
             if o.status == STATUS_OK:
                 rows[o.task.name] = {**store.commit(o, key), "reused": False}

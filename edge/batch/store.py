@@ -129,9 +129,8 @@ _TYPES = {"frames": "int64", "faces": "int64", "tracks": "int64", "seconds": "fl
 
 def warm_index_writer() -> threading.Thread | None:
     """Import what index.parquet needs on a daemon thread; None without pyarrow. pyarrow's first
-    table also imports pandas, a large part of a second, which a batch would otherwise spend
-    after its last input: the driver calls this once a worker has no input left, on the core
-    that worker no longer uses."""
+    table also imports pandas, which a batch would otherwise wait for after its last input: the
+    driver calls this once a worker has no input left, on the core that worker no longer uses."""
     if importlib.util.find_spec("pyarrow") is None:
         return None
 
