@@ -46,3 +46,24 @@ def test_the_report_shows_every_round_and_the_median_one_as_its_figures():
     assert "median ratio of 3 rounds" in text
     for i, (local, ratio) in enumerate(((96.0, "1.60x"), (114.0, "1.90x"), (105.0, "1.75x")), 1):
         assert f"| {i} | run, local, Ray | 60.0 | {local:.1f} | {ratio} |" in text
+
+
+def test_rays_row_compares_with_the_runs_of_its_own_round():
+    """Ray's median round (by Ray / local) need not be local's: its ratio to the runs one after
+    another comes from its own round, never from another round's runs."""
+    rounds = []
+    for run, fps, ray in ((50.0, 100.0, 95.0), (70.0, 119.0, 99.0), (60.0, 105.0, 80.0)):
+        rounds.append({"order": ["run_one_after_another", "batch_local", "batch_ray_started_before"],
+                       "run_one_after_another": _entry(run), "batch_local": _entry(fps, x_run=round(fps / run, 2)),
+                       "batch_ray_started_before": _entry(ray, of_local=round(ray / fps, 3),
+                                                          x_run=round(ray / run, 2))})
+    # local / run: 2.00, 1.70, 1.75 -> round 3; Ray / local: 95 %, 83 %, 76 % -> round 2
+    result = {"machine": {"cores": 2}, "videos": ["a.mp4"] * 8, "rounds": rounds,
+              "run_one_after_another": rounds[2]["run_one_after_another"], "batch_local": rounds[2]["batch_local"],
+              "batch_ray_started_before": rounds[1]["batch_ray_started_before"],
+              "resume_100_inputs": {k: _entry(0.0, work_s=0.3) for k in ("first", "again")},
+              **{k: _entry(0.0, photos=1000, photos_per_s=200.0, photos_per_work_s=220.0, work_s=4.5)
+                 for k in ("photos_default", "photos_scan_frame")}}
+    text = markdown(result, "python -m benchmarks.commands.batch --photos P")
+    assert "| `fer-edge batch --engine local` | 10.0 | 105.0 | 1.75x |" in text
+    assert "| 99.0 | 1.41x (83 % of local) |" in text  # 99 / 70, not 99 / 60
