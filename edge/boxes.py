@@ -68,31 +68,20 @@ def greedy_pairs(score: np.ndarray, min_score: float) -> tuple[np.ndarray, np.nd
     """Greedy one-to-one pairs (row index (k,), column index (k,)) of an (n, m) score matrix,
     highest score first; pairs need score >= min_score."""
     ai, bi = [], []
-    if 0 < score.size <= _FEW_PAIRS:
-        flat, cols = score.ravel().tolist(), score.shape[1]
-        if all(v == v for v in flat):  # no NaN, which Python's sort would not order as numpy's does
-            used_a, used_b = set(), set()
-            for k in sorted(range(len(flat)), key=lambda k: -flat[k]):  # stable, as below
-                if flat[k] < min_score:
-                    break
-                i, j = divmod(k, cols)
-                if i in used_a or j in used_b:
-                    continue
-                used_a.add(i)
-                used_b.add(j)
-                ai.append(i)
-                bi.append(j)
-            return np.array(ai, np.int64), np.array(bi, np.int64)
     if score.size:
-        used_a = np.zeros(score.shape[0], bool)
-        used_b = np.zeros(score.shape[1], bool)
-        for flat in np.argsort(-score, axis=None, kind="stable"):
-            i, j = divmod(int(flat), score.shape[1])
-            if score[i, j] < min_score:
+        cols = score.shape[1]
+        # numpy orders (NaN last) and compares (in the scores' own dtype); Python walks the few
+        # pairs, which numpy's per-element indexing made the slow part.
+        below = (score < min_score).ravel().tolist()
+        used_a, used_b = set(), set()
+        for k in np.argsort(-score, axis=None, kind="stable").tolist():
+            if below[k]:
                 break
-            if used_a[i] or used_b[j]:
+            i, j = divmod(k, cols)
+            if i in used_a or j in used_b:
                 continue
-            used_a[i] = used_b[j] = True
+            used_a.add(i)
+            used_b.add(j)
             ai.append(i)
             bi.append(j)
     return np.array(ai, np.int64), np.array(bi, np.int64)

@@ -106,17 +106,18 @@ def test_few_boxes_take_the_python_path_with_the_same_values(monkeypatch, dtype,
             np.testing.assert_array_equal(g, want)
 
 
-@pytest.mark.parametrize("score, pairs", [
-    ([[0.5, 0.5], [0.5, 0.5]], ([0, 1], [0, 1])),  # ties: the first in row-major order first
-    ([[0.2, 0.9], [0.8, 0.1]], ([0, 1], [1, 0])),
-    ([[np.nan, 0.9], [0.8, 0.1]], ([0, 1], [1, 0])),  # NaN: the numpy path, NaN sorted last
-    ([[0.2, 0.25]], ([], [])),  # none reaches the minimum
-    ([[0.3, 0.1]], ([0], [0])),  # the minimum itself pairs
+@pytest.mark.parametrize("score, min_score, pairs", [
+    ([[0.5, 0.5], [0.5, 0.5]], 0.3, ([0, 1], [0, 1])),  # ties: the first in row-major order first
+    ([[0.2, 0.9], [0.8, 0.1]], 0.3, ([0, 1], [1, 0])),
+    ([[np.nan, 0.9], [0.8, 0.1]], 0.3, ([0, 1], [1, 0])),  # NaN sorted last
+    ([[0.2, 0.25]], 0.3, ([], [])),  # none reaches the minimum
+    ([[0.3, 0.1]], 0.3, ([0], [0])),  # the minimum itself pairs
+    (np.float32([[0.7]]), 0.7, ([0], [0])),  # compared in float32, where it is the minimum (in float64, less)
 ])
-def test_greedy_pairs_of_a_few_scores(score, pairs):
+def test_greedy_pairs(score, min_score, pairs):
     from edge.boxes import greedy_pairs
 
-    ai, bi = greedy_pairs(np.asarray(score), 0.3)
+    ai, bi = greedy_pairs(np.asarray(score), min_score)
     assert (ai.tolist(), bi.tolist()) == pairs
     assert ai.dtype == bi.dtype == np.int64
 
