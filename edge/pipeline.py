@@ -262,11 +262,14 @@ class DetectAhead:
     stream (a still, a rewound file), so detector memory and tracks are reset for it.
     """
 
-    # A file's third frame in flight lets the worker go on detecting while the caller is slow on a
-    # frame and the caller go on while the worker is (a level window): more frames/s for a little
-    # more latency per frame (docs/benchmarks.md, *Runtime settings and their measurements*). A
-    # live source keeps two, so that what is shown stays as close to the camera as it can.
-    FILE_IN_FLIGHT = 3
+    # A file's extra frames in flight let the worker go on detecting while the caller is slow on a
+    # frame and the caller go on while the worker is (a level window). A frame that stands still is
+    # cheap on both threads and a detected one dear on both, so with one extra frame the worker
+    # often sat idle through the caller's dear frame; a second one keeps it busy: more frames/s for
+    # a little more latency per frame (docs/benchmarks.md, *Runtime settings and their
+    # measurements*). A live source keeps two, so that what is shown stays as close to the camera
+    # as it can.
+    FILE_IN_FLIGHT = 4
     LIVE_IN_FLIGHT = 2
     workers = 2
 
@@ -328,7 +331,7 @@ class DetectAhead:
         if self._failed:
             raise RuntimeError("DetectAhead already raised its source's error")
         # A detected frame already waiting means the worker keeps ahead of this thread: more in
-        # flight would only make frames wait longer. The file's third frame goes out only while
+        # flight would only make frames wait longer. The file's extra frames go out only while
         # this thread waits for the worker.
         limit = self.in_flight if self._done.empty() else min(self.in_flight, self.LIVE_IN_FLIGHT)
         while self._in_flight < limit and not self._stop.is_set():

@@ -144,29 +144,32 @@ def _wait_for(condition, timeout_s: float = 30.0) -> None:
         time.sleep(0.005)
 
 
-def test_a_file_has_a_third_frame_in_flight_only_while_the_caller_waits(pipeline, video):
-    """From a file: while the caller finds nothing detected, up to three frames are granted to the
-    worker; once detected frames wait for the caller, it grants only up to two, so that frames do
-    not queue behind a slow caller. Every frame comes out, in order."""
+def test_a_file_has_extra_frames_in_flight_only_while_the_caller_waits(pipeline, video):
+    """From a file: while the caller finds nothing detected, up to FILE_IN_FLIGHT frames are granted
+    to the worker; once detected frames wait for the caller, it grants only up to LIVE_IN_FLIGHT,
+    so that frames do not queue behind a slow caller. Every frame comes out, in order."""
     from edge.capture.readers import read_video_frames
 
-    source = _GatedFrames(read_video_frames(video)[:8])
+    n, live = DetectAhead.FILE_IN_FLIGHT, DetectAhead.LIVE_IN_FLIGHT
+    assert n > live
+    source = _GatedFrames(read_video_frames(video)[:n + 4])
     with DetectAhead(pipeline, source) as ahead:
-        assert ahead.in_flight == DetectAhead.FILE_IN_FLIGHT == 3
+        assert ahead.in_flight == n
         assert ahead.next(timeout_s=0.05) is None  # nothing to detect yet: the caller waits
-        assert ahead._in_flight == 3
+        assert ahead._in_flight == n
         source.gate.set()
-        _wait_for(lambda: ahead._done.qsize() == 3)  # the worker detected its three and stops
+        _wait_for(lambda: ahead._done.qsize() == n)  # the worker detected its frames and stops
         time.sleep(0.05)
-        assert source.reads == 3
+        assert source.reads == n
         indices = []
-        for _ in range(3):  # a slow caller: a detected frame is always waiting when it comes back
+        for k in range(n):  # a slow caller: a detected frame is always waiting when it comes back
             indices.append(ahead.next(timeout_s=30.0).frame.index)
-            assert ahead._in_flight <= 2
+            # No frame is granted until fewer than `live` are in flight; then one tops them up.
+            assert ahead._in_flight == max(n - 1 - k, live - 1)
         _wait_for(lambda: ahead._done.qsize() >= ahead._in_flight)
-        assert source.reads == 4  # one frame granted in those three calls (three in flight: two)
+        assert source.reads == n + 1  # in those n calls, one frame granted
         indices += [result.frame.index for result in _drain(ahead)]
-    assert indices == list(range(8))
+    assert indices == list(range(n + 4))
 
 
 def test_stills_are_fresh_streams(pipeline, video):
