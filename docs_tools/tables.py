@@ -307,7 +307,7 @@ def batch(root: Path) -> str:
                       ("batch_ray_own", "the same, `--engine ray` starting its own Ray")):
         if key in r:
             e = r[key]
-            rows.append([what, f"{num(e['fps'])} frames/s", f"{e['fps'] / serial['fps']:.2f}x "
+            rows.append([what, f"{num(e['fps'])} frames/s", f"{e['x_run']:.2f}x "
                          f"({100 * e['of_local']:.0f} % of local)", load_cell(e)])
     again = r["resume_100_inputs"]["again"]
     rows.append(["a finished batch of 100 inputs, run again", f"{again['work_s']:.2f} s of work "

@@ -67,6 +67,23 @@ def test_a_wrong_figure_fails_the_check_and_the_script_fixes_it(tmp_path):
     assert _check(root).returncode == 0
 
 
+def test_the_batch_table_gives_each_ray_row_its_own_rounds_ratio():
+    """Ray's rows compare with the runs one after another of their own round, as the batch report
+    does, not with the first row's (local's round)."""
+    import json
+
+    report = json.loads((REPO / "reports/batch/batch.json").read_text())
+    text = tables.batch(REPO)
+    for key in ("batch_ray_started_before", "batch_ray_own"):
+        if key in report:
+            e = report[key]
+            assert f"{e['x_run']:.2f}x ({100 * e['of_local']:.0f} % of local)" in text
+    report_md = (REPO / "reports/batch/batch.md").read_text()
+    for key in ("batch_ray_started_before", "batch_ray_own"):
+        if key in report:
+            assert f"| {report[key]['x_run']:.2f}x (" in report_md
+
+
 def test_a_missing_report_is_an_error_that_names_it(tmp_path):
     root = _temp_checkout(tmp_path)
     (root / "reports").unlink()

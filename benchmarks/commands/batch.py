@@ -213,9 +213,7 @@ def markdown(r: dict, command: str) -> str:
                       ("batch_ray_own", "`--engine ray` (starts its own Ray)")):
         if key in r:
             e = r[key]
-            # Its own round's runs one after another (reports made before x_run: the rows' own).
-            x_run = e.get("x_run", e["fps"] / s["fps"])
-            lines.append(f"| {what} | {e['wall_s']:.1f} | {e['fps']:.1f} | {x_run:.2f}x "
+            lines.append(f"| {what} | {e['wall_s']:.1f} | {e['fps']:.1f} | {e['x_run']:.2f}x "
                          f"({100 * e['of_local']:.0f} % of local) | (Ray's workers) | {e['load_before']} / "
                          f"{e['load_after']} |")
     if r.get("rounds"):

@@ -172,7 +172,6 @@ def _chunks(tasks: list[Task]):
 def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", jobs: int | None = None,
               address: str | None = None, retries: int = 3, force: bool = False) -> int:
     """The batch; its exit status (0 all done, 1 some failed, 128+N stopped by signal N)."""
-    from edge.batch.engines import default_jobs
     from edge.outputs.paths import check_output_path
 
     check_output_path("--out", out, folder=True)
@@ -206,7 +205,7 @@ def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", j
     last_index = time.monotonic()
     chunks = list(_chunks(_largest_first(todo)))
     chunks_left = len(chunks)
-    workers = jobs or default_jobs()
+    workers = 0  # the engine's capacity, once it has started
     warmed = False
 
     def on_done(outcomes: list[Outcome]) -> None:
@@ -230,6 +229,7 @@ def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", j
     try:
         if todo:
             with _engine(engine, settings, store, jobs, address, retries) as runner, signals:
+                workers = runner.capacity
                 runner.run(chunks, on_done, stop)
     finally:
         progress.close()

@@ -92,6 +92,11 @@ class LocalEngine:
     def __enter__(self) -> "LocalEngine":
         return self
 
+    @property
+    def capacity(self) -> int:
+        """Chunks that run at once: the workers."""
+        return self.jobs
+
     def __exit__(self, *exc) -> None:
         self.close()
 
