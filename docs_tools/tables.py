@@ -302,7 +302,10 @@ def batch(root: Path) -> str:
     rows = [[f"{len(r['videos'])} real-photo videos, {serial['frames']} frames: `fer-edge run` one after another",
              f"{num(serial['fps'])} frames/s", "1.00x", load_cell(serial)],
             ["the same, `fer-edge batch` (local engine)", f"**{num(local['fps'])}** frames/s", f"{local['x_run']:.2f}x",
-             load_cell(local)]]
+             load_cell(local)],
+            [f"the ceiling: the batch's work on these videos in one process, {num(r['ceiling']['cpu_s'])} CPU s, "
+             f"spread over {r['ceiling']['cores']} cores", f"at most {num(r['ceiling']['fps'])} frames/s",
+             f"{r['ceiling']['x_run']:.2f}x", load_cell(r["ceiling"])]]
     for key, what in (("batch_ray_started_before", "the same, `--engine ray` on a Ray started beforehand"),
                       ("batch_ray_own", "the same, `--engine ray` starting its own Ray")):
         if key in r:

@@ -13,6 +13,11 @@ figures, the round with the median ratio (`median_index`).
   --headless --jsonl` one after another, `fer-edge batch --engine local`, and `--engine ray`, on
   a Ray head started beforehand on this machine (ray.cluster_utils.Cluster, shut down
   afterwards) and on a Ray the command starts itself;
+- the ceiling: the batch's own per-input function (edge.batch.job.analyse, with the settings
+  `fer-edge batch` gives its workers) over the same 8 videos in one process, after its imports.
+  Its CPU seconds, spread over every core with no start-up, no idle core and no copy of the
+  models per worker, are the most frames/s any engine could reach on this machine; each round
+  gives that against its own runs one after another;
 - resume: the 8 videos and 92 photos (100 inputs) analysed, then the same command again;
 - photos: --photo-count distinct photos of the folder, default settings and --scan frame.
 
@@ -60,6 +65,45 @@ def _timed(args: list[str], *, work: bool = False, env: dict | None = None) -> d
         line = next(x for x in proc.stderr.splitlines() if x.startswith("WORK_S "))
         out["work_s"] = float(line.split()[1])
     return out
+
+
+def one_process_work(listing: str) -> None:
+    """In a fresh interpreter (the ceiling's subprocess): the batch's per-input function over the
+    videos of `listing`, with the settings and the one-CPU set-up of a `fer-edge batch` worker;
+    prints a JSON line with the CPU seconds of every thread of this process during the call."""
+    from edge.atomic import sha256_file
+    from edge.batch.cli import batch_pipeline
+    from edge.batch.engines import one_cpu_each
+    from edge.batch.job import STATUS_OK, Settings, Task, analyse
+    from edge.cli import build_parser
+
+    with tempfile.TemporaryDirectory(prefix="fer-edge-batch-ceiling-") as staging:
+        args = build_parser().parse_args(["batch", f"@{listing}", "--out", staging])
+        settings = Settings.resolve(batch_pipeline(args))
+        paths = [line.strip() for line in Path(listing).read_text().splitlines() if line.strip()]
+        tasks = [Task(path, "video", sha256_file(path), f"v{i}") for i, path in enumerate(paths)]
+        one_cpu_each()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        outcomes = analyse(tasks, settings, staging=staging)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    failed = [o.task.path for o in outcomes if o.status != STATUS_OK]
+    if failed:
+        raise RuntimeError(f"the ceiling's run failed on {failed}")
+    print(json.dumps({"cpu_s": round(cpu, 2), "wall_s": round(wall, 3),
+                      "frames": sum(int(o.row["frames"]) for o in outcomes)}))
+
+
+def ceiling(listing: Path, cores: int) -> dict:
+    """The batch's work on `listing` in one process (one_process_work) and the frames/s it would
+    give if its CPU seconds were spread over `cores` with nothing else to pay."""
+    load0 = _load()
+    code = "import sys\nfrom benchmarks.commands.batch import one_process_work\none_process_work(sys.argv[1])\n"
+    proc = subprocess.run([sys.executable, "-c", code, str(listing)], cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the ceiling's run exited {proc.returncode}: {proc.stderr[-2000:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    return r | {"cores": cores, "fps": round(r["frames"] * cores / r["cpu_s"], 2), "load_before": load0,
+                "load_after": _load()}
 
 
 def _children_cpu_s() -> float:
@@ -151,7 +195,9 @@ def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool, 
         finally:
             head.stop()
 
-    steps = {"run_one_after_another": one_after_another, "batch_local": lambda: engine("local")}
+    cores = os.cpu_count() or 1
+    steps = {"run_one_after_another": one_after_another, "batch_local": lambda: engine("local"),
+             "ceiling": lambda: ceiling(listing, cores)}
     if ray:
         steps["batch_ray_started_before"] = ray_head
     per_round = []
@@ -160,6 +206,7 @@ def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool, 
         figures = {"order": names} | {name: steps[name]() for name in names}
         local, serial = figures["batch_local"], figures["run_one_after_another"]
         local["x_run"] = round(local["fps"] / serial["fps"], 2)
+        figures["ceiling"]["x_run"] = round(figures["ceiling"]["fps"] / serial["fps"], 2)
         if ray:
             e = figures["batch_ray_started_before"]
             e["of_local"] = round(e["fps"] / local["fps"], 3)
@@ -168,6 +215,7 @@ def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool, 
     result["rounds"] = per_round
     mid = per_round[median_index([f["batch_local"]["x_run"] for f in per_round])]
     result["run_one_after_another"], result["batch_local"] = mid["run_one_after_another"], mid["batch_local"]
+    result["ceiling"] = mid["ceiling"]
     if ray:
         mid = per_round[median_index([f["batch_ray_started_before"]["of_local"] for f in per_round])]
         result["batch_ray_started_before"] = mid["batch_ray_started_before"]
@@ -195,7 +243,7 @@ def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool, 
 
 
 def markdown(r: dict, command: str) -> str:
-    s, loc = r["run_one_after_another"], r["batch_local"]
+    s, loc, top = r["run_one_after_another"], r["batch_local"], r["ceiling"]
     lines = [
         "# `fer-edge batch`: speed", "",
         f"Made by `{command}`. Wall clock of each command from start to exit (interpreter start included); "
@@ -208,6 +256,8 @@ def markdown(r: dict, command: str) -> str:
         f"{s['load_before']} / {s['load_after']} |",
         f"| `fer-edge batch --engine local` | {loc['wall_s']:.1f} | {loc['fps']:.1f} | {loc['x_run']:.2f}x | "
         f"{loc['cpu_s']:.1f} | {loc['load_before']} / {loc['load_after']} |",
+        f"| the ceiling: the same work in one process, its CPU s spread over {top['cores']} cores | - | "
+        f"{top['fps']:.1f} | {top['x_run']:.2f}x | {top['cpu_s']:.1f} | {top['load_before']} / {top['load_after']} |",
     ]
     for key, what in (("batch_ray_started_before", "`--engine ray --address` (Ray started beforehand)"),
                       ("batch_ray_own", "`--engine ray` (starts its own Ray)")):
@@ -216,20 +266,27 @@ def markdown(r: dict, command: str) -> str:
             lines.append(f"| {what} | {e['wall_s']:.1f} | {e['fps']:.1f} | {e['x_run']:.2f}x "
                          f"({100 * e['of_local']:.0f} % of local) | (Ray's workers) | {e['load_before']} / "
                          f"{e['load_after']} |")
+    lines += ["", f"The ceiling is the most frames/s that {top['cores']} cores allow this work: the batch's own "
+              f"per-input function ran over the same videos in one process after its imports ({top['wall_s']:.1f} s "
+              f"on one core, {top['cpu_s']:.1f} CPU s with its decoding and capture threads), and its CPU seconds "
+              "are counted as if spread over every core, with no interpreter or model load per worker and no "
+              "core ever idle. No engine passes it without less CPU per frame, and a frame loop that spends "
+              "less makes `fer-edge run` faster too."]
     if r.get("rounds"):
         lines += ["", f"Each engine's row above is its round with the median ratio of {len(r['rounds'])} rounds "
                   "(every other one in reverse order): local's against the runs one after another of that "
                   "round (the first row), Ray's against local of its round; Ray's own start once, after "
                   "them. Every round:", "",
                   "| round | order | run one after another, frames/s | local, frames/s | local / run | "
-                  "Ray (address), frames/s | Ray / local |", "|---:|---|---:|---:|---:|---:|---:|"]
-        short = {"run_one_after_another": "run", "batch_local": "local", "batch_ray_started_before": "Ray"}
+                  "ceiling / run | Ray (address), frames/s | Ray / local |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+        short = {"run_one_after_another": "run", "batch_local": "local", "ceiling": "ceiling",
+                 "batch_ray_started_before": "Ray"}
         for i, f in enumerate(r["rounds"], 1):
             ray_e = f.get("batch_ray_started_before")
             ray_cells = f"{ray_e['fps']:.1f} | {100 * ray_e['of_local']:.0f} %" if ray_e else "- | -"
             order = ", ".join(short[n] for n in f["order"])
             lines.append(f"| {i} | {order} | {f['run_one_after_another']['fps']:.1f} | "
-                         f"{f['batch_local']['fps']:.1f} | {f['batch_local']['x_run']:.2f}x | {ray_cells} |")
+                         f"{f['batch_local']['fps']:.1f} | {f['batch_local']['x_run']:.2f}x | {f['ceiling']['x_run']:.2f}x | {ray_cells} |")
     res = r["resume_100_inputs"]
     lines += ["", "## Resume: 100 inputs (the 8 videos and 92 photos), finished, run again", "",
               "| run | wall s | work s | load |", "|---|---:|---:|---|"]

@@ -72,13 +72,18 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd_batch)
 
 
-def _cmd_batch(args: argparse.Namespace) -> int:
+def batch_pipeline(args: argparse.Namespace):
+    """The PipelineConfig every worker runs for these parsed `fer-edge batch` arguments: one
+    frame-loop thread, and one interpreter thread unless --threads says otherwise, because the
+    pool's workers already fill the cores."""
     from edge.cli.pipeline_flags import config_from_args
 
-    # One frame-loop thread and one interpreter thread per worker: the pool fills the cores.
     pipeline = config_from_args(args, workers=1)
-    if pipeline.threads is None:
-        pipeline = replace(pipeline, threads=1)
+    return pipeline if pipeline.threads is not None else replace(pipeline, threads=1)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    pipeline = batch_pipeline(args)
     if args.jobs is not None and args.jobs < 1:
         raise CliError("--jobs must be >= 1")
     if args.retries < 0:

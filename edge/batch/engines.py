@@ -57,7 +57,7 @@ def _failed(chunk: Sequence[Task], status: str, error: str = "") -> list[Outcome
 _worker_stop = None  # the pool's shared stop Event, in each worker process
 
 
-def _one_cpu_each() -> None:
+def one_cpu_each() -> None:
     """A worker is one of as many as there are cores: OpenCV's own thread pool (resizes, colour
     conversion) would only make the workers' threads compete for the same cores."""
     import cv2
@@ -68,7 +68,7 @@ def _one_cpu_each() -> None:
 def _init_worker(stop) -> None:
     global _worker_stop
     _worker_stop = stop
-    _one_cpu_each()
+    one_cpu_each()
     # Ctrl-C reaches the whole process group: a worker stops through the shared Event (set by the
     # driver, or by run()'s own handler while an input runs), never by an exception between inputs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -151,7 +151,7 @@ class LocalEngine:
 
 
 def _ray_analyse(chunk: Sequence[Task], settings: Settings) -> list[Outcome]:
-    _one_cpu_each()  # a task holds one CPU of its node
+    one_cpu_each()  # a task holds one CPU of its node
     return analyse(chunk, settings, staging=None)
 
 
