@@ -270,8 +270,8 @@ def markdown(r: dict, command: str) -> str:
               f"per-input function ran over the same videos in one process after its imports ({top['wall_s']:.1f} s "
               f"on one core, {top['cpu_s']:.1f} CPU s with its decoding and capture threads), and its CPU seconds "
               "are counted as if spread over every core, with no interpreter or model load per worker and no "
-              "core ever idle. No engine passes it without less CPU per frame, and a frame loop that spends "
-              "less makes `fer-edge run` faster too."]
+              "core ever idle. No engine passes it without spending less CPU per frame, in the frame loop "
+              "that `fer-edge run` runs too."]
     if r.get("rounds"):
         lines += ["", f"Each engine's row above is its round with the median ratio of {len(r['rounds'])} rounds "
                   "(every other one in reverse order): local's against the runs one after another of that "
