@@ -71,17 +71,16 @@ def one_process_work(listing: str) -> None:
     """In a fresh interpreter (the ceiling's subprocess): the batch's per-input function over the
     videos of `listing`, with the settings and the one-CPU set-up of a `fer-edge batch` worker;
     prints a JSON line with the CPU seconds of every thread of this process during the call."""
-    from edge.atomic import sha256_file
-    from edge.batch.cli import batch_pipeline
+    from edge.batch.cli import batch_pipeline, hash_inputs
     from edge.batch.engines import one_cpu_each
-    from edge.batch.job import STATUS_OK, Settings, Task, analyse
+    from edge.batch.inputs import expand
+    from edge.batch.job import STATUS_OK, Settings, analyse
     from edge.cli import build_parser
 
     with tempfile.TemporaryDirectory(prefix="fer-edge-batch-ceiling-") as staging:
         args = build_parser().parse_args(["batch", f"@{listing}", "--out", staging])
         settings = Settings.resolve(batch_pipeline(args))
-        paths = [line.strip() for line in Path(listing).read_text().splitlines() if line.strip()]
-        tasks = [Task(path, "video", sha256_file(path), f"v{i}") for i, path in enumerate(paths)]
+        tasks = hash_inputs(expand(args.inputs))  # as the batch command finds and names them
         one_cpu_each()
         cpu0, t0 = time.process_time(), time.perf_counter()
         outcomes = analyse(tasks, settings, staging=staging)
@@ -195,7 +194,9 @@ def measure(photos: Path, work: Path, frames: int, photo_count: int, ray: bool, 
         finally:
             head.stop()
 
-    cores = os.cpu_count() or 1
+    from edge.batch.engines import default_jobs
+
+    cores = default_jobs()  # the local engine's workers
     steps = {"run_one_after_another": one_after_another, "batch_local": lambda: engine("local"),
              "ceiling": lambda: ceiling(listing, cores)}
     if ray:
@@ -286,7 +287,8 @@ def markdown(r: dict, command: str) -> str:
             ray_cells = f"{ray_e['fps']:.1f} | {100 * ray_e['of_local']:.0f} %" if ray_e else "- | -"
             order = ", ".join(short[n] for n in f["order"])
             lines.append(f"| {i} | {order} | {f['run_one_after_another']['fps']:.1f} | "
-                         f"{f['batch_local']['fps']:.1f} | {f['batch_local']['x_run']:.2f}x | {f['ceiling']['x_run']:.2f}x | {ray_cells} |")
+                         f"{f['batch_local']['fps']:.1f} | {f['batch_local']['x_run']:.2f}x | "
+                         f"{f['ceiling']['x_run']:.2f}x | {ray_cells} |")
     res = r["resume_100_inputs"]
     lines += ["", "## Resume: 100 inputs (the 8 videos and 92 photos), finished, run again", "",
               "| run | wall s | work s | load |", "|---|---:|---:|---|"]

@@ -138,7 +138,8 @@ def _hash(found: Input) -> Task:
     return Task(found.path, kind, sha, output_name(found.path, digest))
 
 
-def _tasks(found: list[Input]) -> list[Task]:
+def hash_inputs(found: list[Input]) -> list[Task]:
+    """A Task per expanded input: its content's sha256 and its output name (a gone file: `missing`)."""
     from tqdm import tqdm
 
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashing reads files; hashlib releases the GIL
@@ -189,7 +190,7 @@ def run_batch(inputs: list[str], out: str, pipeline, *, engine: str = "local", j
     settings = _settings(pipeline)
     store = _out_dir(out)  # made only once the inputs and the models are known to be there
     key = settings.key
-    tasks = _tasks(found)
+    tasks = hash_inputs(found)
     rows: dict[str, dict] = {}  # by output name: one run per content, however often it is listed
     todo: list[Task] = []
     for task in tasks:
